@@ -1,0 +1,83 @@
+"""Build the Cython core; fall back to pure Python, loudly, when it cannot be built.
+
+``TRADEBOOK_REQUIRE_EXTENSIONS=1`` (set by CI and cibuildwheel) turns a build
+failure into an error. ``TRADEBOOK_NO_EXTENSIONS=1`` skips the build altogether.
+``TRADEBOOK_CYTHON_TRACE=1`` builds with line tracing for coverage of the .pyx.
+"""
+
+import os
+import sys
+import sysconfig
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+MODULES = ["_avl", "_book"]
+REQUIRE = bool(os.environ.get("TRADEBOOK_REQUIRE_EXTENSIONS") or os.environ.get("CIBUILDWHEEL"))
+SKIP = bool(os.environ.get("TRADEBOOK_NO_EXTENSIONS")) or sys.implementation.name != "cpython"
+TRACE = bool(os.environ.get("TRADEBOOK_CYTHON_TRACE"))
+
+BANNER = "*" * 76
+
+
+def warn(message):
+    print(f"\n{BANNER}\n{message}\n{BANNER}\n", file=sys.stderr)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that degrades to pure Python unless the extension is required."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:
+            self._failed(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._failed(exc)
+
+    def _failed(self, exc):
+        if REQUIRE:
+            raise
+        warn(
+            "WARNING: tradebook's compiled core could not be built:\n"
+            f"  {exc!r}\n"
+            "tradebook is installing its pure-Python fallback, which is several times slower.\n"
+            "Install a C compiler and the Python headers and reinstall to get the fast core;\n"
+            "set TRADEBOOK_REQUIRE_EXTENSIONS=1 to make this failure fatal."
+        )
+
+
+def extensions():
+    if SKIP:
+        warn("TRADEBOOK_NO_EXTENSIONS is set (or this is not CPython): installing pure Python only.")
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError as exc:
+        if REQUIRE:
+            raise
+        warn(f"WARNING: Cython is not available ({exc}); installing tradebook's pure-Python fallback.")
+        return []
+    macros = [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
+    extra = [] if sysconfig.get_platform().startswith("win") else ["-O3"]
+    exts = [
+        Extension(f"tradebook.{name}", [f"src/tradebook/{name}.pyx"], define_macros=macros, extra_compile_args=extra)
+        for name in MODULES
+    ]
+    directives = {
+        "language_level": "3",
+        "boundscheck": False,
+        "wraparound": False,
+        "initializedcheck": False,
+        "cdivision": True,
+        "embedsignature": True,
+        "linetrace": TRACE,
+    }
+    return cythonize(exts, compiler_directives=directives, include_path=["src"])
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

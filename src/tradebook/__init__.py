@@ -1,0 +1,52 @@
+"""tradebook: a fast, exact limit order book and matching engine for Python.
+
+Everything public is importable from here. ``BACKEND`` tells whether the
+compiled core (``"cython"``) or the pure-Python fallback (``"python"``) is live.
+"""
+
+from __future__ import annotations
+
+from ._common import Depth, LevelSnapshot
+from ._compat import BACKEND, BookSide, Order, OrderBook, PriceLevel, PriceTree
+from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+from .errors import (
+    DuplicateOrderError,
+    InvalidInstrumentError,
+    InvalidOrderError,
+    InvalidPriceError,
+    InvalidQuantityError,
+    OrderNotFoundError,
+    SymbolMismatchError,
+    TradebookError,
+    UnknownSymbolError,
+)
+from .instrument import Instrument
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKEND",
+    "BookSide",
+    "Depth",
+    "DuplicateOrderError",
+    "Instrument",
+    "InvalidInstrumentError",
+    "InvalidOrderError",
+    "InvalidPriceError",
+    "InvalidQuantityError",
+    "LevelSnapshot",
+    "Order",
+    "OrderBook",
+    "OrderNotFoundError",
+    "OrderStatus",
+    "OrderType",
+    "PriceLevel",
+    "PriceTree",
+    "SelfTradePrevention",
+    "Side",
+    "SymbolMismatchError",
+    "TimeInForce",
+    "TradebookError",
+    "UnknownSymbolError",
+    "__version__",
+]

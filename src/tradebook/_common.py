@@ -1,0 +1,46 @@
+"""Value types and helpers shared by both backends."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, NamedTuple
+from uuid import UUID
+
+__all__ = ["Depth", "LevelSnapshot", "SNAPSHOT_FORMAT", "decode_key", "encode_key"]
+
+SNAPSHOT_FORMAT = "tradebook.orderbook/1"
+
+
+class LevelSnapshot(NamedTuple):
+    """One price level at a moment: price, total remaining quantity, number of orders."""
+
+    price: Decimal
+    quantity: Decimal
+    order_count: int
+
+
+class Depth(NamedTuple):
+    """The top of both sides: ``bids`` high to low, ``asks`` low to high."""
+
+    bids: list[LevelSnapshot]
+    asks: list[LevelSnapshot]
+
+
+def encode_key(value: Any, what: str) -> Any:
+    """Encode an id or owner for JSON: int, str and None as they are, UUID tagged."""
+    tp = type(value)
+    if value is None or tp is int or tp is str:
+        return value
+    if isinstance(value, UUID):
+        return {"uuid": str(value)}
+    raise TypeError(f"snapshot supports {what}s of type int, str or UUID; got {tp.__name__} {value!r}")
+
+
+def decode_key(value: Any, what: str) -> Any:
+    """Invert :func:`encode_key`."""
+    tp = type(value)
+    if value is None or tp is int or tp is str:
+        return value
+    if tp is dict and set(value) == {"uuid"}:
+        return UUID(value["uuid"])
+    raise ValueError(f"bad {what} in snapshot: {value!r}")

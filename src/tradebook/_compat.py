@@ -1,0 +1,37 @@
+"""Chooses the backend: the compiled core when it is built, else pure Python.
+
+``TRADEBOOK_NO_EXTENSIONS`` set to any non-empty value, or an interpreter other
+than CPython, selects pure Python. ``BACKEND`` says which one is live.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import TYPE_CHECKING
+
+__all__ = ["BACKEND", "NO_EXTENSIONS"]
+
+NO_EXTENSIONS = bool(os.environ.get("TRADEBOOK_NO_EXTENSIONS")) or platform.python_implementation() != "CPython"
+
+if TYPE_CHECKING:
+    from ._avl_py import PriceTree as PriceTree
+    from ._book_py import BookSide as BookSide
+    from ._book_py import Order as Order
+    from ._book_py import OrderBook as OrderBook
+    from ._book_py import PriceLevel as PriceLevel
+
+    BACKEND: str
+else:
+    BACKEND = "python"
+    if not NO_EXTENSIONS:
+        try:
+            from ._avl import PriceTree
+            from ._book import BookSide, Order, OrderBook, PriceLevel
+
+            BACKEND = "cython"
+        except ImportError:  # not built: the pure twins below serve
+            pass
+    if BACKEND == "python":
+        from ._avl_py import PriceTree
+        from ._book_py import BookSide, Order, OrderBook, PriceLevel

@@ -1,0 +1,82 @@
+"""The enumerations of the public API. Each is a ``str`` enum, and wherever an
+enum is taken its string value is accepted too (``"BUY"`` for ``Side.BUY``)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TypeVar
+
+__all__ = [
+    "OrderStatus",
+    "OrderType",
+    "SelfTradePrevention",
+    "Side",
+    "TimeInForce",
+    "coerce_enum",
+]
+
+
+class _StrEnum(str, Enum):
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Side(_StrEnum):
+    """Which side of the book an order is on."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(_StrEnum):
+    """LIMIT orders carry a price and may rest; MARKET orders never rest."""
+
+    LIMIT = "LIMIT"
+    MARKET = "MARKET"
+
+
+class TimeInForce(_StrEnum):
+    """How long an order's unfilled remainder lives."""
+
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderStatus(_StrEnum):
+    """Where an order is in its life."""
+
+    PENDING = "PENDING"
+    OPEN = "OPEN"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+class SelfTradePrevention(_StrEnum):
+    """What happens when a taker would trade against a maker of the same owner."""
+
+    NONE = "NONE"
+    CANCEL_TAKER = "CANCEL_TAKER"
+    CANCEL_MAKER = "CANCEL_MAKER"
+    CANCEL_BOTH = "CANCEL_BOTH"
+    DECREMENT = "DECREMENT"
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def coerce_enum(enum_type: type[E], value: object, what: str, error: type[Exception]) -> E:
+    """Return ``value`` as a member of ``enum_type``, accepting the member or its string value.
+
+    Raises ``error`` with a message naming ``what`` and the allowed values otherwise.
+    """
+    if type(value) is enum_type:
+        return value  # type: ignore[return-value]
+    try:
+        return enum_type(value)
+    except (ValueError, TypeError):
+        allowed = ", ".join(str(m.value) for m in enum_type)
+        raise error(f"{what} must be one of {allowed}; got {value!r}") from None
