@@ -130,7 +130,7 @@ class PriceTree:
     def __contains__(self, key: object) -> bool:
         if type(key) is not int and not (isinstance(key, int) and not isinstance(key, bool)):
             return False
-        return self._find(key) is not None  # type: ignore[arg-type]
+        return self._find(key) is not None
 
     def get(self, key: int, default: Any = None) -> Any:
         """Return the value stored under ``key``, or ``default``."""

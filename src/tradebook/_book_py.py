@@ -17,8 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from ._avl_py import PriceTree
-from ._common import SNAPSHOT_FORMAT, Depth, LevelSnapshot, decode_key, encode_key
+from ._common import SNAPSHOT_FORMAT, Depth, LevelSnapshot
 from ._numeric import EXACT, INT64_MAX, check_units, to_decimal, to_units
+from ._snapshot import order_row, read_snapshot
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import (
     DuplicateOrderError,
@@ -45,7 +46,7 @@ _PENDING = OrderStatus.PENDING
 
 def _side(value: object) -> Side:
     if value is _BUY or value is _SELL:
-        return value  # type: ignore[return-value]
+        return value
     return coerce_enum(Side, value, "side", InvalidOrderError)
 
 
@@ -474,7 +475,9 @@ class OrderBook:
             return False
 
     def __repr__(self) -> str:
-        return f"OrderBook({self._symbol!r}, orders={len(self._orders)}, bid={self.best_bid_raw}, ask={self.best_ask_raw})"
+        return (
+            f"OrderBook({self._symbol!r}, orders={len(self._orders)}, bid={self.best_bid_raw}, ask={self.best_ask_raw})"
+        )
 
     # -- internal linking (callers hold the lock) -----------------------------
 
@@ -526,7 +529,7 @@ class OrderBook:
 
     def _find(self, order_id: object) -> Order:
         try:
-            return self._orders[order_id]  # type: ignore[index]
+            return self._orders[order_id]
         except (KeyError, TypeError):
             raise OrderNotFoundError(f"no resting order with id {order_id!r}") from None
 
@@ -792,7 +795,22 @@ class OrderBook:
                 for _, level in self._trees[sell].items(reverse=not sell):
                     node = level.head
                     while node is not None:
-                        rows.append(_order_row(node))
+                        rows.append(
+                            order_row(
+                                node._id,
+                                node._side,
+                                node._ticks,
+                                node._lots,
+                                node._filled_lots,
+                                node._sequence,
+                                node._owner,
+                                node._client_order_id,
+                                node._type,
+                                node._tif,
+                                node._post_only,
+                                node._stp,
+                            )
+                        )
                         node = node._next
             return {
                 "format": SNAPSHOT_FORMAT,
@@ -804,12 +822,17 @@ class OrderBook:
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> OrderBook:
         """Rebuild a book from :meth:`snapshot` data (also after a JSON round trip)."""
-        inst, seq, rows = _read_snapshot_header(data)
+        inst, seq, rows = read_snapshot(data)
         book = cls(inst)
-        for row in sorted(rows, key=lambda r: r["sequence"]):
-            order = _order_from_row(row, inst)
-            if order._id in book._orders:
-                raise InvalidOrderError(f"snapshot holds order id {order._id!r} twice")
+        for row in rows:
+            order = Order._bound(row.id, row.side, row.ticks, row.lots, inst, row.owner)
+            order._client_order_id = row.client_order_id
+            order._tif = row.time_in_force
+            order._post_only = row.post_only
+            order._stp = row.self_trade_prevention
+            order._filled_lots = row.filled
+            order._sequence = row.sequence
+            order._status = _PARTIAL if row.filled else _OPEN
             book._orders[order._id] = order
             book._link(order)
         book._seq = seq
@@ -825,19 +848,22 @@ class OrderBook:
                 tree, levels = self._trees[sell], self._levels[sell]
                 tree._check()
                 assert len(tree) == len(levels), "tree and level map disagree"
-                for ticks, level in tree.items():
+                for ticks, lvl in tree.items():
+                    level: _Level = lvl
                     assert levels.get(ticks) is level, "level map disagrees with the tree"
                     assert level.ticks == ticks and (level.side is _SELL) == bool(sell)
                     total = count = 0
-                    prev = None
-                    node = level.head
+                    prev: Order | None = None
+                    node: Order | None = level.head
                     last_seq = 0
                     while node is not None:
                         assert node._prev is prev, "broken FIFO back link"
-                        assert node._level is level and node._ticks == ticks and node._side is level.side
+                        assert node._level is lvl and node._ticks == ticks and node._side is level.side
                         assert self._orders.get(node._id) is node, "id map disagrees with the level"
                         assert 0 <= node._filled_lots < node._lots, "resting order has nothing left"
-                        assert node._sequence is not None and last_seq < node._sequence < self._seq, "FIFO out of sequence"
+                        assert node._sequence is not None and last_seq < node._sequence < self._seq, (
+                            "FIFO out of sequence"
+                        )
                         assert node._status in (_OPEN, _PARTIAL)
                         last_seq = node._sequence
                         total += node._lots - node._filled_lots
@@ -852,63 +878,3 @@ class OrderBook:
             bid, ask = self._trees[0].max_item(), self._trees[1].min_item()
             assert bid is None or bid[1].count > 0
             assert ask is None or ask[1].count > 0
-
-
-def _order_row(order: Order) -> dict[str, Any]:
-    return {
-        "id": encode_key(order._id, "order id"),
-        "side": order._side.value,
-        "price": order._ticks,
-        "quantity": order._lots,
-        "filled": order._filled_lots,
-        "sequence": order._sequence,
-        "owner": encode_key(order._owner, "owner"),
-        "client_order_id": encode_key(order._client_order_id, "client order id"),
-        "type": order._type.value,
-        "time_in_force": order._tif.value,
-        "post_only": order._post_only,
-        "self_trade_prevention": None if order._stp is None else order._stp.value,
-    }
-
-
-def _read_snapshot_header(data: Any) -> tuple[Instrument, int, list[dict[str, Any]]]:
-    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
-        raise InvalidOrderError(f"not an order book snapshot (expected format {SNAPSHOT_FORMAT!r})")
-    inst = Instrument.from_dict(data.get("instrument"))  # type: ignore[arg-type]
-    seq = data.get("next_sequence")
-    rows = data.get("orders")
-    if type(seq) is not int or seq < 1 or not isinstance(rows, list):
-        raise InvalidOrderError("snapshot has a bad next_sequence or orders list")
-    for row in rows:
-        if not isinstance(row, dict) or type(row.get("sequence")) is not int or not 0 < row["sequence"] < seq:
-            raise InvalidOrderError(f"bad order in snapshot: {row!r}")
-    return inst, seq, rows
-
-
-def _order_from_row(row: dict[str, Any], inst: Instrument) -> Order:
-    try:
-        order = Order(
-            decode_key(row["id"], "order id"),
-            row["side"],
-            inst.ticks_to_price(check_units(row["price"], "price", InvalidPriceError)),
-            inst.lots_to_quantity(check_units(row["quantity"], "quantity", InvalidQuantityError)),
-            owner=decode_key(row.get("owner"), "owner"),
-            client_order_id=decode_key(row.get("client_order_id"), "client order id"),
-            type=row.get("type", "LIMIT"),
-            time_in_force=row.get("time_in_force", "GTC"),
-            post_only=row.get("post_only", False),
-            self_trade_prevention=row.get("self_trade_prevention"),
-        )
-    except (KeyError, ValueError) as exc:
-        raise InvalidOrderError(f"bad order in snapshot: {exc}") from None
-    filled = row.get("filled", 0)
-    if order._type is not _LIMIT or type(filled) is not int or not 0 <= filled < row["quantity"]:
-        raise InvalidOrderError(f"bad order in snapshot: {row!r}")
-    order._inst = inst
-    order._symbol = inst.symbol
-    order._ticks = row["price"]
-    order._lots = row["quantity"]
-    order._filled_lots = filled
-    order._sequence = row["sequence"]
-    order._status = _PARTIAL if filled else _OPEN
-    return order

@@ -33,5 +33,5 @@ else:
         except ImportError:  # not built: the pure twins below serve
             pass
     if BACKEND == "python":
-        from ._avl_py import PriceTree
-        from ._book_py import BookSide, Order, OrderBook, PriceLevel
+        from ._avl_py import PriceTree  # noqa: F401
+        from ._book_py import BookSide, Order, OrderBook, PriceLevel  # noqa: F401

@@ -27,22 +27,23 @@ def to_decimal(value: object, what: str, error: type[InvalidOrderError]) -> Deci
     rejects ``bool``, NaN, infinities, zero and negatives.
     """
     tp = type(value)
-    if tp is Decimal:
+    d: Decimal
+    if isinstance(value, Decimal):
         d = value
-    elif tp is int or tp is float or (isinstance(value, (int, float)) and tp is not bool):
-        d = Decimal(value)  # type: ignore[arg-type]
-    elif tp is str or isinstance(value, (str, Decimal)):
+    elif tp is not bool and isinstance(value, (int, float)):
+        d = Decimal(value)
+    elif isinstance(value, str):
         try:
-            d = Decimal(value)  # type: ignore[arg-type]
+            d = Decimal(value)
         except InvalidOperation:
             raise error(f"{what} must be a decimal number; got {value!r}") from None
     else:
-        raise error(f"{what} must be a Decimal, int or str; got {type(value).__name__} {value!r}")
-    if not d.is_finite():  # type: ignore[union-attr]
+        raise error(f"{what} must be a Decimal, int or str; got {tp.__name__} {value!r}")
+    if not d.is_finite():
         raise error(f"{what} must be finite; got {value!r}")
     if d <= 0:
         raise error(f"{what} must be positive; got {value!r}")
-    return d  # type: ignore[return-value]
+    return d
 
 
 def to_units(value: Decimal, step: Decimal, what: str, step_name: str, error: type[InvalidOrderError]) -> int:
@@ -70,7 +71,7 @@ def check_units(n: object, what: str, error: type[InvalidOrderError], shown: obj
         raise error(f"{what} must be positive; got {n if shown is None else shown}")
     if n > INT64_MAX:
         raise error(f"{what} {n if shown is None else shown} is out of range (more than 2**63-1 units)")
-    return n  # type: ignore[return-value]
+    return n
 
 
 def from_units(n: int, step: Decimal) -> Decimal:

@@ -74,7 +74,7 @@ def coerce_enum(enum_type: type[E], value: object, what: str, error: type[Except
     Raises ``error`` with a message naming ``what`` and the allowed values otherwise.
     """
     if type(value) is enum_type:
-        return value  # type: ignore[return-value]
+        return value
     try:
         return enum_type(value)
     except (ValueError, TypeError):

@@ -142,12 +142,18 @@ class Instrument:
 
     def price_to_ticks(self, price: Number) -> int:
         """Return ``price`` in integer ticks; raises ``InvalidPriceError`` if off the grid."""
-        return to_units(to_decimal(price, "price", InvalidPriceError), self._tick, "price", "tick size", InvalidPriceError)
+        return to_units(
+            to_decimal(price, "price", InvalidPriceError), self._tick, "price", "tick size", InvalidPriceError
+        )
 
     def quantity_to_lots(self, quantity: Number) -> int:
         """Return ``quantity`` in integer lots; raises ``InvalidQuantityError`` if off the grid."""
         return to_units(
-            to_decimal(quantity, "quantity", InvalidQuantityError), self._lot, "quantity", "lot size", InvalidQuantityError
+            to_decimal(quantity, "quantity", InvalidQuantityError),
+            self._lot,
+            "quantity",
+            "lot size",
+            InvalidQuantityError,
         )
 
     def ticks_to_price(self, ticks: int) -> Decimal:

@@ -1,0 +1,123 @@
+"""Snapshot rows of resting orders: writing them and reading them back, shared by both backends."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any, NamedTuple
+
+from ._common import SNAPSHOT_FORMAT, decode_key, encode_key
+from ._numeric import INT64_MAX
+from .enums import OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
+from .errors import InvalidOrderError
+from .instrument import Instrument
+
+__all__ = ["OrderRow", "order_row", "read_snapshot"]
+
+
+class OrderRow(NamedTuple):
+    """A resting order read back from a snapshot, validated and decoded."""
+
+    id: Any
+    side: Side
+    ticks: int
+    lots: int
+    filled: int
+    sequence: int
+    owner: Any
+    client_order_id: Any
+    type: OrderType
+    time_in_force: TimeInForce
+    post_only: bool
+    self_trade_prevention: SelfTradePrevention | None
+
+
+def order_row(
+    order_id: Any,
+    side: Side,
+    ticks: int,
+    lots: int,
+    filled: int,
+    sequence: int,
+    owner: Any,
+    client_order_id: Any,
+    otype: OrderType,
+    tif: TimeInForce,
+    post_only: bool,
+    stp: SelfTradePrevention | None,
+) -> dict[str, Any]:
+    """One resting order as JSON-safe data."""
+    return {
+        "id": encode_key(order_id, "order id"),
+        "side": side.value,
+        "price": ticks,
+        "quantity": lots,
+        "filled": filled,
+        "sequence": sequence,
+        "owner": encode_key(owner, "owner"),
+        "client_order_id": encode_key(client_order_id, "client order id"),
+        "type": otype.value,
+        "time_in_force": tif.value,
+        "post_only": post_only,
+        "self_trade_prevention": None if stp is None else stp.value,
+    }
+
+
+def _units(value: Any, what: str) -> int:
+    if type(value) is not int or not 0 < value <= INT64_MAX:
+        raise InvalidOrderError(f"bad {what} in snapshot: {value!r}")
+    return value
+
+
+def read_snapshot(data: Any) -> tuple[Instrument, int, list[OrderRow]]:
+    """Validate snapshot data; return the instrument, the next sequence and the rows by sequence."""
+    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+        raise InvalidOrderError(f"not an order book snapshot (expected format {SNAPSHOT_FORMAT!r})")
+    inst = Instrument.from_dict(data.get("instrument"))  # type: ignore[arg-type]
+    next_seq = data.get("next_sequence")
+    raw_rows = data.get("orders")
+    if type(next_seq) is not int or not 0 < next_seq <= INT64_MAX or not isinstance(raw_rows, list):
+        raise InvalidOrderError("snapshot has a bad next_sequence or orders list")
+    rows: list[OrderRow] = []
+    ids: set[Any] = set()
+    for raw in raw_rows:
+        if not isinstance(raw, dict):
+            raise InvalidOrderError(f"bad order in snapshot: {raw!r}")
+        try:
+            row = OrderRow(
+                decode_key(raw["id"], "order id"),
+                coerce_enum(Side, raw["side"], "side", InvalidOrderError),
+                _units(raw["price"], "price"),
+                _units(raw["quantity"], "quantity"),
+                raw.get("filled", 0),
+                _units(raw["sequence"], "sequence"),
+                decode_key(raw.get("owner"), "owner"),
+                decode_key(raw.get("client_order_id"), "client order id"),
+                coerce_enum(OrderType, raw.get("type", "LIMIT"), "order type", InvalidOrderError),
+                coerce_enum(TimeInForce, raw.get("time_in_force", "GTC"), "time in force", InvalidOrderError),
+                raw.get("post_only", False),
+                None
+                if raw.get("self_trade_prevention") is None
+                else coerce_enum(
+                    SelfTradePrevention, raw["self_trade_prevention"], "self_trade_prevention", InvalidOrderError
+                ),
+            )
+        except (KeyError, ValueError) as exc:
+            raise InvalidOrderError(f"bad order in snapshot: {exc}") from None
+        if (
+            row.id is None
+            or row.type is not OrderType.LIMIT
+            or type(row.filled) is not int
+            or not 0 <= row.filled < row.lots
+            or row.post_only not in (True, False)
+            or row.sequence >= next_seq
+        ):
+            raise InvalidOrderError(f"bad order in snapshot: {raw!r}")
+        if row.id in ids:
+            raise InvalidOrderError(f"snapshot holds order id {row.id!r} twice")
+        ids.add(row.id)
+        rows.append(row)
+    rows.sort(key=lambda r: r.sequence)
+    for a, b in pairwise(rows):
+        if a.sequence == b.sequence:
+            raise InvalidOrderError(f"snapshot holds sequence {a.sequence} twice")
+    return inst, next_seq, rows
