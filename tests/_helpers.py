@@ -1,0 +1,99 @@
+"""Helpers shared by the test modules (plain functions, no fixtures)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+INT64_MAX = (1 << 63) - 1
+ALL = 1 << 30  # "every level" for depth()/depth_raw()
+
+
+def order_fields(order: Any) -> tuple[Any, ...]:
+    """Every observable field of an order, as a comparable tuple."""
+    return (
+        order.id,
+        order.side,
+        order.price,
+        order.quantity,
+        order.filled_quantity,
+        order.remaining_quantity,
+        order.type,
+        order.time_in_force,
+        order.post_only,
+        order.owner,
+        order.client_order_id,
+        order.symbol,
+        order.status,
+        order.sequence,
+        order.is_filled,
+        order.price_ticks,
+        order.quantity_lots,
+        order.filled_lots,
+    )
+
+
+def book_state(book: Any) -> dict[str, Any]:
+    """Everything observable about a book, for before/after comparisons."""
+    try:
+        snap: Any = book.snapshot()
+    except TypeError:  # ids or owners of a type snapshots do not support
+        snap = None
+    levels = []
+    for side in (book.bids, book.asks):
+        for level in side:
+            levels.append(
+                (
+                    level.side,
+                    level.price,
+                    level.price_ticks,
+                    level.quantity,
+                    level.quantity_lots,
+                    level.order_count,
+                    len(level),
+                    [order_fields(o) for o in level],
+                )
+            )
+    return {
+        "snapshot": snap,
+        "len": len(book),
+        "depth_raw": book.depth_raw(ALL),
+        "depth": book.depth(ALL),
+        "best": (book.best_bid_raw, book.best_ask_raw, book.spread, book.mid_price),
+        "levels": levels,
+        "sides": (len(book.bids), len(book.asks)),
+    }
+
+
+@contextlib.contextmanager
+def unchanged(book: Any) -> Iterator[None]:
+    """Assert that the block (which is expected to raise) leaves ``book`` exactly as it was."""
+    before = book_state(book)
+    try:
+        yield
+    finally:
+        book._check()
+        assert book_state(book) == before, "a failed call changed the book"
+
+
+def fill_book(book: Any, bids: dict[int, list[int]], asks: dict[int, list[int]], start_id: int = 1) -> int:
+    """Add raw orders: ``{price_ticks: [lots, ...]}`` per side; returns the next free id."""
+    oid = start_id
+    for side, levels in (("BUY", bids), ("SELL", asks)):
+        for ticks, quantities in levels.items():
+            for lots in quantities:
+                book.add_raw(oid, side, ticks, lots)
+                oid += 1
+    return oid
+
+
+def raises_unchanged(book: Any, exc_type: type[BaseException], code: str | None, fn: Any, *args: Any, **kwargs: Any):
+    """Call ``fn(*args, **kwargs)``; assert it raises ``exc_type`` (with ``.code``) and leaves ``book`` unchanged."""
+    import pytest
+
+    with unchanged(book), pytest.raises(exc_type) as info:
+        fn(*args, **kwargs)
+    if code is not None:
+        assert info.value.code == code
+    return info.value

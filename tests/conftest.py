@@ -1,0 +1,87 @@
+"""Shared fixtures: the ``backend`` fixture that runs every core test on both implementations.
+
+The compiled core (``tradebook._avl`` / ``tradebook._book``) is optional: when it
+cannot be imported its parameter is skipped, unless ``TRADEBOOK_REQUIRE_EXTENSIONS``
+is set, in which case the missing extension fails the run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import types
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", deadline=None, max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+BACKEND_NAMES = ("python", "cython")
+REQUIRE_EXTENSIONS = bool(os.environ.get("TRADEBOOK_REQUIRE_EXTENSIONS"))
+
+_MODULES = {"python": ("tradebook._avl_py", "tradebook._book_py"), "cython": ("tradebook._avl", "tradebook._book")}
+
+
+def load_backend(name: str) -> types.SimpleNamespace:
+    """Import one implementation and return its classes; raises ``ImportError`` if it is not built."""
+    avl_name, book_name = _MODULES[name]
+    avl = importlib.import_module(avl_name)
+    book = importlib.import_module(book_name)
+    return types.SimpleNamespace(
+        name=name,
+        Order=book.Order,
+        OrderBook=book.OrderBook,
+        PriceLevel=book.PriceLevel,
+        BookSide=book.BookSide,
+        PriceTree=avl.PriceTree,
+        avl_module=avl,
+        book_module=book,
+    )
+
+
+def available_backends() -> dict[str, types.SimpleNamespace]:
+    """Every implementation that imports here (the pure one always does).
+
+    With ``TRADEBOOK_REQUIRE_EXTENSIONS`` set, a missing compiled core fails the caller.
+    """
+    out = {"python": load_backend("python")}
+    try:
+        out["cython"] = load_backend("cython")
+    except ImportError as exc:
+        if REQUIRE_EXTENSIONS:
+            pytest.fail(f"TRADEBOOK_REQUIRE_EXTENSIONS is set but the compiled core cannot be imported: {exc!r}")
+    return out
+
+
+@pytest.fixture(scope="session", params=BACKEND_NAMES, ids=BACKEND_NAMES)
+def backend(request: pytest.FixtureRequest) -> types.SimpleNamespace:
+    """The classes of one implementation: ``Order``, ``OrderBook``, ``PriceTree``, ``PriceLevel``, ``BookSide``."""
+    name = request.param
+    try:
+        return load_backend(name)
+    except ImportError as exc:
+        if REQUIRE_EXTENSIONS:
+            pytest.fail(f"TRADEBOOK_REQUIRE_EXTENSIONS is set but the {name} backend cannot be imported: {exc!r}")
+        pytest.skip(f"compiled core not built ({exc}); build it with `pip install -e .` and a C compiler")
+
+
+@pytest.fixture
+def btc():
+    """A typical crypto instrument: price grid 0.01, quantity grid 0.001."""
+    from tradebook import Instrument
+
+    return Instrument("BTC/USDT", "0.01", "0.001")
+
+
+@pytest.fixture
+def book(backend, btc):
+    """An empty BTC/USDT book of the current backend."""
+    return backend.OrderBook(btc)
