@@ -1,0 +1,6 @@
+"""``python -m tradebook``: the same as the ``tradebook`` command."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
