@@ -1,0 +1,126 @@
+# cython: language_level=3
+# Declarations of the compiled order book: C records for resting orders and
+# levels, integer-keyed hash maps, and the Python-facing classes.
+from cpython.object cimport PyObject
+from cpython.pythread cimport PyThread_type_lock
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+from tradebook._avl cimport Tree
+
+
+cdef struct Rec:
+    # One resting order (or a dead record still chained in its level).
+    int64_t key         # the id, when it is an int that fits in 64 bits
+    int64_t price       # ticks
+    int64_t qty         # total lots
+    int64_t filled      # lots
+    int64_t seq         # time priority
+    int32_t prev        # FIFO links within the level
+    int32_t next        # (``next`` also links the free list)
+    int32_t level
+    uint8_t flags
+    PyObject* obj       # the Order handed out for this record, or NULL (owned)
+
+
+cdef struct Level:
+    int64_t price
+    int64_t total       # remaining lots of the live orders
+    int32_t count       # live orders
+    int32_t dead        # cancelled records still chained, unlinked lazily
+    int32_t head
+    int32_t tail
+    int32_t node        # this level's node in its side's tree (or free-list link)
+    uint8_t sell
+
+
+cdef struct Slot:
+    int64_t key
+    int32_t val         # -1: empty
+
+
+cdef struct IntMap:
+    Slot* slots
+    size_t mask
+    size_t count
+    int shift
+
+
+cdef class Order:
+    cdef object _id
+    cdef object _owner
+    cdef object _client_order_id
+    cdef object _symbol
+    cdef object _type
+    cdef object _tif
+    cdef object _stp
+    cdef object _price_in       # what the caller gave, validated
+    cdef object _quantity_in
+    cdef object _inst           # the book's Instrument once added
+    cdef bint _sell
+    cdef bint _post_only
+    cdef int _status
+    cdef int64_t _ticks
+    cdef int64_t _lots
+    cdef int64_t _filled
+    cdef int64_t _seq
+    # exact decimal form m * 10**e of the inputs, when it fits (fast path)
+    cdef bint _pfast
+    cdef bint _qfast
+    cdef int64_t _pm
+    cdef int64_t _qm
+    cdef int _pe
+    cdef int _qe
+
+    cdef object _take(self, object value, bint is_price)
+    cdef object _slow(self, object value, bint is_price)
+
+
+cdef class OrderBook:
+    cdef object _inst
+    cdef object _symbol
+    cdef object _tick
+    cdef object _lot
+    cdef bint _tick_fast
+    cdef bint _lot_fast
+    cdef int64_t _tm
+    cdef int64_t _lm
+    cdef int _te
+    cdef int _le
+    cdef Rec* _recs
+    cdef int32_t _rec_cap
+    cdef int32_t _rec_free
+    cdef Level* _levels
+    cdef int32_t _lvl_cap
+    cdef int32_t _lvl_free
+    cdef Tree _trees[2]
+    cdef IntMap _ids
+    cdef IntMap _prices[2]
+    cdef dict _obj_ids
+    cdef int64_t _seq
+    cdef Py_ssize_t _n
+    cdef PyThread_type_lock _lock
+    cdef long _lock_owner
+    cdef int _lock_depth
+    cdef object _bids
+    cdef object _asks
+    cdef object __weakref__
+
+    cdef int _acquire(self) except -1
+    cdef void _release(self) noexcept
+    cdef int _reserve(self) except -1
+    cdef int32_t _new_rec(self) noexcept
+    cdef void _free_rec(self, int32_t r) noexcept
+    cdef void _link(self, int32_t r) noexcept
+    cdef void _unlink(self, int32_t r) noexcept
+    cdef void _forget(self, int32_t r) except *
+    cdef int32_t _lookup(self, object order_id) except -2
+    cdef int32_t _find(self, object order_id) except -2
+    cdef object _order_of(self, int32_t r)
+    cdef void _sync(self, Order o, Rec* rec, int status) noexcept
+    cdef object _release_order(self, int32_t r, int status)
+    cdef int _room(self, int sell, int64_t price, int64_t extra) except -1
+    cdef int32_t _insert(self, object order_id, bint intid, int64_t key, int sell, int64_t ticks, int64_t lots,
+                         int64_t filled, int64_t seq, Order obj) except -2
+    cdef object _fill(self, int32_t r, int64_t lots, bint want_order)
+    cdef object _id_of(self, int32_t r)
+    cdef int _amend(self, int32_t r, object lots_obj, object ticks_obj) except -1

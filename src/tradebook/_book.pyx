@@ -1,0 +1,1510 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Compiled order book: ``Order``, ``PriceLevel``, ``BookSide``, ``OrderBook``.
+
+Resting orders live in one growable array of C records linked by integer
+indices (FIFO per level, doubly linked, so any order leaves its level in O(1)).
+Integer order ids and level prices are found through open-addressing hash maps
+that store the record index inline. No per-order object is created unless the
+caller hands one in or asks for one, and the ``Order`` class does not take part
+in the cyclic garbage collector, so a large book costs the collector nothing.
+
+The pure-Python twin is ``_book_py.py``; one test suite checks that both behave
+identically, down to error classes and messages.
+"""
+
+cimport cython
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.pythread cimport (
+    NOWAIT_LOCK,
+    WAIT_LOCK,
+    PyThread_acquire_lock,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_get_thread_ident,
+    PyThread_release_lock,
+)
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.string cimport memset
+
+from tradebook._avl cimport Node, Tree, tree_check, tree_dealloc, tree_init, tree_insert, tree_remove, tree_reserve
+
+import operator
+from decimal import Decimal
+
+from tradebook._common import Depth, LevelSnapshot, SNAPSHOT_FORMAT
+from tradebook._numeric import EXACT, INT64_MAX as _INT64_MAX_OBJ, check_units, to_decimal, to_units
+from tradebook._snapshot import order_row, read_snapshot
+from tradebook.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
+from tradebook.errors import (
+    DuplicateOrderError,
+    InvalidOrderError,
+    InvalidPriceError,
+    InvalidQuantityError,
+    OrderNotFoundError,
+    SymbolMismatchError,
+)
+from tradebook.instrument import Instrument
+
+cdef extern from "Python.h":
+    bint PyUnicode_CheckExact(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    int PyUnicode_KIND(object o)
+    void* PyUnicode_DATA(object o)
+    int PyUnicode_1BYTE_KIND
+    object PyObject_Str(object o)
+
+__all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
+
+cdef int32_t NIL = -1
+cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
+cdef uint8_t LIVE = 1
+cdef uint8_t INTID = 2
+cdef uint8_t SELL = 4
+
+cdef object _BUY = Side.BUY
+cdef object _SELL = Side.SELL
+cdef object _LIMIT = OrderType.LIMIT
+cdef object _MARKET = OrderType.MARKET
+cdef object _GTC = TimeInForce.GTC
+cdef object _IOC = TimeInForce.IOC
+cdef object _FOK = TimeInForce.FOK
+cdef object _DecimalType = Decimal
+cdef object _index = operator.index
+
+# Order status codes, indexes into _STATUSES.
+cdef enum:
+    ST_PENDING = 0
+    ST_OPEN = 1
+    ST_PARTIAL = 2
+    ST_FILLED = 3
+    ST_CANCELLED = 4
+    ST_REJECTED = 5
+    ST_EXPIRED = 6
+
+cdef tuple _STATUSES = (
+    OrderStatus.PENDING,
+    OrderStatus.OPEN,
+    OrderStatus.PARTIALLY_FILLED,
+    OrderStatus.FILLED,
+    OrderStatus.CANCELLED,
+    OrderStatus.REJECTED,
+    OrderStatus.EXPIRED,
+)
+
+cdef int64_t POW10[19]
+POW10[0] = 1
+for _i in range(1, 19):
+    POW10[_i] = POW10[_i - 1] * 10
+
+
+# -- exact decimal parsing: str(Decimal) -> m * 10**e ------------------------------
+
+cdef bint _parse_decimal(object s, int64_t* mant, int* exp) noexcept:
+    """Parse a plain decimal string into a positive ``m * 10**e`` with m < 10**18.
+
+    Returns False (caller takes the slow exact path) for anything else: signs,
+    NaN, infinities, zero, more than 18 significant digits, huge exponents.
+    """
+    if not PyUnicode_CheckExact(s) or PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND:
+        return False
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
+    cdef const unsigned char* p = <const unsigned char*>PyUnicode_DATA(s)
+    cdef Py_ssize_t i = 0
+    cdef int64_t m = 0
+    cdef int digits = 0         # significant digits taken into m
+    cdef int frac = 0           # digits after the point
+    cdef bint seen_point = False
+    cdef bint any_digit = False
+    cdef int e = 0
+    cdef int e_digits = 0
+    cdef bint e_neg = False
+    cdef unsigned char c
+    while i < n:
+        c = p[i]
+        if c >= 48 and c <= 57:
+            any_digit = True
+            if m != 0 or c != 48:
+                if digits == 18:
+                    return False
+                m = m * 10 + (c - 48)
+                digits += 1
+            if seen_point:
+                frac += 1
+        elif c == 46 and not seen_point:
+            seen_point = True
+        else:
+            break
+        i += 1
+    if not any_digit or m == 0:
+        return False
+    if i < n:
+        if p[i] != 69 and p[i] != 101:   # 'E' or 'e'
+            return False
+        i += 1
+        if i < n and (p[i] == 43 or p[i] == 45):
+            e_neg = p[i] == 45
+            i += 1
+        if i == n:
+            return False
+        while i < n:
+            c = p[i]
+            if c < 48 or c > 57 or e_digits == 6:
+                return False
+            e = e * 10 + (c - 48)
+            e_digits += 1
+            i += 1
+        if e_neg:
+            e = -e
+    mant[0] = m
+    exp[0] = e - frac
+    return True
+
+
+cdef int64_t _units(int64_t m, int e, int64_t sm, int se) noexcept:
+    """``m * 10**e / (sm * 10**se)`` when it is a whole number in 1..2**63-1, else 0."""
+    cdef int d = e - se
+    cdef int64_t p, num, den
+    if d >= 0:
+        if d > 18:
+            return 0
+        p = POW10[d]
+        if m > INT64_MAX // p:
+            return 0
+        num = m * p
+        if num % sm:
+            return 0
+        return num // sm
+    d = -d
+    if d > 18:
+        return 0
+    p = POW10[d]
+    if sm > INT64_MAX // p:
+        return 0
+    den = sm * p
+    if m % den:
+        return 0
+    return m // den
+
+
+cdef inline bint _small_int(object value, int64_t* out) noexcept:
+    """True and the value if ``value`` is an exact int in 1..2**63-1."""
+    cdef int overflow = 0
+    cdef long long v
+    if not PyLong_CheckExact(value):
+        return False
+    v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow or v <= 0:
+        return False
+    out[0] = v
+    return True
+
+
+cdef int64_t _raw_units(object value, str what, object error) except 0:
+    """A raw tick or lot count: exact int fast, everything else via ``check_units``."""
+    cdef int64_t v
+    if _small_int(value, &v):
+        return v
+    return check_units(value, what, error)
+
+
+cdef bint _int_key(object key, int64_t* out) except -1:
+    """True and the int64 key if ``key`` is an id that equals an int (as dict keys compare)."""
+    cdef int overflow = 0
+    cdef long long v
+    if PyLong_CheckExact(key):
+        v = PyLong_AsLongLongAndOverflow(key, &overflow)
+        if overflow:
+            return False
+        out[0] = v
+        return True
+    if isinstance(key, (str, bytes, tuple)):
+        return False
+    try:
+        iv = _index(key)
+    except TypeError:
+        if not isinstance(key, (float, _DecimalType)):
+            try:
+                if not hasattr(key, "__int__") or not hasattr(key, "__float__"):
+                    return False
+                iv = int(key)
+                if iv != key:
+                    return False
+            except (TypeError, ValueError, OverflowError, ArithmeticError):
+                return False
+        else:
+            try:
+                iv = int(key)
+            except (ValueError, OverflowError, ArithmeticError):
+                return False
+            if iv != key:
+                return False
+    if type(iv) is not int:
+        iv = int(iv)
+    v = PyLong_AsLongLongAndOverflow(iv, &overflow)
+    if overflow:
+        return False
+    out[0] = v
+    return True
+
+
+cdef object _check_id(object order_id):
+    if order_id is None:
+        raise InvalidOrderError("order id must not be None")
+    try:
+        hash(order_id)
+    except TypeError:
+        raise InvalidOrderError(f"order id must be hashable; got {type(order_id).__name__}") from None
+
+
+cdef inline int _side_code(object side) except -1:
+    if side is _BUY:
+        return 0
+    if side is _SELL:
+        return 1
+    return 1 if coerce_enum(Side, side, "side", InvalidOrderError) is _SELL else 0
+
+
+# -- integer hash map: int64 key -> int32 value ---------------------------------------
+
+cdef int map_init(IntMap* m, int bits) except -1:
+    cdef size_t cap = (<size_t>1) << bits
+    cdef size_t i
+    m.slots = <Slot*>PyMem_Malloc(cap * sizeof(Slot))
+    if m.slots == NULL:
+        raise MemoryError()
+    for i in range(cap):
+        m.slots[i].val = NIL
+    m.mask = cap - 1
+    m.count = 0
+    m.shift = 64 - bits
+    return 0
+
+
+cdef inline size_t _home(IntMap* m, int64_t key) noexcept:
+    return <size_t>((<uint64_t>key * <uint64_t>0x9E3779B97F4A7C15) >> m.shift)
+
+
+cdef inline int32_t map_get(IntMap* m, int64_t key) noexcept:
+    cdef size_t i = _home(m, key)
+    cdef Slot* s
+    while True:
+        s = &m.slots[i]
+        if s.val == NIL:
+            return NIL
+        if s.key == key:
+            return s.val
+        i = (i + 1) & m.mask
+
+
+cdef void _map_place(IntMap* m, int64_t key, int32_t val) noexcept:
+    cdef size_t i = _home(m, key)
+    while m.slots[i].val != NIL:
+        if m.slots[i].key == key:
+            m.slots[i].val = val
+            return
+        i = (i + 1) & m.mask
+    m.slots[i].key = key
+    m.slots[i].val = val
+    m.count += 1
+
+
+cdef int map_reserve(IntMap* m) except -1:
+    """Make sure one more key fits under a load factor of 1/2 without allocating later."""
+    cdef Slot* old = m.slots
+    cdef size_t old_cap = m.mask + 1
+    cdef size_t i
+    cdef int bits
+    if (m.count + 1) * 2 <= old_cap:
+        return 0
+    bits = 64 - m.shift + 1
+    if bits > 40:
+        raise MemoryError("id map is full")
+    map_init(m, bits)
+    for i in range(old_cap):
+        if old[i].val != NIL:
+            _map_place(m, old[i].key, old[i].val)
+    PyMem_Free(old)
+    return 0
+
+
+cdef inline void map_put(IntMap* m, int64_t key, int32_t val) noexcept:
+    _map_place(m, key, val)
+
+
+cdef void map_del(IntMap* m, int64_t key) noexcept:
+    """Delete a present key, shifting the following run back (no tombstones)."""
+    cdef size_t i = _home(m, key)
+    cdef size_t j, k
+    while m.slots[i].key != key or m.slots[i].val == NIL:
+        i = (i + 1) & m.mask
+    j = i
+    while True:
+        j = (j + 1) & m.mask
+        if m.slots[j].val == NIL:
+            break
+        k = _home(m, m.slots[j].key)
+        # Leave slot j alone if its home lies cyclically in (i, j].
+        if (i <= j and i < k and k <= j) or (i > j and (i < k or k <= j)):
+            continue
+        m.slots[i] = m.slots[j]
+        i = j
+    m.slots[i].val = NIL
+    m.count -= 1
+
+
+# -- Order ----------------------------------------------------------------------------
+
+cdef object _as_decimal(object value):
+    return value if type(value) is _DecimalType else Decimal(value)
+
+
+@cython.no_gc
+@cython.final
+cdef class Order:
+    """An order: what a client asked for and, once in a book, its live state.
+
+    Prices and quantities are accepted as ``Decimal``, ``int``, ``str`` or an
+    exactly representable ``float`` and come back as ``Decimal``. ``price`` is
+    None for a market order. All attributes are read-only; the book updates
+    ``filled_quantity``, ``status`` and ``sequence`` as the order lives.
+
+    Orders do not take part in the cyclic garbage collector (that keeps large
+    books cheap), so ids and owners should be plain values (int, str, UUID).
+
+    >>> order = Order(1, "BUY", "101.5", 2)
+    >>> order.side, order.price, order.status
+    (<Side.BUY: 'BUY'>, Decimal('101.5'), <OrderStatus.PENDING: 'PENDING'>)
+    """
+
+    def __init__(
+        self,
+        id,
+        side,
+        price,
+        quantity,
+        *,
+        symbol=None,
+        owner=None,
+        type=_LIMIT,
+        time_in_force=_GTC,
+        post_only=False,
+        client_order_id=None,
+        self_trade_prevention=None,
+    ):
+        if self._inst is not None or self._status != ST_PENDING:
+            raise InvalidOrderError("an Order cannot be re-initialised")
+        _check_id(id)
+        cdef bint sell = _side_code(side)
+        otype = type if (type is _LIMIT or type is _MARKET) else coerce_enum(
+            OrderType, type, "order type", InvalidOrderError
+        )
+        tif = time_in_force if (time_in_force is _GTC or time_in_force is _IOC or time_in_force is _FOK) else (
+            coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
+        )
+        if otype is _LIMIT:
+            if price is None:
+                raise InvalidPriceError("a limit order needs a price")
+            price = self._take(price, True)
+        elif price is not None:
+            raise InvalidPriceError(f"a market order takes no price; got {price!r}")
+        quantity = self._take(quantity, False)
+        if post_only is not True and post_only is not False:
+            raise InvalidOrderError(f"post_only must be a bool; got {post_only!r}")
+        if post_only and (otype is not _LIMIT or tif is not _GTC):
+            raise InvalidOrderError("post_only applies only to LIMIT GTC orders")
+        if symbol is not None and not isinstance(symbol, str):
+            raise InvalidOrderError(f"symbol must be a str or None; got {symbol!r}")
+        stp = None if self_trade_prevention is None else coerce_enum(
+            SelfTradePrevention, self_trade_prevention, "self_trade_prevention", InvalidOrderError
+        )
+        self._id = id
+        self._sell = sell
+        self._type = otype
+        self._tif = tif
+        self._post_only = post_only
+        self._owner = owner
+        self._client_order_id = client_order_id
+        self._symbol = symbol
+        self._stp = stp
+        self._price_in = price
+        self._quantity_in = quantity
+
+    cdef object _take(self, object value, bint is_price):
+        """Validate a price or quantity; keep its exact ``m * 10**e`` form when it is small."""
+        cdef int64_t m = 0
+        cdef int e = 0
+        cdef bint fast
+        if PyLong_CheckExact(value) and _small_int(value, &m):
+            fast = True
+        elif type(value) is _DecimalType or PyUnicode_CheckExact(value):
+            fast = _parse_decimal(PyObject_Str(value), &m, &e)
+            if not fast:
+                value = self._slow(value, is_price)
+                fast = _parse_decimal(PyObject_Str(value), &m, &e)
+        else:
+            value = self._slow(value, is_price)
+            fast = _parse_decimal(PyObject_Str(value), &m, &e)
+        if is_price:
+            self._pfast, self._pm, self._pe = fast, m, e
+        else:
+            self._qfast, self._qm, self._qe = fast, m, e
+        return value
+
+    cdef object _slow(self, object value, bint is_price):
+        if is_price:
+            return to_decimal(value, "price", InvalidPriceError)
+        return to_decimal(value, "quantity", InvalidQuantityError)
+
+    @property
+    def id(self):
+        """The order id given by the caller."""
+        return self._id
+
+    @property
+    def side(self):
+        """``Side.BUY`` or ``Side.SELL``."""
+        return _SELL if self._sell else _BUY
+
+    @property
+    def type(self):
+        """``OrderType.LIMIT`` or ``OrderType.MARKET``."""
+        return self._type
+
+    @property
+    def time_in_force(self):
+        """``GTC``, ``IOC`` or ``FOK``."""
+        return self._tif
+
+    @property
+    def post_only(self):
+        """True if the order may only add liquidity."""
+        return self._post_only
+
+    @property
+    def owner(self):
+        """Who owns the order (used by self-trade prevention), or None."""
+        return self._owner
+
+    @property
+    def client_order_id(self):
+        """The client's own reference, or None."""
+        return self._client_order_id
+
+    @property
+    def symbol(self):
+        """The instrument symbol; set by the book when the order joins it."""
+        return self._symbol
+
+    @property
+    def self_trade_prevention(self):
+        """The order's own self-trade prevention mode, or None for the engine default."""
+        return self._stp
+
+    @property
+    def status(self):
+        """Where the order is in its life."""
+        return _STATUSES[self._status]
+
+    @property
+    def sequence(self):
+        """The book's sequence number that gives the order its time priority, or None."""
+        return None if self._seq == 0 else self._seq
+
+    @property
+    def price(self):
+        """The limit price (None for a market order)."""
+        if self._inst is None:
+            return None if self._price_in is None else _as_decimal(self._price_in)
+        return self._inst.ticks_to_price(self._ticks) if self._ticks else None
+
+    @property
+    def quantity(self):
+        """The total quantity ordered."""
+        if self._inst is None:
+            return _as_decimal(self._quantity_in)
+        return self._inst.lots_to_quantity(self._lots)
+
+    @property
+    def filled_quantity(self):
+        """The quantity filled so far."""
+        if self._inst is None:
+            return Decimal(0)
+        return self._inst.lots_to_quantity(self._filled)
+
+    @property
+    def remaining_quantity(self):
+        """``quantity - filled_quantity``."""
+        if self._inst is None:
+            return _as_decimal(self._quantity_in)
+        return self._inst.lots_to_quantity(self._lots - self._filled)
+
+    @property
+    def is_filled(self):
+        """True once the whole quantity is filled."""
+        return self._inst is not None and self._filled >= self._lots
+
+    @property
+    def price_ticks(self):
+        """The price in integer ticks once the order is in a book, else None."""
+        return self._ticks if self._inst is not None and self._ticks else None
+
+    @property
+    def quantity_lots(self):
+        """The total quantity in integer lots once the order is in a book, else None."""
+        return self._lots if self._inst is not None else None
+
+    @property
+    def filled_lots(self):
+        """The filled quantity in integer lots."""
+        return self._filled
+
+    def __repr__(self):
+        return (
+            f"Order(id={self._id!r}, side={self.side.value}, price={self.price}, quantity={self.quantity}, "
+            f"filled={self.filled_quantity}, status={self.status.value})"
+        )
+
+
+cdef Order _new_order(object order_id, bint sell, object inst):
+    """An Order built straight from integer state, as the raw API and snapshots need."""
+    cdef Order o = Order.__new__(Order)
+    o._id = order_id
+    o._sell = sell
+    o._type = _LIMIT
+    o._tif = _GTC
+    o._post_only = False
+    o._inst = inst
+    o._symbol = inst.symbol
+    return o
+
+
+# -- views ------------------------------------------------------------------------------
+
+@cython.final
+cdef class PriceLevel:
+    """A live view of one price level: totals and the resting orders in FIFO order.
+
+    The view follows the book: if the level empties, ``quantity`` is 0,
+    ``order_count`` 0 and iteration yields nothing.
+    """
+
+    cdef OrderBook _book
+    cdef bint _sell
+    cdef int64_t _ticks
+
+    def __init__(self, OrderBook book not None, side, price_ticks):
+        self._book = book
+        self._sell = _side_code(side)
+        self._ticks = price_ticks
+
+    cdef Level* _state(self) noexcept:
+        cdef int32_t lv = map_get(&self._book._prices[self._sell], self._ticks)
+        return NULL if lv == NIL else &self._book._levels[lv]
+
+    @property
+    def side(self):
+        """The side of the level."""
+        return _SELL if self._sell else _BUY
+
+    @property
+    def price(self):
+        """The level's price."""
+        return self._book._inst.ticks_to_price(self._ticks)
+
+    @property
+    def price_ticks(self):
+        """The level's price in integer ticks."""
+        return self._ticks
+
+    @property
+    def quantity(self):
+        """The sum of the remaining quantities of the level's orders."""
+        return self._book._inst.lots_to_quantity(self.quantity_lots)
+
+    @property
+    def quantity_lots(self):
+        """The level's total remaining quantity in integer lots."""
+        cdef Level* lv = self._state()
+        return 0 if lv == NULL else lv.total
+
+    @property
+    def order_count(self):
+        """The number of resting orders at this price."""
+        cdef Level* lv = self._state()
+        return 0 if lv == NULL else lv.count
+
+    def __len__(self):
+        cdef Level* lv = self._state()
+        return 0 if lv == NULL else lv.count
+
+    def __iter__(self):
+        cdef OrderBook book = self._book
+        cdef list out = []
+        cdef int32_t r
+        cdef Level* lv
+        book._acquire()
+        try:
+            lv = self._state()
+            r = NIL if lv == NULL else lv.head
+            while r != NIL:
+                out.append(book._order_of(r))
+                r = book._recs[r].next
+        finally:
+            book._release()
+        return iter(out)
+
+    def __eq__(self, other):
+        if not isinstance(other, PriceLevel):
+            return NotImplemented
+        cdef PriceLevel o = other
+        return self._book is o._book and self._sell == o._sell and self._ticks == o._ticks
+
+    def __hash__(self):
+        return hash((id(self._book), self.side, self._ticks))
+
+    def __repr__(self):
+        return f"PriceLevel(side={self.side.value}, price={self.price}, quantity={self.quantity}, orders={self.order_count})"
+
+
+@cython.final
+cdef class BookSide:
+    """One side of a book: iterable best-first over its :class:`PriceLevel` views."""
+
+    cdef OrderBook _book
+    cdef bint _sell
+
+    def __init__(self, OrderBook book not None, side):
+        self._book = book
+        self._sell = _side_code(side)
+
+    @property
+    def side(self):
+        """Which side this is."""
+        return _SELL if self._sell else _BUY
+
+    def __len__(self):
+        """The number of price levels."""
+        return self._book._trees[self._sell].count
+
+    def __bool__(self):
+        return self._book._trees[self._sell].count > 0
+
+    def __iter__(self):
+        cdef OrderBook book = self._book
+        cdef list keys = []
+        cdef Tree* t = &book._trees[self._sell]
+        cdef int32_t i
+        book._acquire()
+        try:
+            i = t.head if self._sell else t.tail
+            while i != NIL:
+                keys.append(t.nodes[i].key)
+                i = t.nodes[i].next if self._sell else t.nodes[i].prev
+        finally:
+            book._release()
+        side = self.side
+        return iter([PriceLevel(book, side, k) for k in keys])
+
+    @property
+    def best(self):
+        """The best level of this side, or None when empty."""
+        return self._book.best_ask if self._sell else self._book.best_bid
+
+    def __repr__(self):
+        return f"BookSide({self.side.value}, levels={len(self)})"
+
+
+# -- the book ---------------------------------------------------------------------------
+
+@cython.final
+cdef class OrderBook:
+    """A limit order book for one instrument. It stores orders; it does not match.
+
+    Adding to an existing level is O(1), adding a new level O(log L); removing
+    any order is O(1) (O(log L) when it empties its level); best bid and ask
+    are O(1); ``level()`` and ``orders_at()`` find a level in O(1); ``depth(k)``
+    is O(k). All methods are safe to call from several threads.
+
+    >>> book = OrderBook(Instrument("BTC/USDT", "0.01", "0.001"))
+    >>> book.add_order(Order(1, "BUY", "100.00", "1.5"))
+    >>> book.add_order(Order(2, "SELL", "100.50", "2"))
+    >>> book.best_bid.price, book.best_ask.quantity, book.spread
+    (Decimal('100.00'), Decimal('2.000'), Decimal('0.50'))
+    """
+
+    def __cinit__(self, *args, **kwargs):
+        self._recs = NULL
+        self._levels = NULL
+        tree_init(&self._trees[0])
+        tree_init(&self._trees[1])
+        self._ids.slots = NULL
+        self._prices[0].slots = NULL
+        self._prices[1].slots = NULL
+        map_init(&self._ids, 10)
+        map_init(&self._prices[0], 8)
+        map_init(&self._prices[1], 8)
+        self._rec_free = NIL
+        self._lvl_free = NIL
+        self._obj_ids = {}
+        self._seq = 1
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError()
+
+    def __init__(self, instrument):
+        if not isinstance(instrument, Instrument):
+            raise TypeError(f"OrderBook needs an Instrument; got {type(instrument).__name__}")
+        if self._inst is not None:
+            raise TypeError("an OrderBook cannot be re-initialised")
+        self._inst = instrument
+        self._symbol = instrument.symbol
+        self._tick = instrument.tick_size
+        self._lot = instrument.lot_size
+        self._tick_fast = _parse_decimal(PyObject_Str(self._tick), &self._tm, &self._te)
+        self._lot_fast = _parse_decimal(PyObject_Str(self._lot), &self._lm, &self._le)
+        self._bids = BookSide(self, _BUY)
+        self._asks = BookSide(self, _SELL)
+
+    def __dealloc__(self):
+        cdef int32_t r
+        if self._recs != NULL:
+            for r in range(self._rec_cap):
+                if self._recs[r].flags & LIVE and self._recs[r].obj != NULL:
+                    Py_DECREF(<object>self._recs[r].obj)
+                    self._recs[r].obj = NULL
+        PyMem_Free(self._recs)
+        PyMem_Free(self._levels)
+        tree_dealloc(&self._trees[0])
+        tree_dealloc(&self._trees[1])
+        PyMem_Free(self._ids.slots)
+        PyMem_Free(self._prices[0].slots)
+        PyMem_Free(self._prices[1].slots)
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
+
+    # -- locking: reentrant per book; waits without holding the GIL ----------------
+
+    cdef int _acquire(self) except -1:
+        cdef long me = PyThread_get_thread_ident()
+        if self._lock_depth and self._lock_owner == me:
+            self._lock_depth += 1
+            return 0
+        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        self._lock_owner = me
+        self._lock_depth = 1
+        return 0
+
+    cdef void _release(self) noexcept:
+        self._lock_depth -= 1
+        if self._lock_depth == 0:
+            self._lock_owner = 0
+            PyThread_release_lock(self._lock)
+
+    # -- storage -----------------------------------------------------------------------
+
+    cdef int _reserve(self) except -1:
+        """Make room for one more order and one more level, so mutation cannot fail."""
+        cdef int32_t cap, i
+        cdef Rec* recs
+        cdef Level* levels
+        if self._rec_free == NIL:
+            if self._rec_cap >= 0x3FFFFFFF:
+                raise MemoryError("order book is full")
+            cap = 256 if self._rec_cap == 0 else self._rec_cap * 2
+            recs = <Rec*>PyMem_Realloc(self._recs, cap * sizeof(Rec))
+            if recs == NULL:
+                raise MemoryError()
+            memset(&recs[self._rec_cap], 0, (cap - self._rec_cap) * sizeof(Rec))
+            for i in range(self._rec_cap, cap - 1):
+                recs[i].next = i + 1
+            recs[cap - 1].next = NIL
+            self._recs = recs
+            self._rec_free = self._rec_cap
+            self._rec_cap = cap
+        if self._lvl_free == NIL:
+            cap = 64 if self._lvl_cap == 0 else self._lvl_cap * 2
+            levels = <Level*>PyMem_Realloc(self._levels, cap * sizeof(Level))
+            if levels == NULL:
+                raise MemoryError()
+            for i in range(self._lvl_cap, cap - 1):
+                levels[i].node = i + 1
+            levels[cap - 1].node = NIL
+            self._levels = levels
+            self._lvl_free = self._lvl_cap
+            self._lvl_cap = cap
+        tree_reserve(&self._trees[0])
+        tree_reserve(&self._trees[1])
+        map_reserve(&self._ids)
+        map_reserve(&self._prices[0])
+        map_reserve(&self._prices[1])
+        return 0
+
+    cdef int32_t _new_rec(self) noexcept:
+        cdef int32_t r = self._rec_free
+        self._rec_free = self._recs[r].next
+        return r
+
+    cdef void _free_rec(self, int32_t r) noexcept:
+        self._recs[r].flags = 0
+        self._recs[r].obj = NULL
+        self._recs[r].next = self._rec_free
+        self._rec_free = r
+
+    cdef void _link(self, int32_t r) noexcept:
+        """Append a filled-in record to the tail of its level, creating the level if needed."""
+        cdef Rec* rec = &self._recs[r]
+        cdef int sell = 1 if rec.flags & SELL else 0
+        cdef int32_t lv = map_get(&self._prices[sell], rec.price)
+        cdef Level* level
+        if lv == NIL:
+            lv = self._lvl_free
+            level = &self._levels[lv]
+            self._lvl_free = level.node
+            level.price = rec.price
+            level.total = 0
+            level.count = 0
+            level.head = NIL
+            level.tail = NIL
+            level.sell = sell
+            level.node = tree_insert(&self._trees[sell], rec.price, lv)
+            map_put(&self._prices[sell], rec.price, lv)
+        else:
+            level = &self._levels[lv]
+        rec.level = lv
+        rec.next = NIL
+        rec.prev = level.tail
+        if level.tail == NIL:
+            level.head = r
+        else:
+            self._recs[level.tail].next = r
+        level.tail = r
+        level.total += rec.qty - rec.filled
+        level.count += 1
+
+    cdef void _unlink(self, int32_t r) noexcept:
+        """Take a record out of its level (dropping the level if it empties)."""
+        cdef Rec* rec = &self._recs[r]
+        cdef int32_t lv = rec.level
+        cdef Level* level = &self._levels[lv]
+        if rec.prev == NIL:
+            level.head = rec.next
+        else:
+            self._recs[rec.prev].next = rec.next
+        if rec.next == NIL:
+            level.tail = rec.prev
+        else:
+            self._recs[rec.next].prev = rec.prev
+        level.total -= rec.qty - rec.filled
+        level.count -= 1
+        if level.count == 0:
+            tree_remove(&self._trees[level.sell], level.node)
+            map_del(&self._prices[level.sell], level.price)
+            level.node = self._lvl_free
+            self._lvl_free = lv
+
+    cdef void _forget(self, int32_t r) except *:
+        """Drop a record's id from the id maps."""
+        cdef Rec* rec = &self._recs[r]
+        if rec.flags & INTID:
+            map_del(&self._ids, rec.key)
+        else:
+            del self._obj_ids[(<Order>rec.obj)._id]
+        self._n -= 1
+
+    cdef int32_t _lookup(self, object order_id) except -2:
+        """The record of a resting order id, or NIL."""
+        cdef int64_t key
+        if _int_key(order_id, &key):
+            return map_get(&self._ids, key)
+        try:
+            r = self._obj_ids.get(order_id)
+        except TypeError:
+            return NIL
+        return NIL if r is None else <int32_t>r
+
+    cdef int32_t _find(self, object order_id) except -2:
+        cdef int32_t r = self._lookup(order_id)
+        if r == NIL:
+            raise OrderNotFoundError(f"no resting order with id {order_id!r}")
+        return r
+
+    cdef object _order_of(self, int32_t r):
+        """The Order of a live record, creating (and keeping) it on first request."""
+        cdef Rec* rec = &self._recs[r]
+        cdef Order o
+        if rec.obj != NULL:
+            return <object>rec.obj
+        o = _new_order(rec.key, rec.flags & SELL, self._inst)
+        self._sync(o, rec, ST_PARTIAL if rec.filled else ST_OPEN)
+        Py_INCREF(o)
+        rec.obj = <PyObject*>o
+        return o
+
+    cdef void _sync(self, Order o, Rec* rec, int status) noexcept:
+        o._ticks = rec.price
+        o._lots = rec.qty
+        o._filled = rec.filled
+        o._seq = rec.seq
+        o._status = status
+
+    cdef object _release_order(self, int32_t r, int status):
+        """Hand out a leaving record's Order (creating one if needed) with its final status."""
+        cdef Rec* rec = &self._recs[r]
+        cdef Order o
+        if rec.obj != NULL:
+            o = <Order>rec.obj
+            Py_DECREF(o)     # the reference held by the record; ``o`` keeps its own
+            rec.obj = NULL
+        else:
+            o = _new_order(rec.key, rec.flags & SELL, self._inst)
+        self._sync(o, rec, status)
+        return o
+
+    cdef int _room(self, int sell, int64_t price, int64_t extra) except -1:
+        cdef int32_t lv = map_get(&self._prices[sell], price)
+        if lv != NIL and self._levels[lv].total > INT64_MAX - extra:
+            raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
+        return 0
+
+    cdef int32_t _insert(self, object order_id, bint intid, int64_t key, int sell, int64_t ticks, int64_t lots,
+                         int64_t filled, int64_t seq, Order obj) except -2:
+        """Store a new resting order (caller holds the lock and has checked everything)."""
+        self._reserve()
+        cdef int32_t r = self._new_rec()
+        cdef Rec* rec = &self._recs[r]
+        rec.key = key
+        rec.price = ticks
+        rec.qty = lots
+        rec.filled = filled
+        rec.seq = seq
+        rec.flags = LIVE | (INTID if intid else 0) | (SELL if sell else 0)
+        rec.obj = NULL
+        if obj is not None:
+            Py_INCREF(obj)
+            rec.obj = <PyObject*>obj
+        if intid:
+            map_put(&self._ids, key, r)
+        else:
+            self._obj_ids[order_id] = r
+        self._link(r)
+        self._n += 1
+        if obj is not None:
+            self._sync(obj, rec, ST_PARTIAL if filled else ST_OPEN)
+        return r
+
+    # -- basic facts ---------------------------------------------------------------------
+
+    @property
+    def instrument(self):
+        """The book's instrument."""
+        return self._inst
+
+    @property
+    def symbol(self):
+        """The instrument's symbol."""
+        return self._symbol
+
+    @property
+    def next_sequence(self):
+        """The sequence number the next accepted order will get."""
+        return self._seq
+
+    def __len__(self):
+        return self._n
+
+    def __contains__(self, order_id):
+        return self._lookup(order_id) != NIL
+
+    def __repr__(self):
+        return f"OrderBook({self._symbol!r}, orders={self._n}, bid={self.best_bid_raw}, ask={self.best_ask_raw})"
+
+    # -- the Decimal API -------------------------------------------------------------------
+
+    def add_order(self, order):
+        """Rest ``order`` in the book (no matching). O(1) on an existing level, else O(log L).
+
+        Raises ``DuplicateOrderError`` if the id is resting, ``SymbolMismatchError``
+        for another symbol's order, ``InvalidOrderError`` for a market order or one
+        already used, ``InvalidPriceError``/``InvalidQuantityError`` off the grid.
+        """
+        if type(order) is not Order:
+            raise InvalidOrderError(f"add_order takes an Order; got {type(order).__name__}")
+        cdef Order o = <Order>order
+        cdef int64_t ticks = 0, lots = 0, key = 0
+        cdef bint intid
+        self._acquire()
+        try:
+            if o._status != ST_PENDING or o._inst is not None:
+                raise InvalidOrderError(f"order {o._id!r} is {o.status.value}; only a new order can be added")
+            if o._symbol is not None and o._symbol != self._symbol:
+                raise SymbolMismatchError(f"order {o._id!r} is for {o._symbol}, this book is {self._symbol}")
+            if o._type is not _LIMIT:
+                raise InvalidOrderError("a market order cannot rest in a book")
+            if o._pfast and self._tick_fast:
+                ticks = _units(o._pm, o._pe, self._tm, self._te)
+            if ticks == 0:
+                ticks = to_units(_as_decimal(o._price_in), self._tick, "price", "tick size", InvalidPriceError)
+            if o._qfast and self._lot_fast:
+                lots = _units(o._qm, o._qe, self._lm, self._le)
+            if lots == 0:
+                lots = to_units(_as_decimal(o._quantity_in), self._lot, "quantity", "lot size", InvalidQuantityError)
+            intid = _int_key(o._id, &key)
+            if (map_get(&self._ids, key) if intid else self._lookup(o._id)) != NIL:
+                raise DuplicateOrderError(f"an order with id {o._id!r} is already resting")
+            self._room(o._sell, ticks, lots)
+            self._insert(o._id, intid, key, o._sell, ticks, lots, 0, self._seq, o)
+            o._inst = self._inst
+            o._symbol = self._symbol
+            self._seq += 1
+        finally:
+            self._release()
+
+    def remove_order(self, order_id):
+        """Remove a resting order and return it, ``CANCELLED``. O(1), O(log L) if its level empties."""
+        cdef int32_t r
+        self._acquire()
+        try:
+            r = self._find(order_id)
+            self._forget(r)
+            self._unlink(r)
+            o = self._release_order(r, ST_CANCELLED)
+            self._free_rec(r)
+            return o
+        finally:
+            self._release()
+
+    def fill_order(self, order_id, quantity):
+        """Record a fill of ``quantity``; a fully filled order leaves the book. O(1)."""
+        cdef int64_t lots = self._inst.quantity_to_lots(quantity)
+        self._acquire()
+        try:
+            return self._fill(self._find(order_id), lots, True)
+        finally:
+            self._release()
+
+    cdef object _fill(self, int32_t r, int64_t lots, bint want_order):
+        cdef Rec* rec = &self._recs[r]
+        cdef int64_t remaining = rec.qty - rec.filled
+        if lots > remaining:
+            raise InvalidQuantityError(
+                f"fill of {self._inst.lots_to_quantity(lots)} exceeds the remaining "
+                f"{self._inst.lots_to_quantity(remaining)} of order {self._id_of(r)!r}"
+            )
+        if lots == remaining:
+            self._forget(r)
+            self._unlink(r)
+            rec.filled += lots
+            o = self._release_order(r, ST_FILLED) if want_order or rec.obj != NULL else None
+            self._free_rec(r)
+            return o
+        rec.filled += lots
+        self._levels[rec.level].total -= lots
+        if rec.obj != NULL:
+            self._sync(<Order>rec.obj, rec, ST_PARTIAL)
+        return self._order_of(r) if want_order else None
+
+    cdef object _id_of(self, int32_t r):
+        cdef Rec* rec = &self._recs[r]
+        return (<Order>rec.obj)._id if rec.obj != NULL else rec.key
+
+    def amend_order(self, order_id, *, quantity=None, price=None):
+        """Change a resting order's total quantity and/or price.
+
+        ``quantity`` is the new total and must exceed what is already filled.
+        Lowering it keeps time priority; raising it, or a new price, sends the
+        order to the back of its (new) level. The same price is no change. The
+        book does not match, so an amend can leave it crossed.
+        """
+        if quantity is None and price is None:
+            raise InvalidOrderError("amend needs a new quantity or a new price")
+        lots = None if quantity is None else self._inst.quantity_to_lots(quantity)
+        ticks = None if price is None else self._inst.price_to_ticks(price)
+        cdef int32_t r
+        self._acquire()
+        try:
+            r = self._find(order_id)
+            self._amend(r, lots, ticks)
+            return self._order_of(r)
+        finally:
+            self._release()
+
+    cdef int _amend(self, int32_t r, object lots_obj, object ticks_obj) except -1:
+        cdef Rec* rec = &self._recs[r]
+        cdef int64_t new_lots = rec.qty if lots_obj is None else <int64_t>lots_obj
+        cdef int64_t new_ticks = rec.price if ticks_obj is None else <int64_t>ticks_obj
+        cdef int sell = 1 if rec.flags & SELL else 0
+        if new_lots <= rec.filled:
+            raise InvalidQuantityError(
+                f"the new quantity {self._inst.lots_to_quantity(new_lots)} must exceed the filled "
+                f"{self._inst.lots_to_quantity(rec.filled)}"
+            )
+        if new_ticks != rec.price or new_lots > rec.qty:
+            if new_ticks == rec.price:
+                self._room(sell, new_ticks, new_lots - rec.qty)
+            else:
+                self._room(sell, new_ticks, new_lots - rec.filled)
+            self._reserve()          # a new level may be needed; may reallocate
+            rec = &self._recs[r]
+            self._unlink(r)
+            rec.price = new_ticks
+            rec.qty = new_lots
+            rec.seq = self._seq
+            self._seq += 1
+            self._link(r)
+        elif new_lots < rec.qty:
+            self._levels[rec.level].total -= rec.qty - new_lots
+            rec.qty = new_lots
+        if rec.obj != NULL:
+            self._sync(<Order>rec.obj, rec, ST_PARTIAL if rec.filled else ST_OPEN)
+        return 0
+
+    def get_order(self, order_id):
+        """Return the resting order with this id; raises ``OrderNotFoundError``. O(1)."""
+        self._acquire()
+        try:
+            return self._order_of(self._find(order_id))
+        finally:
+            self._release()
+
+    # -- top of book and levels -------------------------------------------------------
+
+    @property
+    def best_bid(self):
+        """The highest bid level (a live view), or None. O(1)."""
+        cdef int32_t i = self._trees[0].tail
+        return None if i == NIL else PriceLevel(self, _BUY, self._trees[0].nodes[i].key)
+
+    @property
+    def best_ask(self):
+        """The lowest ask level (a live view), or None. O(1)."""
+        cdef int32_t i = self._trees[1].head
+        return None if i == NIL else PriceLevel(self, _SELL, self._trees[1].nodes[i].key)
+
+    @property
+    def spread(self):
+        """Best ask minus best bid, or None if a side is empty."""
+        bid, ask = self.best_bid_raw, self.best_ask_raw
+        if bid is None or ask is None:
+            return None
+        return self._inst.ticks_to_price(ask - bid)
+
+    @property
+    def mid_price(self):
+        """The midpoint of best bid and best ask, or None if a side is empty."""
+        bid, ask = self.best_bid_raw, self.best_ask_raw
+        if bid is None or ask is None:
+            return None
+        return EXACT.divide(self._inst.ticks_to_price(bid + ask), Decimal(2))
+
+    def level(self, side, price):
+        """The level at ``price`` on ``side`` (a live view), or None. O(1)."""
+        cdef int sell = _side_code(side)
+        cdef int64_t ticks = self._inst.price_to_ticks(price)
+        if map_get(&self._prices[sell], ticks) == NIL:
+            return None
+        return PriceLevel(self, _SELL if sell else _BUY, ticks)
+
+    def orders_at(self, side, price):
+        """The orders resting at ``price`` on ``side``, in FIFO order. O(1) + O(n)."""
+        level = self.level(side, price)
+        return [] if level is None else list(level)
+
+    @property
+    def bids(self):
+        """The bid side, iterable best (highest) first."""
+        return self._bids
+
+    @property
+    def asks(self):
+        """The ask side, iterable best (lowest) first."""
+        return self._asks
+
+    def depth(self, levels=10):
+        """The best ``levels`` levels of each side as value snapshots. O(levels)."""
+        bids, asks = self.depth_raw(levels)
+        inst = self._inst
+        return Depth(
+            [LevelSnapshot(inst.ticks_to_price(p), inst.lots_to_quantity(q), n) for p, q, n in bids],
+            [LevelSnapshot(inst.ticks_to_price(p), inst.lots_to_quantity(q), n) for p, q, n in asks],
+        )
+
+    # -- the raw integer API -------------------------------------------------------------
+
+    def add_raw(self, order_id, side, price, quantity):
+        """Rest a limit order given in integer ticks and lots (no Decimal work)."""
+        cdef int sell = _side_code(side)
+        cdef int64_t ticks = _raw_units(price, "price", InvalidPriceError)
+        cdef int64_t lots = _raw_units(quantity, "quantity", InvalidQuantityError)
+        cdef int64_t key = 0
+        cdef int overflow = 0
+        cdef bint intid
+        cdef Order obj = None
+        if PyLong_CheckExact(order_id):
+            key = PyLong_AsLongLongAndOverflow(order_id, &overflow)
+            intid = not overflow
+        else:
+            _check_id(order_id)
+            intid = _int_key(order_id, &key)
+        if not intid or not PyLong_CheckExact(order_id):
+            obj = _new_order(order_id, sell, self._inst)
+        self._acquire()
+        try:
+            if (map_get(&self._ids, key) if intid else self._lookup(order_id)) != NIL:
+                raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
+            self._room(sell, ticks, lots)
+            self._insert(order_id, intid, key, sell, ticks, lots, 0, self._seq, obj)
+            self._seq += 1
+        finally:
+            self._release()
+
+    def remove_raw(self, order_id):
+        """Remove a resting order; return its remaining quantity in lots."""
+        cdef int32_t r
+        cdef Rec* rec
+        cdef int64_t remaining
+        self._acquire()
+        try:
+            r = self._find(order_id)
+            self._forget(r)
+            self._unlink(r)
+            rec = &self._recs[r]
+            remaining = rec.qty - rec.filled
+            if rec.obj != NULL:
+                self._release_order(r, ST_CANCELLED)
+            self._free_rec(r)
+            return remaining
+        finally:
+            self._release()
+
+    def fill_raw(self, order_id, quantity):
+        """Fill ``quantity`` lots of a resting order; return its remaining lots."""
+        cdef int64_t lots = _raw_units(quantity, "quantity", InvalidQuantityError)
+        cdef int32_t r
+        cdef int64_t remaining
+        self._acquire()
+        try:
+            r = self._find(order_id)
+            remaining = self._recs[r].qty - self._recs[r].filled - lots
+            self._fill(r, lots, False)
+            return remaining
+        finally:
+            self._release()
+
+    def amend_raw(self, order_id, *, quantity=None, price=None):
+        """``amend_order`` with the new total quantity in lots and price in ticks."""
+        if quantity is None and price is None:
+            raise InvalidOrderError("amend needs a new quantity or a new price")
+        lots = None if quantity is None else _raw_units(quantity, "quantity", InvalidQuantityError)
+        ticks = None if price is None else _raw_units(price, "price", InvalidPriceError)
+        self._acquire()
+        try:
+            self._amend(self._find(order_id), lots, ticks)
+        finally:
+            self._release()
+
+    @property
+    def best_bid_raw(self):
+        """The best bid price in ticks, or None. O(1)."""
+        cdef int32_t i = self._trees[0].tail
+        return None if i == NIL else self._trees[0].nodes[i].key
+
+    @property
+    def best_ask_raw(self):
+        """The best ask price in ticks, or None. O(1)."""
+        cdef int32_t i = self._trees[1].head
+        return None if i == NIL else self._trees[1].nodes[i].key
+
+    def level_raw(self, side, price):
+        """``(total lots, order count)`` at ``price`` ticks on ``side``, or None. O(1)."""
+        cdef int sell = _side_code(side)
+        cdef int64_t ticks
+        if not _small_int(price, &ticks):
+            return None
+        cdef int32_t lv = map_get(&self._prices[sell], ticks)
+        return None if lv == NIL else (self._levels[lv].total, self._levels[lv].count)
+
+    def depth_raw(self, levels=10):
+        """The best ``levels`` levels per side as ``(price ticks, total lots, count)``. O(levels)."""
+        if type(levels) is not int or levels < 0:
+            raise ValueError(f"levels must be a non-negative int; got {levels!r}")
+        cdef Py_ssize_t k = min(levels, 0x7FFFFFFF)
+        cdef list bids = []
+        cdef list asks = []
+        cdef Py_ssize_t n
+        cdef int32_t i
+        cdef Node* nodes
+        cdef Level* lv
+        self._acquire()
+        try:
+            nodes = self._trees[0].nodes
+            i = self._trees[0].tail
+            n = 0
+            while i != NIL and n < k:
+                lv = &self._levels[nodes[i].payload]
+                bids.append((lv.price, lv.total, lv.count))
+                i = nodes[i].prev
+                n += 1
+            nodes = self._trees[1].nodes
+            i = self._trees[1].head
+            n = 0
+            while i != NIL and n < k:
+                lv = &self._levels[nodes[i].payload]
+                asks.append((lv.price, lv.total, lv.count))
+                i = nodes[i].next
+                n += 1
+        finally:
+            self._release()
+        return bids, asks
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def snapshot(self):
+        """The whole book as plain JSON-safe data (see :meth:`from_snapshot`)."""
+        cdef list rows = []
+        cdef int sell
+        cdef int32_t i, r
+        cdef Tree* t
+        cdef Rec* rec
+        cdef Order o
+        self._acquire()
+        try:
+            for sell in range(2):
+                t = &self._trees[sell]
+                i = t.tail if sell == 0 else t.head
+                while i != NIL:
+                    r = self._levels[t.nodes[i].payload].head
+                    while r != NIL:
+                        rec = &self._recs[r]
+                        if rec.obj != NULL:
+                            o = <Order>rec.obj
+                            rows.append(order_row(
+                                o._id, o.side, rec.price, rec.qty, rec.filled, rec.seq, o._owner,
+                                o._client_order_id, o._type, o._tif, o._post_only, o._stp,
+                            ))
+                        else:
+                            rows.append(order_row(
+                                rec.key, _SELL if sell else _BUY, rec.price, rec.qty, rec.filled, rec.seq,
+                                None, None, _LIMIT, _GTC, False, None,
+                            ))
+                        r = rec.next
+                    i = t.nodes[i].prev if sell == 0 else t.nodes[i].next
+            return {
+                "format": SNAPSHOT_FORMAT,
+                "instrument": self._inst.to_dict(),
+                "next_sequence": self._seq,
+                "orders": rows,
+            }
+        finally:
+            self._release()
+
+    @classmethod
+    def from_snapshot(cls, data):
+        """Rebuild a book from :meth:`snapshot` data (also after a JSON round trip)."""
+        inst, seq, rows = read_snapshot(data)
+        cdef OrderBook book = cls(inst)
+        cdef Order o
+        cdef int64_t key = 0
+        cdef bint intid
+        for row in rows:
+            intid = _int_key(row.id, &key)
+            o = None
+            if (
+                not (intid and PyLong_CheckExact(row.id))
+                or row.owner is not None
+                or row.client_order_id is not None
+                or row.time_in_force is not _GTC
+                or row.post_only
+                or row.self_trade_prevention is not None
+            ):
+                o = _new_order(row.id, row.side is _SELL, inst)
+                o._owner = row.owner
+                o._client_order_id = row.client_order_id
+                o._tif = row.time_in_force
+                o._post_only = row.post_only
+                o._stp = row.self_trade_prevention
+            book._insert(row.id, intid, key, row.side is _SELL, row.ticks, row.lots, row.filled, row.sequence, o)
+        book._seq = seq
+        return book
+
+    # -- invariants ----------------------------------------------------------------------
+
+    def _check(self):
+        """Walk every structure and verify its invariants; raises ``AssertionError``."""
+        cdef int sell
+        cdef int32_t i, r, prev, lv
+        cdef Tree* t
+        cdef Level* level
+        cdef Rec* rec
+        cdef int64_t total, last_seq
+        cdef Py_ssize_t count, seen = 0, int_ids = 0
+        cdef Order o
+        self._acquire()
+        try:
+            for sell in range(2):
+                t = &self._trees[sell]
+                tree_check(t)
+                if <size_t>t.count != self._prices[sell].count:
+                    raise AssertionError("tree and level map disagree")
+                i = t.head
+                while i != NIL:
+                    lv = t.nodes[i].payload
+                    level = &self._levels[lv]
+                    if map_get(&self._prices[sell], t.nodes[i].key) != lv or level.node != i:
+                        raise AssertionError("level map disagrees with the tree")
+                    if level.price != t.nodes[i].key or level.sell != sell:
+                        raise AssertionError("level price or side is wrong")
+                    total = 0
+                    count = 0
+                    last_seq = 0
+                    prev = NIL
+                    r = level.head
+                    while r != NIL:
+                        rec = &self._recs[r]
+                        if rec.prev != prev:
+                            raise AssertionError("broken FIFO back link")
+                        if not rec.flags & LIVE or rec.level != lv or rec.price != level.price:
+                            raise AssertionError("record does not belong to its level")
+                        if (1 if rec.flags & SELL else 0) != sell:
+                            raise AssertionError("record on the wrong side")
+                        if not 0 <= rec.filled < rec.qty:
+                            raise AssertionError("resting order has nothing left")
+                        if not last_seq < rec.seq < self._seq:
+                            raise AssertionError("FIFO out of sequence")
+                        last_seq = rec.seq
+                        if rec.flags & INTID:
+                            int_ids += 1
+                            if map_get(&self._ids, rec.key) != r:
+                                raise AssertionError("id map disagrees with the level")
+                        elif rec.obj == NULL or self._obj_ids.get((<Order>rec.obj)._id) != r:
+                            raise AssertionError("object id map disagrees with the level")
+                        if rec.obj != NULL:
+                            o = <Order>rec.obj
+                            if (o._ticks != rec.price or o._lots != rec.qty or o._filled != rec.filled
+                                    or o._seq != rec.seq or o._sell != sell or o._inst is not self._inst
+                                    or o._status != (ST_PARTIAL if rec.filled else ST_OPEN)):
+                                raise AssertionError("Order object out of step with its record")
+                        total += rec.qty - rec.filled
+                        count += 1
+                        prev = r
+                        r = rec.next
+                    if prev != level.tail:
+                        raise AssertionError("stale level tail")
+                    if count == 0:
+                        raise AssertionError("empty level left in the book")
+                    if level.total != total:
+                        raise AssertionError("level total disagrees with its orders")
+                    if level.count != count:
+                        raise AssertionError("level count disagrees with its orders")
+                    seen += count
+                    i = t.nodes[i].next
+            if seen != self._n:
+                raise AssertionError("order count disagrees with the levels")
+            if <size_t>int_ids != self._ids.count or seen - int_ids != len(self._obj_ids):
+                raise AssertionError("id maps hold orders that are not in a level")
+        finally:
+            self._release()
