@@ -1,0 +1,35 @@
+"""Fixtures for the benchmark suite.
+
+``backend`` is parametrized over ``"python"`` (``tradebook._book_py``) and
+``"cython"`` (the compiled ``tradebook._book``; skipped, with the import error,
+when it is not built) and yields a namespace with ``name``, ``Order`` and
+``OrderBook``. Tests that compare against the sortedcontainers baseline
+parametrize it indirectly with ``"sortedcontainers"`` as a third value.
+
+Run: ``PYTHONPATH=src pytest benchmarks`` (timings) or
+``pytest benchmarks --benchmark-disable -q`` (smoke: each case once, checked).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+import workload as wl
+from scenarios import backend_unavailable, load_backend
+
+
+@pytest.fixture(params=["python", "cython"])
+def backend(request: pytest.FixtureRequest) -> SimpleNamespace:
+    """The implementation under test: a namespace with ``name``, ``Order``, ``OrderBook``."""
+    reason = backend_unavailable(request.param)
+    if reason is not None:
+        pytest.skip(f"{reason} (build it with `pip install -e .` or `python setup.py build_ext --inplace`)")
+    return load_backend(request.param)
+
+
+@pytest.fixture(scope="session")
+def workload() -> wl.Workload:
+    """The seeded 200,000-order workload (generated once per session)."""
+    return wl.get_workload()

@@ -1,0 +1,442 @@
+"""Benchmark scenarios: one operation, one backend, one API, on the 200k-order book.
+
+Shared by ``test_bench_book.py`` (pytest-benchmark) and ``ratios.py`` so both
+time exactly the same loops on exactly the same workload.
+
+A :class:`Scenario` owns a freshly built book. ``setup()`` (untimed) restores the
+book to its starting size and hands out the next batch; ``run(batch)`` (timed)
+performs ``batch_size`` operations in a plain Python loop, the way a caller
+would, and returns something to check; ``check()`` verifies the whole book
+against a reference model of what the batches run so far should have left.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+from collections.abc import Callable
+from decimal import Decimal
+from itertools import repeat
+from types import SimpleNamespace
+from typing import Any
+
+import workload as wl
+from sorted_book import SortedBook
+
+__all__ = [
+    "API_DECIMAL",
+    "API_RAW",
+    "BACKENDS",
+    "BATCH",
+    "OPS",
+    "Scenario",
+    "backend_unavailable",
+    "load_backend",
+]
+
+BACKENDS = ("python", "cython", "sortedcontainers")
+API_RAW = "raw"
+API_DECIMAL = "decimal"
+OPS = ("add", "cancel", "best", "depth", "fill", "amend")
+# Operations per timed batch. Depth is ~10-30x dearer than the rest in pure Python.
+BATCH = {"add": 10_000, "add_order_only": 10_000, "cancel": 10_000, "best": 10_000, "depth": 1_000}
+BATCH["fill"] = BATCH["amend"] = 10_000
+DEPTH_LEVELS = 10
+SORTED_OPS = ("add", "cancel", "best", "depth")  # what the sortedcontainers baseline implements
+
+
+def backend_unavailable(name: str) -> str | None:
+    """None if backend ``name`` can be loaded, else the reason it cannot."""
+    try:
+        load_backend(name)
+    except ImportError as exc:
+        return f"{name} backend not available: {exc}"
+    return None
+
+
+def load_backend(name: str) -> SimpleNamespace:
+    """A namespace with ``name``, ``Order`` and ``OrderBook`` for one backend.
+
+    ``python``: ``tradebook._book_py``; ``cython``: the compiled ``tradebook._book``
+    (ImportError if it is not built); ``sortedcontainers``: the baseline book
+    (``Order`` is None: it has no Decimal API).
+    """
+    if name == "python":
+        mod = importlib.import_module("tradebook._book_py")
+    elif name == "cython":
+        mod = importlib.import_module("tradebook._book")
+        importlib.import_module("tradebook._avl")
+    elif name == "sortedcontainers":
+        return SimpleNamespace(name=name, Order=None, OrderBook=SortedBook)
+    else:
+        raise ValueError(f"unknown backend {name!r}")
+    return SimpleNamespace(name=name, Order=mod.Order, OrderBook=mod.OrderBook, module=mod)
+
+
+def supports(backend: str, api: str, op: str) -> bool:
+    """Whether the (backend, api, op) combination exists."""
+    if backend == "sortedcontainers":
+        return api == API_RAW and op in SORTED_OPS
+    return not (op == "add_order_only" and api != API_DECIMAL)
+
+
+def _batches(items: list[Any], size: int, index: int, *, wrap: bool) -> list[Any]:
+    count = len(items) // size
+    if index >= count:
+        if not wrap:
+            raise RuntimeError(f"workload exhausted: only {count} distinct batches of {size}")
+        index %= count
+    return items[index * size : (index + 1) * size]
+
+
+class Scenario:
+    """One operation on one freshly built 200k-order book (see the module docstring)."""
+
+    def __init__(
+        self,
+        backend: SimpleNamespace,
+        api: str,
+        op: str,
+        workload: wl.Workload | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        if not supports(backend.name, api, op):
+            raise ValueError(f"{backend.name} has no {op} in the {api} API")
+        self.backend = backend
+        self.api = api
+        self.op = op
+        self.workload = workload if workload is not None else wl.get_workload()
+        self.batch_size = batch_size if batch_size is not None else BATCH[op]
+        self.ops_per_batch = self.batch_size * (2 if op == "best" else 1)
+        self.batches = 0  # batches handed out by setup() so far
+        self.baseline = backend.name == "sortedcontainers"
+        # Free the previous case's book first (its FIFO links are reference cycles that
+        # only a full collection frees) so it does not weigh on this case's GC passes.
+        gc.collect()
+        if self.baseline:
+            self.book = SortedBook(wl.instrument())
+            add = self.book.add
+            for order in self.workload.orders:
+                add(*order)
+        else:
+            self.book = wl.build_book_raw(backend.OrderBook, self.workload.orders)
+        gc.collect()  # settle the build: the book starts out as long-lived (oldest-generation) objects
+        self._pending: list[Any] = []  # state to undo in the next setup()
+        prepare: Callable[[], None] = getattr(self, f"_prepare_{op}")
+        prepare()
+
+    @property
+    def name(self) -> str:
+        return f"{self.op}[{self.backend.name}-{self.api}]"
+
+    # -- untimed helpers on the book (raw API: the cheapest way to restore state) ----
+
+    def _add_back(self, orders: list[wl.OrderTuple]) -> None:
+        add = self.book.add if self.baseline else self.book.add_raw
+        for order in orders:
+            add(*order)
+
+    def _remove(self, ids: list[int]) -> None:
+        remove = self.book.cancel if self.baseline else self.book.remove_raw
+        for oid in ids:
+            remove(oid)
+
+    # -- add ------------------------------------------------------------------------
+
+    def _prepare_add(self) -> None:
+        adds = self.workload.adds[: self.batch_size]
+        if len(adds) < self.batch_size:
+            raise ValueError(f"the workload has only {len(adds)} prepared adds")
+        self._adds = adds
+        self._batch: list[Any] = wl.decimal_orders(adds) if self.api == API_DECIMAL else adds
+        book, Order = self.book, self.backend.Order
+
+        if self.baseline:
+
+            def run(ops: list[Any]) -> int:
+                add = book.add
+                for oid, side, price, qty in ops:
+                    add(oid, side, price, qty)
+                return len(book)
+        elif self.api == API_RAW:
+
+            def run(ops: list[Any]) -> int:
+                add = book.add_raw
+                for oid, side, price, qty in ops:
+                    add(oid, side, price, qty)
+                return len(book)
+        else:
+
+            def run(ops: list[Any]) -> int:
+                add = book.add_order
+                for oid, side, price, qty in ops:
+                    add(Order(oid, side, price, qty))
+                return len(book)
+
+        self.run = run
+
+    def _setup_add(self) -> Any:
+        if self.batches:
+            self._remove([o[0] for o in self._adds])
+        return self._batch
+
+    def _expect_add(self) -> tuple[int, list[Any]]:
+        added = self._adds if self.batches else []
+        return len(self.workload.orders) + len(added), self.workload.orders + added
+
+    # -- add_order only (Decimal API, Order objects built untimed) ------------------------
+
+    def _prepare_add_order_only(self) -> None:
+        self._prepare_add()
+        book = self.book
+
+        def run(orders: list[Any]) -> int:
+            add = book.add_order
+            for order in orders:
+                add(order)
+            return len(book)
+
+        self.run = run
+
+    def _setup_add_order_only(self) -> Any:
+        self._setup_add()
+        Order = self.backend.Order
+        return [Order(*row) for row in self._batch]
+
+    _expect_add_order_only = _expect_add
+
+    # -- cancel ------------------------------------------------------------------
+
+    def _prepare_cancel(self) -> None:
+        book = self.book
+        if self.baseline:
+
+            def run(ids: list[int]) -> int:
+                cancel = book.cancel
+                for oid in ids:
+                    cancel(oid)
+                return len(book)
+        elif self.api == API_RAW:
+
+            def run(ids: list[int]) -> int:
+                remove = book.remove_raw
+                for oid in ids:
+                    remove(oid)
+                return len(book)
+        else:
+
+            def run(ids: list[int]) -> int:
+                remove = book.remove_order
+                for oid in ids:
+                    remove(oid)
+                return len(book)
+
+        self.run = run
+
+    def _setup_cancel(self) -> Any:
+        orders = self.workload.orders
+        if self._pending:  # put the previous batch back (at the back of its levels)
+            self._add_back([orders[oid - 1] for oid in self._pending])
+        # Each batch cancels fresh random resting orders; after 20 batches ids repeat,
+        # which is still valid since every batch is restored before the next.
+        self._pending = _batches(self.workload.cancel_ids, self.batch_size, self.batches, wrap=True)
+        return self._pending
+
+    def _expect_cancel(self) -> tuple[int, list[Any]]:
+        gone = set(self._pending)
+        rest = [o for o in self.workload.orders if o[0] not in gone]
+        return len(rest), rest
+
+    # -- best bid / ask ---------------------------------------------------------------
+
+    def _prepare_best(self) -> None:
+        book = self.book
+        if self.baseline:
+
+            def run(n: int) -> tuple[Any, Any]:
+                bid = ask = None
+                for _ in repeat(None, n):
+                    bid = book.best_bid
+                    ask = book.best_ask
+                return bid, ask
+        elif self.api == API_RAW:
+
+            def run(n: int) -> tuple[Any, Any]:
+                bid = ask = None
+                for _ in repeat(None, n):
+                    bid = book.best_bid_raw
+                    ask = book.best_ask_raw
+                return bid, ask
+        else:
+
+            def run(n: int) -> tuple[Any, Any]:
+                bid = ask = None
+                for _ in repeat(None, n):
+                    bid = book.best_bid
+                    ask = book.best_ask
+                return bid.price, ask.price  # type: ignore[union-attr]
+
+        self.run = run
+
+    def _setup_best(self) -> Any:
+        return self.batch_size
+
+    def _expect_best(self) -> tuple[int, list[Any]]:
+        return len(self.workload.orders), self.workload.orders
+
+    # -- depth(10) ------------------------------------------------------------------
+
+    def _prepare_depth(self) -> None:
+        book = self.book
+        if self.baseline or self.api == API_RAW:
+            depth = book.depth if self.baseline else book.depth_raw
+
+            def run(n: int) -> Any:
+                d = None
+                for _ in repeat(None, n):
+                    d = depth(DEPTH_LEVELS)
+                return d
+        else:
+
+            def run(n: int) -> Any:
+                d = None
+                for _ in repeat(None, n):
+                    d = book.depth(DEPTH_LEVELS)
+                return d
+
+        self.run = run
+
+    _setup_depth = _setup_best
+    _expect_depth = _expect_best
+
+    # -- fill (1-lot partial fills of random resting orders) -------------------------------
+
+    def _prepare_fill(self) -> None:
+        book = self.book
+        if self.api == API_RAW:
+
+            def run(ids: list[int]) -> int:
+                fill = book.fill_raw
+                for oid in ids:
+                    fill(oid, 1)
+                return len(book)
+        else:
+            one_lot = Decimal(wl.LOT)
+
+            def run(ids: list[int]) -> int:
+                fill = book.fill_order
+                for oid in ids:
+                    fill(oid, one_lot)
+                return len(book)
+
+        self.run = run
+
+    def _setup_fill(self) -> Any:
+        # Fresh orders every batch (each has >= 2 lots), so the book keeps its size.
+        return _batches(self.workload.fill_ids, self.batch_size, self.batches, wrap=False)
+
+    def _expect_fill(self) -> tuple[int, list[Any]]:
+        filled = set(self.workload.fill_ids[: self.batches * self.batch_size])
+        rows = [(oid, s, t, q - 1 if oid in filled else q) for oid, s, t, q in self.workload.orders]
+        return len(rows), rows
+
+    # -- amend (half: quantity down one lot; half: price moves 1-5 ticks) ---------------------
+
+    def _prepare_amend(self) -> None:
+        book = self.book
+        if self.api == API_RAW:
+            self._convert: Callable[[list[Any]], list[Any]] = list
+
+            def run(ops: list[Any]) -> int:
+                amend = book.amend_raw
+                for oid, qty, price in ops:
+                    amend(oid, quantity=qty, price=price)
+                return len(book)
+        else:
+            inst = wl.instrument()
+
+            def convert(ops: list[Any]) -> list[Any]:
+                return [
+                    (
+                        oid,
+                        None if q is None else inst.lots_to_quantity(q),
+                        None if p is None else inst.ticks_to_price(p),
+                    )
+                    for oid, q, p in ops
+                ]
+
+            self._convert = convert
+
+            def run(ops: list[Any]) -> int:
+                amend = book.amend_order
+                for oid, qty, price in ops:
+                    amend(oid, quantity=qty, price=price)
+                return len(book)
+
+        self.run = run
+
+    def _setup_amend(self) -> Any:
+        # Fresh orders every batch; Decimals are prepared here, outside the timing.
+        return self._convert(_batches(self.workload.amends, self.batch_size, self.batches, wrap=False))
+
+    def _expect_amend(self) -> tuple[int, list[Any]]:
+        done = {oid: (q, p) for oid, q, p in self.workload.amends[: self.batches * self.batch_size]}
+        rows = []
+        for oid, side, ticks, lots in self.workload.orders:
+            change = done.get(oid)
+            if change is not None:
+                q, p = change
+                lots = lots if q is None else q
+                ticks = ticks if p is None else p
+            rows.append((oid, side, ticks, lots))
+        return len(rows), rows
+
+    # -- driving --------------------------------------------------------------------
+
+    def setup(self) -> Any:
+        """Restore the book's size and return the next batch's argument (untimed)."""
+        arg = getattr(self, f"_setup_{self.op}")()
+        self.batches += 1
+        return arg
+
+    def pedantic_setup(self) -> tuple[tuple[Any], dict[str, Any]]:
+        """``setup()`` in the shape ``benchmark.pedantic(setup=...)`` wants."""
+        return (self.setup(),), {}
+
+    run: Callable[[Any], Any]
+
+    def expected_result(self) -> Any:
+        """What the last ``run()`` must have returned."""
+        size, rows = getattr(self, f"_expect_{self.op}")()
+        inst = wl.instrument()
+        p, q = inst.ticks_to_price, inst.lots_to_quantity
+        if self.op == "best":
+            (bids, asks) = wl.depth_of(wl.level_totals(rows), 1)
+            bid, ask = bids[0][0], asks[0][0]
+            return (p(bid), p(ask)) if self.api == API_DECIMAL else (bid, ask)
+        if self.op == "depth":
+            bids, asks = wl.depth_of(wl.level_totals(rows), DEPTH_LEVELS)
+            if self.api == API_DECIMAL:
+                return [(p(t), q(n), c) for t, n, c in bids], [(p(t), q(n), c) for t, n, c in asks]
+            return bids, asks
+        return size
+
+    def check(self, *, deep: bool = False) -> None:
+        """Assert the book holds exactly what the batches run so far should leave.
+
+        Compares the order count and every level's total and order count with the
+        reference model; ``deep`` also runs the book's own ``_check()`` invariant
+        walk when it has one.
+        """
+        size, rows = getattr(self, f"_expect_{self.op}")()
+        book = self.book
+        assert len(book) == size, f"{self.name}: {len(book)} orders resting, expected {size}"
+        expected = wl.depth_of(wl.level_totals(rows), 1 << 30)
+        got = book.depth(1 << 30) if self.baseline else book.depth_raw(1 << 30)
+        assert got == expected, f"{self.name}: level totals differ from the reference model"
+        if self.op in ("add", "add_order_only") and self.batches:
+            assert all(o[0] in book for o in self._adds), f"{self.name}: an added order is missing"
+        if self.op == "cancel":
+            assert not any(oid in book for oid in self._pending), f"{self.name}: a cancelled order still rests"
+        if deep and hasattr(book, "_check"):
+            book._check()
