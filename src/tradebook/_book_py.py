@@ -765,9 +765,16 @@ class OrderBook:
         return None if top is None else top[0]
 
     def level_raw(self, side: Side | str, price: int) -> tuple[int, int] | None:
-        """``(total lots, order count)`` at ``price`` ticks on ``side``, or None. O(1)."""
+        """``(total lots, order count)`` at ``price`` ticks on ``side``, or None. O(1).
+
+        Like :meth:`level`, a price that is not a tick count (an int in 1..2**63-1)
+        raises ``InvalidPriceError``.
+        """
         side = _side(side)
-        level = self._levels[side is _SELL].get(price) if type(price) is int else None
+        if type(price) is not int or not 0 < price <= INT64_MAX:
+            # like level(): a price that is no valid tick count raises instead of reading as "no level"
+            price = check_units(price, "price", InvalidPriceError)
+        level = self._levels[side is _SELL].get(price)
         return None if level is None else (level.total, level.count)
 
     def depth_raw(self, levels: int = 10) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
