@@ -2,7 +2,6 @@
 # Declarations of the compiled order book: C records for resting orders and
 # levels, integer-keyed hash maps, and the Python-facing classes.
 from cpython.object cimport PyObject
-from cpython.pythread cimport PyThread_type_lock
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from tradebook._avl cimport Tree
@@ -31,6 +30,7 @@ cdef struct Level:
     int32_t tail
     int32_t node        # this level's node in its side's tree (or free-list link)
     uint8_t sell
+    PyObject* row       # cached (price, total, count) tuple for depth_raw, or NULL (owned)
 
 
 cdef struct Slot:
@@ -98,8 +98,7 @@ cdef class OrderBook:
     cdef dict _obj_ids
     cdef int64_t _seq
     cdef Py_ssize_t _n
-    cdef PyThread_type_lock _lock
-    cdef long _lock_owner
+    cdef unsigned long _lock_owner
     cdef int _lock_depth
     cdef object _bids
     cdef object _asks

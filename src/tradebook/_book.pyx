@@ -16,16 +16,10 @@ cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
-from cpython.pythread cimport (
-    NOWAIT_LOCK,
-    WAIT_LOCK,
-    PyThread_acquire_lock,
-    PyThread_allocate_lock,
-    PyThread_free_lock,
-    PyThread_get_thread_ident,
-    PyThread_release_lock,
-)
-from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.pythread cimport PyThread_get_thread_ident
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memset
 
@@ -353,6 +347,23 @@ cdef void map_del(IntMap* m, int64_t key) noexcept:
         i = j
     m.slots[i].val = NIL
     m.count -= 1
+
+
+cdef inline void _touch(Level* level) noexcept:
+    """Forget a level's cached depth row after its total or count changed."""
+    cdef PyObject* row = level.row
+    if row != NULL:
+        level.row = NULL
+        Py_XDECREF(row)
+
+
+cdef object _row(Level* level):
+    """The level's ``(price, total, count)`` tuple, built once until the level changes."""
+    if level.row == NULL:
+        row = (level.price, level.total, level.count)
+        Py_INCREF(row)
+        level.row = <PyObject*>row
+    return <object>level.row
 
 
 # -- Order ----------------------------------------------------------------------------
@@ -750,9 +761,6 @@ cdef class OrderBook:
         self._lvl_free = NIL
         self._obj_ids = {}
         self._seq = 1
-        self._lock = PyThread_allocate_lock()
-        if self._lock == NULL:
-            raise MemoryError()
 
     def __init__(self, instrument):
         if not isinstance(instrument, Instrument):
@@ -775,6 +783,13 @@ cdef class OrderBook:
                 if self._recs[r].flags & LIVE and self._recs[r].obj != NULL:
                     Py_DECREF(<object>self._recs[r].obj)
                     self._recs[r].obj = NULL
+        cdef int sell
+        cdef int32_t i
+        for sell in range(2):
+            i = self._trees[sell].head
+            while i != NIL:
+                _touch(&self._levels[self._trees[sell].nodes[i].payload])
+                i = self._trees[sell].nodes[i].next
         PyMem_Free(self._recs)
         PyMem_Free(self._levels)
         tree_dealloc(&self._trees[0])
@@ -782,28 +797,29 @@ cdef class OrderBook:
         PyMem_Free(self._ids.slots)
         PyMem_Free(self._prices[0].slots)
         PyMem_Free(self._prices[1].slots)
-        if self._lock != NULL:
-            PyThread_free_lock(self._lock)
 
     # -- locking: reentrant per book; waits without holding the GIL ----------------
 
     cdef int _acquire(self) except -1:
-        cdef long me = PyThread_get_thread_ident()
-        if self._lock_depth and self._lock_owner == me:
-            self._lock_depth += 1
-            return 0
-        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        # Under the GIL this check-and-set is atomic: no other thread runs
+        # between them. A thread only finds the book busy when its holder let
+        # the GIL go mid-operation (running Python code such as a user's
+        # __hash__); then it yields the GIL until the holder is done. Builds
+        # without a GIL use the pure-Python backend (see _compat).
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if self._lock_depth:
+            if self._lock_owner == me:
+                self._lock_depth += 1
+                return 0
+            while self._lock_depth:
+                with nogil:
+                    sched_yield()
         self._lock_owner = me
         self._lock_depth = 1
         return 0
 
     cdef void _release(self) noexcept:
         self._lock_depth -= 1
-        if self._lock_depth == 0:
-            self._lock_owner = 0
-            PyThread_release_lock(self._lock)
 
     # -- storage -----------------------------------------------------------------------
 
@@ -871,10 +887,12 @@ cdef class OrderBook:
             level.head = NIL
             level.tail = NIL
             level.sell = sell
+            level.row = NULL
             level.node = tree_insert(&self._trees[sell], rec.price, lv)
             map_put(&self._prices[sell], rec.price, lv)
         else:
             level = &self._levels[lv]
+            _touch(level)
         rec.level = lv
         rec.next = NIL
         rec.prev = level.tail
@@ -901,6 +919,7 @@ cdef class OrderBook:
             self._recs[rec.next].prev = rec.prev
         level.total -= rec.qty - rec.filled
         level.count -= 1
+        _touch(level)
         if level.count == 0:
             tree_remove(&self._trees[level.sell], level.node)
             map_del(&self._prices[level.sell], level.price)
@@ -939,7 +958,7 @@ cdef class OrderBook:
         cdef Order o
         if rec.obj != NULL:
             return <object>rec.obj
-        o = _new_order(rec.key, rec.flags & SELL, self._inst)
+        o = _new_order(rec.key, (rec.flags & SELL) != 0, self._inst)
         self._sync(o, rec, ST_PARTIAL if rec.filled else ST_OPEN)
         Py_INCREF(o)
         rec.obj = <PyObject*>o
@@ -961,7 +980,7 @@ cdef class OrderBook:
             Py_DECREF(o)     # the reference held by the record; ``o`` keeps its own
             rec.obj = NULL
         else:
-            o = _new_order(rec.key, rec.flags & SELL, self._inst)
+            o = _new_order(rec.key, (rec.flags & SELL) != 0, self._inst)
         self._sync(o, rec, status)
         return o
 
@@ -1104,6 +1123,7 @@ cdef class OrderBook:
             return o
         rec.filled += lots
         self._levels[rec.level].total -= lots
+        _touch(&self._levels[rec.level])
         if rec.obj != NULL:
             self._sync(<Order>rec.obj, rec, ST_PARTIAL)
         return self._order_of(r) if want_order else None
@@ -1158,6 +1178,7 @@ cdef class OrderBook:
             self._link(r)
         elif new_lots < rec.qty:
             self._levels[rec.level].total -= rec.qty - new_lots
+            _touch(&self._levels[rec.level])
             rec.qty = new_lots
         if rec.obj != NULL:
             self._sync(<Order>rec.obj, rec, ST_PARTIAL if rec.filled else ST_OPEN)
@@ -1345,16 +1366,14 @@ cdef class OrderBook:
             i = self._trees[0].tail
             n = 0
             while i != NIL and n < k:
-                lv = &self._levels[nodes[i].payload]
-                bids.append((lv.price, lv.total, lv.count))
+                bids.append(_row(&self._levels[nodes[i].payload]))
                 i = nodes[i].prev
                 n += 1
             nodes = self._trees[1].nodes
             i = self._trees[1].head
             n = 0
             while i != NIL and n < k:
-                lv = &self._levels[nodes[i].payload]
-                asks.append((lv.price, lv.total, lv.count))
+                asks.append(_row(&self._levels[nodes[i].payload]))
                 i = nodes[i].next
                 n += 1
         finally:
