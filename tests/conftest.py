@@ -2,7 +2,8 @@
 
 The compiled core (``tradebook._avl`` / ``tradebook._book``) is optional: when it
 cannot be imported its parameter is skipped, unless ``TRADEBOOK_REQUIRE_EXTENSIONS``
-is set, in which case the missing extension fails the run.
+is set, in which case the missing extension fails the run. ``TRADEBOOK_NO_EXTENSIONS``
+skips the compiled parameter too (it means "do not use the extensions").
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BACKEND_NAMES = ("python", "cython")
 REQUIRE_EXTENSIONS = bool(os.environ.get("TRADEBOOK_REQUIRE_EXTENSIONS"))
+NO_EXTENSIONS = bool(os.environ.get("TRADEBOOK_NO_EXTENSIONS"))
 
 _MODULES = {"python": ("tradebook._avl_py", "tradebook._book_py"), "cython": ("tradebook._avl", "tradebook._book")}
 
@@ -53,24 +55,39 @@ def available_backends() -> dict[str, types.SimpleNamespace]:
     With ``TRADEBOOK_REQUIRE_EXTENSIONS`` set, a missing compiled core fails the caller.
     """
     out = {"python": load_backend("python")}
+    if NO_EXTENSIONS:
+        _unavailable(None, skip=False)
+        return out
     try:
         out["cython"] = load_backend("cython")
     except ImportError as exc:
-        if REQUIRE_EXTENSIONS:
-            pytest.fail(f"TRADEBOOK_REQUIRE_EXTENSIONS is set but the compiled core cannot be imported: {exc!r}")
+        _unavailable(exc, skip=False)
     return out
+
+
+def _unavailable(exc: Exception | None, *, skip: bool) -> None:
+    """Fail when the compiled core is required; otherwise skip (if ``skip``) with the reason."""
+    if REQUIRE_EXTENSIONS:
+        if exc is None:
+            pytest.fail("TRADEBOOK_REQUIRE_EXTENSIONS and TRADEBOOK_NO_EXTENSIONS are both set")
+        pytest.fail(f"TRADEBOOK_REQUIRE_EXTENSIONS is set but the compiled core cannot be imported: {exc!r}")
+    if skip:
+        if exc is None:
+            pytest.skip("TRADEBOOK_NO_EXTENSIONS is set: the compiled core is not tested")
+        pytest.skip(f"compiled core not built ({exc}); build it with `pip install -e .` and a C compiler")
 
 
 @pytest.fixture(scope="session", params=BACKEND_NAMES, ids=BACKEND_NAMES)
 def backend(request: pytest.FixtureRequest) -> types.SimpleNamespace:
     """The classes of one implementation: ``Order``, ``OrderBook``, ``PriceTree``, ``PriceLevel``, ``BookSide``."""
     name = request.param
+    if name == "cython" and NO_EXTENSIONS:
+        _unavailable(None, skip=True)
     try:
         return load_backend(name)
     except ImportError as exc:
-        if REQUIRE_EXTENSIONS:
-            pytest.fail(f"TRADEBOOK_REQUIRE_EXTENSIONS is set but the {name} backend cannot be imported: {exc!r}")
-        pytest.skip(f"compiled core not built ({exc}); build it with `pip install -e .` and a C compiler")
+        _unavailable(exc, skip=True)
+        raise  # not reached: _unavailable fails or skips
 
 
 @pytest.fixture

@@ -141,7 +141,7 @@ def test_stays_balanced(backend, order):
     if order == "descending":
         keys.reverse()
     elif order == "zigzag":
-        keys = [k for pair in zip(keys[: n // 2], reversed(keys[n // 2 :]), strict=True) for k in pair]
+        keys = [keys[i // 2] if i % 2 == 0 else keys[n - 1 - i // 2] for i in range(n)]
     for key in keys:
         tree.insert(key, key)
     # AVL bound: h < 1.4405 log2(n + 2) - 0.3277

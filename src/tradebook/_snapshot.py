@@ -79,6 +79,7 @@ def read_snapshot(data: Any) -> tuple[Instrument, int, list[OrderRow]]:
         raise InvalidOrderError("snapshot has a bad next_sequence or orders list")
     rows: list[OrderRow] = []
     ids: set[Any] = set()
+    totals: dict[tuple[Side, int], int] = {}
     for raw in raw_rows:
         if not isinstance(raw, dict):
             raise InvalidOrderError(f"bad order in snapshot: {raw!r}")
@@ -115,6 +116,12 @@ def read_snapshot(data: Any) -> tuple[Instrument, int, list[OrderRow]]:
         if row.id in ids:
             raise InvalidOrderError(f"snapshot holds order id {row.id!r} twice")
         ids.add(row.id)
+        # a book never holds a level whose total exceeds 2**63-1 lots (the core keeps it in an int64)
+        level = (row.side, row.ticks)
+        total = totals.get(level, 0) + row.lots - row.filled
+        if total > INT64_MAX:
+            raise InvalidOrderError(f"snapshot's {row.side.value} level at {row.ticks} ticks exceeds 2**63-1 lots")
+        totals[level] = total
         rows.append(row)
     rows.sort(key=lambda r: r.sequence)
     for a, b in pairwise(rows):
