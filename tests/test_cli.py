@@ -105,6 +105,34 @@ def test_backend_info_explains_a_forced_fallback(capsys, monkeypatch):
     assert "TRADEBOOK_NO_EXTENSIONS='1' forces the pure-Python backend" in capsys.readouterr().out
 
 
+@pytest.fixture
+def fallback(monkeypatch):
+    """Pretend the pure-Python backend was selected without TRADEBOOK_NO_EXTENSIONS."""
+    monkeypatch.delenv("TRADEBOOK_NO_EXTENSIONS", raising=False)
+    monkeypatch.setattr(cli, "BACKEND", "python")
+    return monkeypatch
+
+
+def test_backend_info_explains_a_missing_compiled_core(fallback):
+    def missing(name):
+        raise ImportError(f"No module named {name!r}")
+
+    fallback.setattr(cli.importlib, "import_module", missing)
+    assert cli.backend_lines()[-1] == (
+        "compiled core unavailable: No module named 'tradebook._book' (reinstall with a C compiler; see docs/backends.md)"
+    )
+
+
+def test_backend_info_on_another_interpreter(fallback):
+    fallback.setattr(cli.platform, "python_implementation", lambda: "PyPy")
+    assert cli.backend_lines()[-1] == "compiled core unavailable: PyPy always uses the pure-Python backend"
+
+
+def test_backend_info_when_the_compiled_core_was_built_after_start_up(fallback):
+    fallback.setattr(cli.importlib, "import_module", lambda name: None)
+    assert cli.backend_lines()[-1].endswith("it imports now, but was not selected at start-up")
+
+
 def test_info(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
