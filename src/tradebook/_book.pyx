@@ -1345,7 +1345,8 @@ cdef class OrderBook:
         cdef int sell = _side_code(side)
         cdef int64_t ticks
         if not _small_int(price, &ticks):
-            return None
+            # like level(): a price that is no valid tick count raises instead of reading as "no level"
+            ticks = check_units(price, "price", InvalidPriceError)
         cdef int32_t lv = map_get(&self._prices[sell], ticks)
         return None if lv == NIL else (self._levels[lv].total, self._levels[lv].count)
 

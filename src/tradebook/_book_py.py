@@ -42,6 +42,8 @@ _GTC = TimeInForce.GTC
 _OPEN = OrderStatus.OPEN
 _PARTIAL = OrderStatus.PARTIALLY_FILLED
 _PENDING = OrderStatus.PENDING
+_CANCELLED = OrderStatus.CANCELLED
+_FILLED_ST = OrderStatus.FILLED
 
 
 def _side(value: object) -> Side:
@@ -92,10 +94,6 @@ class Order:
         "_ticks",
         "_lots",
         "_filled_lots",
-        # FIFO links inside the level, and the level itself
-        "_prev",
-        "_next",
-        "_level",
     )
 
     def __init__(
@@ -152,9 +150,6 @@ class Order:
         self._ticks = 0
         self._lots = 0
         self._filled_lots = 0
-        self._prev: Order | None = None
-        self._next: Order | None = None
-        self._level: _Level | None = None
 
     @classmethod
     def _bound(
@@ -179,9 +174,6 @@ class Order:
         self._ticks = ticks
         self._lots = lots
         self._filled_lots = 0
-        self._prev = None
-        self._next = None
-        self._level = None
         return self
 
     # -- read-only views --------------------------------------------------------
@@ -295,18 +287,41 @@ class Order:
         )
 
 
+# A resting order's record: a list, cheaper to make than an object. The Order
+# handed out for it (``_OBJ``) is made on first request and kept in step.
+_PREV = 0  # FIFO neighbours within the level (records or None)
+_NEXT = 1
+_LEVEL = 2  # the _Level it rests in
+_ID = 3
+_SELLS = 4  # True for a sell
+_TICKS = 5
+_LOTS = 6  # total quantity
+_FILLED = 7
+_SEQ = 8
+_OBJ = 9  # the Order, or None
+
+Rec = list[Any]
+
+
 class _Level:
-    """A price level's state: FIFO of orders plus their running totals."""
+    """A price level's state: FIFO of records plus their running totals."""
 
-    __slots__ = ("side", "ticks", "total", "count", "head", "tail")
+    __slots__ = ("sell", "ticks", "total", "count", "head", "tail")
 
-    def __init__(self, side: Side, ticks: int) -> None:
-        self.side = side
+    def __init__(self, sell: bool, ticks: int) -> None:
+        self.sell = sell
         self.ticks = ticks
         self.total = 0
         self.count = 0
-        self.head: Order | None = None
-        self.tail: Order | None = None
+        self.head: Rec | None = None
+        self.tail: Rec | None = None
+
+
+def _sync(order: Order, rec: Rec) -> None:
+    order._ticks = rec[_TICKS]
+    order._lots = rec[_LOTS]
+    order._filled_lots = rec[_FILLED]
+    order._sequence = rec[_SEQ]
 
 
 class PriceLevel:
@@ -318,10 +333,10 @@ class PriceLevel:
 
     __slots__ = ("_book", "_side", "_ticks")
 
-    def __init__(self, book: OrderBook, side: Side, ticks: int) -> None:
+    def __init__(self, book: OrderBook, side: Side | str, price_ticks: int) -> None:
         self._book = book
-        self._side = side
-        self._ticks = ticks
+        self._side = _side(side)
+        self._ticks = price_ticks
 
     def _state(self) -> _Level | None:
         return self._book._levels[self._side is _SELL].get(self._ticks)
@@ -362,13 +377,14 @@ class PriceLevel:
         return self.order_count
 
     def __iter__(self) -> Iterator[Order]:
-        with self._book._lock:
+        book = self._book
+        out: list[Order] = []
+        with book._lock:
             level = self._state()
-            out: list[Order] = []
-            node = None if level is None else level.head
-            while node is not None:
-                out.append(node)
-                node = node._next
+            rec = None if level is None else level.head
+            while rec is not None:
+                out.append(book._order_of(rec))
+                rec = rec[_NEXT]
         return iter(out)
 
     def __eq__(self, other: object) -> bool:
@@ -388,9 +404,9 @@ class BookSide:
 
     __slots__ = ("_book", "_side")
 
-    def __init__(self, book: OrderBook, side: Side) -> None:
+    def __init__(self, book: OrderBook, side: Side | str) -> None:
         self._book = book
-        self._side = side
+        self._side = _side(side)
 
     @property
     def side(self) -> Side:
@@ -440,7 +456,9 @@ class OrderBook:
         self._inst = instrument
         self._symbol = instrument.symbol
         self._lock = threading.RLock()
-        self._orders: dict[Hashable, Order] = {}
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+        self._orders: dict[Hashable, Rec] = {}
         # index 0: bids, 1: asks (``side is _SELL``)
         self._levels: tuple[dict[int, _Level], dict[int, _Level]] = ({}, {})
         self._trees: tuple[PriceTree, PriceTree] = (PriceTree(), PriceTree())
@@ -479,66 +497,86 @@ class OrderBook:
             f"OrderBook({self._symbol!r}, orders={len(self._orders)}, bid={self.best_bid_raw}, ask={self.best_ask_raw})"
         )
 
-    # -- internal linking (callers hold the lock) -----------------------------
+    # -- records (callers hold the lock) -----------------------------------------
 
-    def _link(self, order: Order) -> None:
-        sell = order._side is _SELL
-        levels = self._levels[sell]
-        ticks = order._ticks
-        level = levels.get(ticks)
+    def _link(self, rec: Rec) -> None:
+        """Append a record to the tail of its level, creating the level if needed."""
+        sell = rec[_SELLS]
+        ticks = rec[_TICKS]
+        level = self._levels[sell].get(ticks)
         if level is None:
-            level = _Level(order._side, ticks)
-            levels[ticks] = level
+            level = self._levels[sell][ticks] = _Level(sell, ticks)
             self._trees[sell].insert(ticks, level)
-        order._level = level
-        order._next = None
-        order._prev = level.tail
-        if level.tail is None:
-            level.head = order
+        rec[_LEVEL] = level
+        rec[_NEXT] = None
+        tail = rec[_PREV] = level.tail
+        if tail is None:
+            level.head = rec
         else:
-            level.tail._next = order
-        level.tail = order
-        level.total += order._lots - order._filled_lots
+            tail[_NEXT] = rec
+        level.tail = rec
+        level.total += rec[_LOTS] - rec[_FILLED]
         level.count += 1
 
-    def _unlink(self, order: Order) -> None:
-        level = order._level
-        assert level is not None
-        prev, nxt = order._prev, order._next
+    def _unlink(self, rec: Rec) -> None:
+        """Take a record out of its level, dropping the level if it empties."""
+        level = rec[_LEVEL]
+        prev, nxt = rec[_PREV], rec[_NEXT]
         if prev is None:
             level.head = nxt
         else:
-            prev._next = nxt
+            prev[_NEXT] = nxt
         if nxt is None:
             level.tail = prev
         else:
-            nxt._prev = prev
-        order._prev = order._next = None
-        order._level = None
-        level.total -= order._lots - order._filled_lots
+            nxt[_PREV] = prev
+        rec[_PREV] = rec[_NEXT] = rec[_LEVEL] = None
+        level.total -= rec[_LOTS] - rec[_FILLED]
         level.count -= 1
         if level.count == 0:
-            sell = level.side is _SELL
-            del self._levels[sell][level.ticks]
-            self._trees[sell].remove(level.ticks)
+            del self._levels[level.sell][level.ticks]
+            self._trees[level.sell].remove(level.ticks)
 
-    def _room(self, side: Side, ticks: int, extra: int) -> None:
-        level = self._levels[side is _SELL].get(ticks)
+    def _room(self, sell: bool, ticks: int, extra: int) -> None:
+        level = self._levels[sell].get(ticks)
         if level is not None and level.total + extra > INT64_MAX:
             raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
 
-    def _find(self, order_id: object) -> Order:
+    def _find(self, order_id: object) -> Rec:
         try:
-            return self._orders[order_id]
+            return self._orders[order_id]  # type: ignore[index,unused-ignore]
         except (KeyError, TypeError):
             raise OrderNotFoundError(f"no resting order with id {order_id!r}") from None
 
-    def _accept(self, order: Order) -> None:
-        order._sequence = self._seq
-        self._seq += 1
-        order._status = _PARTIAL if order._filled_lots else _OPEN
-        self._orders[order._id] = order
-        self._link(order)
+    def _order_of(self, rec: Rec) -> Order:
+        """The Order of a live record, made (and kept) on first request."""
+        order: Order | None = rec[_OBJ]
+        if order is None:
+            order = rec[_OBJ] = Order._bound(rec[_ID], _SELL if rec[_SELLS] else _BUY, 0, 0, self._inst)
+            _sync(order, rec)
+            order._status = _PARTIAL if rec[_FILLED] else _OPEN
+        return order
+
+    def _leave(self, rec: Rec, status: OrderStatus) -> Order:
+        """Drop a record from the book; return its Order with the final status."""
+        del self._orders[rec[_ID]]
+        self._unlink(rec)
+        order = self._order_of(rec)
+        rec[_OBJ] = None
+        _sync(order, rec)
+        order._status = status
+        return order
+
+    def _insert(
+        self, order_id: Hashable, sell: bool, ticks: int, lots: int, filled: int, seq: int, obj: Order | None
+    ) -> Rec:
+        rec = [None, None, None, order_id, sell, ticks, lots, filled, seq, obj]
+        self._orders[order_id] = rec
+        self._link(rec)
+        if obj is not None:
+            _sync(obj, rec)
+            obj._status = _PARTIAL if filled else _OPEN
+        return rec
 
     # -- the Decimal API --------------------------------------------------------
 
@@ -549,7 +587,7 @@ class OrderBook:
         for another symbol's order, ``InvalidOrderError`` for a market order or one
         already used, ``InvalidPriceError``/``InvalidQuantityError`` off the grid.
         """
-        if not isinstance(order, Order):
+        if type(order) is not Order:
             raise InvalidOrderError(f"add_order takes an Order; got {type(order).__name__}")
         inst = self._inst
         with self._lock:
@@ -563,46 +601,53 @@ class OrderBook:
             lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
             if order._id in self._orders:
                 raise DuplicateOrderError(f"an order with id {order._id!r} is already resting")
-            self._room(order._side, ticks, lots)
+            sell = order._side is _SELL
+            self._room(sell, ticks, lots)
             order._inst = inst
             order._symbol = self._symbol
-            order._ticks = ticks
-            order._lots = lots
-            order._filled_lots = 0
-            self._accept(order)
+            self._insert(order._id, sell, ticks, lots, 0, self._seq, order)
+            self._seq += 1
 
     def remove_order(self, order_id: Hashable) -> Order:
         """Remove a resting order and return it, ``CANCELLED``. O(1), O(log L) if its level empties."""
         with self._lock:
-            order = self._find(order_id)
-            del self._orders[order._id]
-            self._unlink(order)
-            order._status = OrderStatus.CANCELLED
-            return order
+            return self._leave(self._find(order_id), _CANCELLED)
 
     def fill_order(self, order_id: Hashable, quantity: Number) -> Order:
         """Record a fill of ``quantity``; a fully filled order leaves the book. O(1)."""
         lots = self._inst.quantity_to_lots(quantity)
         with self._lock:
-            return self._fill(self._find(order_id), lots)
+            rec = self._find(order_id)
+            if self._fill(rec, lots):
+                return self._order_of(rec)
+            return self._leave_filled(rec)
 
-    def _fill(self, order: Order, lots: int) -> Order:
-        remaining = order._lots - order._filled_lots
+    def _fill(self, rec: Rec, lots: int) -> int:
+        """Fill ``lots`` of a record; returns what remains (0: the caller removes it)."""
+        remaining: int = rec[_LOTS] - rec[_FILLED]
         if lots > remaining:
+            inst = self._inst
             raise InvalidQuantityError(
-                f"fill of {self._inst.lots_to_quantity(lots)} exceeds the remaining "
-                f"{self._inst.lots_to_quantity(remaining)} of order {order._id!r}"
+                f"fill of {inst.lots_to_quantity(lots)} exceeds the remaining "
+                f"{inst.lots_to_quantity(remaining)} of order {rec[_ID]!r}"
             )
-        if lots == remaining:
-            del self._orders[order._id]
-            self._unlink(order)
-            order._filled_lots += lots
-            order._status = OrderStatus.FILLED
-        else:
-            order._filled_lots += lots
-            assert order._level is not None
-            order._level.total -= lots
-            order._status = _PARTIAL
+        if lots < remaining:
+            rec[_FILLED] += lots
+            rec[_LEVEL].total -= lots
+            order = rec[_OBJ]
+            if order is not None:
+                order._filled_lots = rec[_FILLED]
+                order._status = _PARTIAL
+        return remaining - lots
+
+    def _leave_filled(self, rec: Rec) -> Order:
+        del self._orders[rec[_ID]]
+        self._unlink(rec)
+        rec[_FILLED] = rec[_LOTS]
+        order = self._order_of(rec)
+        rec[_OBJ] = None
+        _sync(order, rec)
+        order._status = _FILLED_ST
         return order
 
     def amend_order(self, order_id: Hashable, *, quantity: Number | None = None, price: Number | None = None) -> Order:
@@ -619,37 +664,40 @@ class OrderBook:
         lots = None if quantity is None else inst.quantity_to_lots(quantity)
         ticks = None if price is None else inst.price_to_ticks(price)
         with self._lock:
-            self._amend(self._find(order_id), lots, ticks)
-            return self._orders[order_id]
+            rec = self._find(order_id)
+            self._amend(rec, lots, ticks)
+            return self._order_of(rec)
 
-    def _amend(self, order: Order, lots: int | None, ticks: int | None) -> None:
-        new_lots = order._lots if lots is None else lots
-        new_ticks = order._ticks if ticks is None else ticks
-        if new_lots <= order._filled_lots:
+    def _amend(self, rec: Rec, lots: int | None, ticks: int | None) -> None:
+        new_lots = rec[_LOTS] if lots is None else lots
+        new_ticks = rec[_TICKS] if ticks is None else ticks
+        filled = rec[_FILLED]
+        if new_lots <= filled:
             raise InvalidQuantityError(
                 f"the new quantity {self._inst.lots_to_quantity(new_lots)} must exceed the filled "
-                f"{self._inst.lots_to_quantity(order._filled_lots)}"
+                f"{self._inst.lots_to_quantity(filled)}"
             )
-        if new_ticks != order._ticks or new_lots > order._lots:
-            remaining = new_lots - order._filled_lots
-            if new_ticks == order._ticks:
-                self._room(order._side, new_ticks, new_lots - order._lots)
+        if new_ticks != rec[_TICKS] or new_lots > rec[_LOTS]:
+            if new_ticks == rec[_TICKS]:
+                self._room(rec[_SELLS], new_ticks, new_lots - rec[_LOTS])
             else:
-                self._room(order._side, new_ticks, remaining)
-            self._unlink(order)
-            order._ticks = new_ticks
-            order._lots = new_lots
-            order._sequence = self._seq
+                self._room(rec[_SELLS], new_ticks, new_lots - filled)
+            self._unlink(rec)
+            rec[_TICKS] = new_ticks
+            rec[_LOTS] = new_lots
+            rec[_SEQ] = self._seq
             self._seq += 1
-            self._link(order)
-        elif new_lots < order._lots:
-            assert order._level is not None
-            order._level.total -= order._lots - new_lots
-            order._lots = new_lots
+            self._link(rec)
+        elif new_lots < rec[_LOTS]:
+            rec[_LEVEL].total -= rec[_LOTS] - new_lots
+            rec[_LOTS] = new_lots
+        if rec[_OBJ] is not None:
+            _sync(rec[_OBJ], rec)
 
     def get_order(self, order_id: Hashable) -> Order:
         """Return the resting order with this id; raises ``OrderNotFoundError``. O(1)."""
-        return self._find(order_id)
+        with self._lock:
+            return self._order_of(self._find(order_id))
 
     # -- top of book and levels --------------------------------------------------
 
@@ -717,31 +765,75 @@ class OrderBook:
 
     def add_raw(self, order_id: Hashable, side: Side | str, price: int, quantity: int) -> None:
         """Rest a limit order given in integer ticks and lots (no Decimal work)."""
-        side = _side(side)
-        ticks = check_units(price, "price", InvalidPriceError)
-        lots = check_units(quantity, "quantity", InvalidQuantityError)
-        _check_id(order_id)
-        with self._lock:
-            if order_id in self._orders:
+        if side is _BUY:
+            sell = False
+        elif side is _SELL:
+            sell = True
+        else:
+            sell = _side(side) is _SELL
+        if type(price) is not int or not 0 < price <= INT64_MAX:
+            price = check_units(price, "price", InvalidPriceError)
+        if type(quantity) is not int or not 0 < quantity <= INT64_MAX:
+            quantity = check_units(quantity, "quantity", InvalidQuantityError)
+        if type(order_id) is not int:
+            _check_id(order_id)
+        obj = None if type(order_id) is int else Order._bound(order_id, _SELL if sell else _BUY, 0, 0, self._inst)
+        self._acquire()
+        try:
+            orders = self._orders
+            if order_id in orders:
                 raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
-            self._room(side, ticks, lots)
-            self._accept(Order._bound(order_id, side, ticks, lots, self._inst))
+            # _insert and _link, inlined: this is the pure backend's hottest path.
+            level = self._levels[sell].get(price)
+            if level is None:
+                level = self._levels[sell][price] = _Level(sell, price)
+                self._trees[sell].insert(price, level)
+            elif level.total + quantity > INT64_MAX:
+                raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
+            tail = level.tail
+            rec = [tail, None, level, order_id, sell, price, quantity, 0, self._seq, obj]
+            if tail is None:
+                level.head = rec
+            else:
+                tail[_NEXT] = rec
+            level.tail = rec
+            level.total += quantity
+            level.count += 1
+            orders[order_id] = rec
+            self._seq += 1
+            if obj is not None:
+                _sync(obj, rec)
+                obj._status = _OPEN
+        finally:
+            self._release()
 
     def remove_raw(self, order_id: Hashable) -> int:
         """Remove a resting order; return its remaining quantity in lots."""
-        with self._lock:
-            order = self._find(order_id)
-            del self._orders[order._id]
-            self._unlink(order)
-            order._status = OrderStatus.CANCELLED
-            return order._lots - order._filled_lots
+        self._acquire()
+        try:
+            try:
+                rec = self._orders.pop(order_id)
+            except (KeyError, TypeError):
+                raise OrderNotFoundError(f"no resting order with id {order_id!r}") from None
+            self._unlink(rec)
+            order = rec[_OBJ]
+            if order is not None:
+                rec[_OBJ] = None
+                _sync(order, rec)
+                order._status = _CANCELLED
+            return rec[_LOTS] - rec[_FILLED]  # type: ignore[no-any-return]
+        finally:
+            self._release()
 
     def fill_raw(self, order_id: Hashable, quantity: int) -> int:
         """Fill ``quantity`` lots of a resting order; return its remaining lots."""
         lots = check_units(quantity, "quantity", InvalidQuantityError)
         with self._lock:
-            order = self._fill(self._find(order_id), lots)
-            return order._lots - order._filled_lots
+            rec = self._find(order_id)
+            remaining = self._fill(rec, lots)
+            if not remaining:
+                self._leave_filled(rec)
+            return remaining
 
     def amend_raw(self, order_id: Hashable, *, quantity: int | None = None, price: int | None = None) -> None:
         """``amend_order`` with the new total quantity in lots and price in ticks."""
@@ -755,14 +847,14 @@ class OrderBook:
     @property
     def best_bid_raw(self) -> int | None:
         """The best bid price in ticks, or None. O(1)."""
-        top = self._trees[0].max_item()
-        return None if top is None else top[0]
+        tail = self._trees[0]._tail
+        return None if tail is None else tail.key
 
     @property
     def best_ask_raw(self) -> int | None:
         """The best ask price in ticks, or None. O(1)."""
-        top = self._trees[1].min_item()
-        return None if top is None else top[0]
+        head = self._trees[1]._head
+        return None if head is None else head.key
 
     def level_raw(self, side: Side | str, price: int) -> tuple[int, int] | None:
         """``(total lots, order count)`` at ``price`` ticks on ``side``, or None. O(1).
@@ -800,25 +892,22 @@ class OrderBook:
             rows = []
             for sell in (0, 1):
                 for _, level in self._trees[sell].items(reverse=not sell):
-                    node = level.head
-                    while node is not None:
-                        rows.append(
-                            order_row(
-                                node._id,
-                                node._side,
-                                node._ticks,
-                                node._lots,
-                                node._filled_lots,
-                                node._sequence,
-                                node._owner,
-                                node._client_order_id,
-                                node._type,
-                                node._tif,
-                                node._post_only,
-                                node._stp,
-                            )
-                        )
-                        node = node._next
+                    rec = level.head
+                    while rec is not None:
+                        order = rec[_OBJ]
+                        side = _SELL if sell else _BUY
+                        if order is None:
+                            row = order_row(
+                                rec[_ID], side, rec[_TICKS], rec[_LOTS], rec[_FILLED], rec[_SEQ],
+                                None, None, _LIMIT, _GTC, False, None,
+                            )  # fmt: skip
+                        else:
+                            row = order_row(
+                                order._id, side, rec[_TICKS], rec[_LOTS], rec[_FILLED], rec[_SEQ], order._owner,
+                                order._client_order_id, order._type, order._tif, order._post_only, order._stp,
+                            )  # fmt: skip
+                        rows.append(row)
+                        rec = rec[_NEXT]
             return {
                 "format": SNAPSHOT_FORMAT,
                 "instrument": self._inst.to_dict(),
@@ -832,16 +921,21 @@ class OrderBook:
         inst, seq, rows = read_snapshot(data)
         book = cls(inst)
         for row in rows:
-            order = Order._bound(row.id, row.side, row.ticks, row.lots, inst, row.owner)
-            order._client_order_id = row.client_order_id
-            order._tif = row.time_in_force
-            order._post_only = row.post_only
-            order._stp = row.self_trade_prevention
-            order._filled_lots = row.filled
-            order._sequence = row.sequence
-            order._status = _PARTIAL if row.filled else _OPEN
-            book._orders[order._id] = order
-            book._link(order)
+            order = None
+            if (
+                type(row.id) is not int
+                or row.owner is not None
+                or row.client_order_id is not None
+                or row.time_in_force is not _GTC
+                or row.post_only
+                or row.self_trade_prevention is not None
+            ):
+                order = Order._bound(row.id, row.side, 0, 0, inst, row.owner)
+                order._client_order_id = row.client_order_id
+                order._tif = row.time_in_force
+                order._post_only = row.post_only
+                order._stp = row.self_trade_prevention
+            book._insert(row.id, row.side is _SELL, row.ticks, row.lots, row.filled, row.sequence, order)
         book._seq = seq
         return book
 
@@ -858,30 +952,37 @@ class OrderBook:
                 for ticks, lvl in tree.items():
                     level: _Level = lvl
                     assert levels.get(ticks) is level, "level map disagrees with the tree"
-                    assert level.ticks == ticks and (level.side is _SELL) == bool(sell)
-                    total = count = 0
-                    prev: Order | None = None
-                    node: Order | None = level.head
-                    last_seq = 0
-                    while node is not None:
-                        assert node._prev is prev, "broken FIFO back link"
-                        assert node._level is lvl and node._ticks == ticks and node._side is level.side
-                        assert self._orders.get(node._id) is node, "id map disagrees with the level"
-                        assert 0 <= node._filled_lots < node._lots, "resting order has nothing left"
-                        assert node._sequence is not None and last_seq < node._sequence < self._seq, (
-                            "FIFO out of sequence"
-                        )
-                        assert node._status in (_OPEN, _PARTIAL)
-                        last_seq = node._sequence
-                        total += node._lots - node._filled_lots
+                    assert level.ticks == ticks, "level price is wrong"
+                    assert level.sell == bool(sell), "level on the wrong side"
+                    total = count = last_seq = 0
+                    prev: Rec | None = None
+                    rec: Rec | None = level.head
+                    while rec is not None:
+                        assert rec[_PREV] is prev, "broken FIFO back link"
+                        assert rec[_LEVEL] is level, "record does not belong to its level"
+                        assert rec[_TICKS] == ticks, "record price differs from its level"
+                        assert rec[_SELLS] == bool(sell), "record on the wrong side"
+                        assert self._orders.get(rec[_ID]) is rec, "id map disagrees with the level"
+                        assert 0 <= rec[_FILLED] < rec[_LOTS], "resting order has nothing left"
+                        assert last_seq < rec[_SEQ] < self._seq, "FIFO out of sequence"
+                        order = rec[_OBJ]
+                        if order is not None:
+                            assert order._id is rec[_ID] or order._id == rec[_ID], "Order has another id"
+                            assert (order._ticks, order._lots, order._filled_lots, order._sequence) == (
+                                rec[_TICKS],
+                                rec[_LOTS],
+                                rec[_FILLED],
+                                rec[_SEQ],
+                            ), "Order object out of step with its record"
+                            assert order._status is (_PARTIAL if rec[_FILLED] else _OPEN), "Order has a wrong status"
+                            assert order._inst is self._inst, "Order bound to another instrument"
+                        last_seq = rec[_SEQ]
+                        total += rec[_LOTS] - rec[_FILLED]
                         count += 1
-                        prev, node = node, node._next
+                        prev, rec = rec, rec[_NEXT]
                     assert prev is level.tail, "stale level tail"
                     assert count > 0, "empty level left in the book"
                     assert level.total == total, "level total disagrees with its orders"
                     assert level.count == count, "level count disagrees with its orders"
                     seen += count
             assert seen == len(self._orders), "id map holds orders that are not in a level"
-            bid, ask = self._trees[0].max_item(), self._trees[1].min_item()
-            assert bid is None or bid[1].count > 0
-            assert ask is None or ask[1].count > 0
