@@ -109,7 +109,7 @@ cdef class OrderBook:
     cdef int _reserve(self) except -1
     cdef int32_t _new_rec(self) noexcept
     cdef void _free_rec(self, int32_t r) noexcept
-    cdef void _link(self, int32_t r) noexcept
+    cdef void _link(self, int32_t r, int32_t lv) noexcept
     cdef void _unlink(self, int32_t r) noexcept
     cdef void _forget(self, int32_t r) except *
     cdef int32_t _lookup(self, object order_id) except -2
@@ -117,9 +117,9 @@ cdef class OrderBook:
     cdef object _order_of(self, int32_t r)
     cdef void _sync(self, Order o, Rec* rec, int status) noexcept
     cdef object _release_order(self, int32_t r, int status)
-    cdef int _room(self, int sell, int64_t price, int64_t extra) except -1
+    cdef int32_t _room(self, int sell, int64_t price, int64_t extra) except -2
     cdef int32_t _insert(self, object order_id, bint intid, int64_t key, int sell, int64_t ticks, int64_t lots,
-                         int64_t filled, int64_t seq, Order obj) except -2
+                         int64_t filled, int64_t seq, Order obj, int32_t lv) except -2
     cdef object _fill(self, int32_t r, int64_t lots, bint want_order)
     cdef object _id_of(self, int32_t r)
     cdef int _amend(self, int32_t r, object lots_obj, object ticks_obj) except -1

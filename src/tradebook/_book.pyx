@@ -407,7 +407,8 @@ cdef class Order:
     ):
         if self._inst is not None or self._status != ST_PENDING:
             raise InvalidOrderError("an Order cannot be re-initialised")
-        _check_id(id)
+        if not PyLong_CheckExact(id):
+            _check_id(id)
         cdef bint sell = _side_code(side)
         otype = type if (type is _LIMIT or type is _MARKET) else coerce_enum(
             OrderType, type, "order type", InvalidOrderError
@@ -871,11 +872,10 @@ cdef class OrderBook:
         self._recs[r].next = self._rec_free
         self._rec_free = r
 
-    cdef void _link(self, int32_t r) noexcept:
-        """Append a filled-in record to the tail of its level, creating the level if needed."""
+    cdef void _link(self, int32_t r, int32_t lv) noexcept:
+        """Append a filled-in record to the tail of level ``lv``, or of a new level if NIL."""
         cdef Rec* rec = &self._recs[r]
         cdef int sell = 1 if rec.flags & SELL else 0
-        cdef int32_t lv = map_get(&self._prices[sell], rec.price)
         cdef Level* level
         if lv == NIL:
             lv = self._lvl_free
@@ -984,15 +984,17 @@ cdef class OrderBook:
         self._sync(o, rec, status)
         return o
 
-    cdef int _room(self, int sell, int64_t price, int64_t extra) except -1:
+    cdef int32_t _room(self, int sell, int64_t price, int64_t extra) except -2:
+        """The level at ``price`` (or NIL), after checking its total can grow by ``extra``."""
         cdef int32_t lv = map_get(&self._prices[sell], price)
         if lv != NIL and self._levels[lv].total > INT64_MAX - extra:
             raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
-        return 0
+        return lv
 
     cdef int32_t _insert(self, object order_id, bint intid, int64_t key, int sell, int64_t ticks, int64_t lots,
-                         int64_t filled, int64_t seq, Order obj) except -2:
-        """Store a new resting order (caller holds the lock and has checked everything)."""
+                         int64_t filled, int64_t seq, Order obj, int32_t lv) except -2:
+        """Store a new resting order at level ``lv`` (NIL: a new level); the caller holds
+        the lock and has checked everything."""
         self._reserve()
         cdef int32_t r = self._new_rec()
         cdef Rec* rec = &self._recs[r]
@@ -1010,7 +1012,7 @@ cdef class OrderBook:
             map_put(&self._ids, key, r)
         else:
             self._obj_ids[order_id] = r
-        self._link(r)
+        self._link(r, lv)
         self._n += 1
         if obj is not None:
             self._sync(obj, rec, ST_PARTIAL if filled else ST_OPEN)
@@ -1055,6 +1057,7 @@ cdef class OrderBook:
             raise InvalidOrderError(f"add_order takes an Order; got {type(order).__name__}")
         cdef Order o = <Order>order
         cdef int64_t ticks = 0, lots = 0, key = 0
+        cdef int32_t lv
         cdef bint intid
         self._acquire()
         try:
@@ -1075,8 +1078,8 @@ cdef class OrderBook:
             intid = _int_key(o._id, &key)
             if (map_get(&self._ids, key) if intid else self._lookup(o._id)) != NIL:
                 raise DuplicateOrderError(f"an order with id {o._id!r} is already resting")
-            self._room(o._sell, ticks, lots)
-            self._insert(o._id, intid, key, o._sell, ticks, lots, 0, self._seq, o)
+            lv = self._room(o._sell, ticks, lots)
+            self._insert(o._id, intid, key, o._sell, ticks, lots, 0, self._seq, o, lv)
             o._inst = self._inst
             o._symbol = self._symbol
             self._seq += 1
@@ -1163,6 +1166,7 @@ cdef class OrderBook:
                 f"the new quantity {self._inst.lots_to_quantity(new_lots)} must exceed the filled "
                 f"{self._inst.lots_to_quantity(rec.filled)}"
             )
+        cdef int32_t lv
         if new_ticks != rec.price or new_lots > rec.qty:
             if new_ticks == rec.price:
                 self._room(sell, new_ticks, new_lots - rec.qty)
@@ -1175,7 +1179,7 @@ cdef class OrderBook:
             rec.qty = new_lots
             rec.seq = self._seq
             self._seq += 1
-            self._link(r)
+            self._link(r, map_get(&self._prices[sell], new_ticks))
         elif new_lots < rec.qty:
             self._levels[rec.level].total -= rec.qty - new_lots
             _touch(&self._levels[rec.level])
@@ -1263,6 +1267,7 @@ cdef class OrderBook:
         cdef int64_t lots = _raw_units(quantity, "quantity", InvalidQuantityError)
         cdef int64_t key = 0
         cdef int overflow = 0
+        cdef int32_t lv
         cdef bint intid
         cdef Order obj = None
         if PyLong_CheckExact(order_id):
@@ -1277,8 +1282,8 @@ cdef class OrderBook:
         try:
             if (map_get(&self._ids, key) if intid else self._lookup(order_id)) != NIL:
                 raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
-            self._room(sell, ticks, lots)
-            self._insert(order_id, intid, key, sell, ticks, lots, 0, self._seq, obj)
+            lv = self._room(sell, ticks, lots)
+            self._insert(order_id, intid, key, sell, ticks, lots, 0, self._seq, obj, lv)
             self._seq += 1
         finally:
             self._release()
@@ -1447,7 +1452,10 @@ cdef class OrderBook:
                 o._tif = row.time_in_force
                 o._post_only = row.post_only
                 o._stp = row.self_trade_prevention
-            book._insert(row.id, intid, key, row.side is _SELL, row.ticks, row.lots, row.filled, row.sequence, o)
+            book._insert(
+                row.id, intid, key, row.side is _SELL, row.ticks, row.lots, row.filled, row.sequence, o,
+                map_get(&book._prices[row.side is _SELL], row.ticks),
+            )
         book._seq = seq
         return book
 
