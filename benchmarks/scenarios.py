@@ -32,6 +32,7 @@ __all__ = [
     "Scenario",
     "backend_unavailable",
     "load_backend",
+    "supports",
 ]
 
 BACKENDS = ("python", "cython", "sortedcontainers")
@@ -180,9 +181,10 @@ class Scenario:
             self._remove([o[0] for o in self._adds])
         return self._batch
 
-    def _expect_add(self) -> tuple[int, list[Any]]:
+    def _expect_add(self) -> tuple[int, wl.Levels]:
         added = self._adds if self.batches else []
-        return len(self.workload.orders) + len(added), self.workload.orders + added
+        changes = [(side, ticks, lots, 1) for _, side, ticks, lots in added]
+        return len(self.workload.orders) + len(added), self.workload.levels_with(changes)
 
     # -- add_order only (Decimal API, Order objects built untimed) ------------------------
 
@@ -242,10 +244,10 @@ class Scenario:
         self._pending = _batches(self.workload.cancel_ids, self.batch_size, self.batches, wrap=True)
         return self._pending
 
-    def _expect_cancel(self) -> tuple[int, list[Any]]:
-        gone = set(self._pending)
-        rest = [o for o in self.workload.orders if o[0] not in gone]
-        return len(rest), rest
+    def _expect_cancel(self) -> tuple[int, wl.Levels]:
+        orders = self.workload.orders
+        changes = [(side, ticks, -lots, -1) for _, side, ticks, lots in (orders[oid - 1] for oid in self._pending)]
+        return len(orders) - len(self._pending), self.workload.levels_with(changes)
 
     # -- best bid / ask ---------------------------------------------------------------
 
@@ -281,8 +283,8 @@ class Scenario:
     def _setup_best(self) -> Any:
         return self.batch_size
 
-    def _expect_best(self) -> tuple[int, list[Any]]:
-        return len(self.workload.orders), self.workload.orders
+    def _expect_best(self) -> tuple[int, wl.Levels]:
+        return len(self.workload.orders), self.workload.levels
 
     # -- depth(10) ------------------------------------------------------------------
 
@@ -335,10 +337,11 @@ class Scenario:
         # Fresh orders every batch (each has >= 2 lots), so the book keeps its size.
         return _batches(self.workload.fill_ids, self.batch_size, self.batches, wrap=False)
 
-    def _expect_fill(self) -> tuple[int, list[Any]]:
-        filled = set(self.workload.fill_ids[: self.batches * self.batch_size])
-        rows = [(oid, s, t, q - 1 if oid in filled else q) for oid, s, t, q in self.workload.orders]
-        return len(rows), rows
+    def _expect_fill(self) -> tuple[int, wl.Levels]:
+        orders = self.workload.orders
+        filled = self.workload.fill_ids[: self.batches * self.batch_size]
+        changes = [(orders[oid - 1][1], orders[oid - 1][2], -1, 0) for oid in filled]
+        return len(orders), self.workload.levels_with(changes)
 
     # -- amend (half: quantity down one lot; half: price moves 1-5 ticks) ---------------------
 
@@ -379,17 +382,17 @@ class Scenario:
         # Fresh orders every batch; Decimals are prepared here, outside the timing.
         return self._convert(_batches(self.workload.amends, self.batch_size, self.batches, wrap=False))
 
-    def _expect_amend(self) -> tuple[int, list[Any]]:
-        done = {oid: (q, p) for oid, q, p in self.workload.amends[: self.batches * self.batch_size]}
-        rows = []
-        for oid, side, ticks, lots in self.workload.orders:
-            change = done.get(oid)
-            if change is not None:
-                q, p = change
-                lots = lots if q is None else q
-                ticks = ticks if p is None else p
-            rows.append((oid, side, ticks, lots))
-        return len(rows), rows
+    def _expect_amend(self) -> tuple[int, wl.Levels]:
+        orders = self.workload.orders
+        changes: list[tuple[Any, int, int, int]] = []
+        for oid, qty, price in self.workload.amends[: self.batches * self.batch_size]:
+            _, side, ticks, lots = orders[oid - 1]  # each order is amended at most once
+            if qty is not None:
+                changes.append((side, ticks, qty - lots, 0))
+            if price is not None:
+                changes.append((side, ticks, -lots, -1))
+                changes.append((side, price, lots, 1))
+        return len(orders), self.workload.levels_with(changes)
 
     # -- driving --------------------------------------------------------------------
 
@@ -407,15 +410,15 @@ class Scenario:
 
     def expected_result(self) -> Any:
         """What the last ``run()`` must have returned."""
-        size, rows = getattr(self, f"_expect_{self.op}")()
+        size, levels = getattr(self, f"_expect_{self.op}")()
         inst = wl.instrument()
         p, q = inst.ticks_to_price, inst.lots_to_quantity
         if self.op == "best":
-            (bids, asks) = wl.depth_of(wl.level_totals(rows), 1)
+            (bids, asks) = wl.depth_of(levels, 1)
             bid, ask = bids[0][0], asks[0][0]
             return (p(bid), p(ask)) if self.api == API_DECIMAL else (bid, ask)
         if self.op == "depth":
-            bids, asks = wl.depth_of(wl.level_totals(rows), DEPTH_LEVELS)
+            bids, asks = wl.depth_of(levels, DEPTH_LEVELS)
             if self.api == API_DECIMAL:
                 return [(p(t), q(n), c) for t, n, c in bids], [(p(t), q(n), c) for t, n, c in asks]
             return bids, asks
@@ -428,10 +431,10 @@ class Scenario:
         reference model; ``deep`` also runs the book's own ``_check()`` invariant
         walk when it has one.
         """
-        size, rows = getattr(self, f"_expect_{self.op}")()
+        size, levels = getattr(self, f"_expect_{self.op}")()
         book = self.book
         assert len(book) == size, f"{self.name}: {len(book)} orders resting, expected {size}"
-        expected = wl.depth_of(wl.level_totals(rows), 1 << 30)
+        expected = wl.depth_of(levels, 1 << 30)
         got = book.depth(1 << 30) if self.baseline else book.depth_raw(1 << 30)
         assert got == expected, f"{self.name}: level totals differ from the reference model"
         if self.op in ("add", "add_order_only") and self.batches:

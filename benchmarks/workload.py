@@ -72,6 +72,7 @@ SELL = Side.SELL
 
 OrderTuple = tuple[int, Side, int, int]  # (id, side, price ticks, quantity lots)
 AmendTuple = tuple[int, int | None, int | None]  # (id, new quantity lots, new price ticks)
+Levels = tuple[dict[int, list[int]], dict[int, list[int]]]  # per side: ticks -> [total lots, order count]
 
 
 def instrument() -> Instrument:
@@ -106,11 +107,24 @@ class Workload:
     cancel_ids: list[int]
     fill_ids: list[int]
     amends: list[AmendTuple]
+    levels: Levels  # the resting book's per-side ticks -> [total lots, order count]
 
     def levels_per_side(self) -> tuple[int, int]:
         """The number of occupied price levels (bids, asks) in the resting book."""
-        bids, asks = level_totals(self.orders)
-        return len(bids), len(asks)
+        return len(self.levels[0]), len(self.levels[1])
+
+    def levels_with(self, changes: Iterable[tuple[Side, int, int, int]]) -> Levels:
+        """The resting book's levels after ``(side, ticks, +-lots, +-orders)`` changes."""
+        out: Levels = ({t: list(r) for t, r in self.levels[0].items()}, {t: list(r) for t, r in self.levels[1].items()})
+        for side, ticks, lots, count in changes:
+            levels = out[side is SELL]
+            row = levels.setdefault(ticks, [0, 0])
+            row[0] += lots
+            row[1] += count
+            if row[1] == 0:
+                assert row[0] == 0, "reference model: an empty level with quantity left"
+                del levels[ticks]
+        return out
 
 
 @lru_cache(maxsize=2)
@@ -153,7 +167,7 @@ def get_workload(seed: int = SEED, n_orders: int = N_ORDERS, n_adds: int = 10_00
             if (side is BUY and new >= MID_TICKS) or (side is SELL and new <= MID_TICKS):
                 new = ticks - step
             amends.append((oid, None, new))
-    return Workload(seed, orders, adds, cancel_ids, fill_ids, amends)
+    return Workload(seed, orders, adds, cancel_ids, fill_ids, amends, level_totals(orders))
 
 
 # -- building books ----------------------------------------------------------------
@@ -185,8 +199,6 @@ def build_book_decimal(order_cls: Any, order_book_cls: Any, orders: Iterable[Ord
 
 
 # -- a reference model for correctness checks -----------------------------------------
-
-Levels = tuple[dict[int, list[int]], dict[int, list[int]]]  # per side: ticks -> [total lots, count]
 
 
 def level_totals(orders: Iterable[Sequence[Any]]) -> Levels:
