@@ -6,8 +6,18 @@ compiled core (``"cython"``) or the pure-Python fallback (``"python"``) is live.
 
 from __future__ import annotations
 
-from ._common import Depth, LevelSnapshot
-from ._compat import BACKEND, BookSide, Order, OrderBook, PriceLevel, PriceTree
+from ._common import Depth, L2Delta, LevelSnapshot, MarketDataUpdate, TopOfBook
+from ._compat import (
+    BACKEND,
+    BookSide,
+    ExecutionReport,
+    MatchingEngine,
+    Order,
+    OrderBook,
+    PriceLevel,
+    PriceTree,
+    Trade,
+)
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 from .errors import (
     DuplicateOrderError,
@@ -29,12 +39,16 @@ __all__ = [
     "BookSide",
     "Depth",
     "DuplicateOrderError",
+    "ExecutionReport",
     "Instrument",
     "InvalidInstrumentError",
     "InvalidOrderError",
     "InvalidPriceError",
     "InvalidQuantityError",
+    "L2Delta",
     "LevelSnapshot",
+    "MarketDataUpdate",
+    "MatchingEngine",
     "Order",
     "OrderBook",
     "OrderNotFoundError",
@@ -46,6 +60,8 @@ __all__ = [
     "Side",
     "SymbolMismatchError",
     "TimeInForce",
+    "TopOfBook",
+    "Trade",
     "TradebookError",
     "UnknownSymbolError",
     "__version__",

@@ -6,7 +6,17 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import UUID
 
-__all__ = ["Depth", "LevelSnapshot", "SNAPSHOT_FORMAT", "decode_key", "encode_key"]
+__all__ = [
+    "ENGINE_SNAPSHOT_FORMAT",
+    "SNAPSHOT_FORMAT",
+    "Depth",
+    "L2Delta",
+    "LevelSnapshot",
+    "MarketDataUpdate",
+    "TopOfBook",
+    "decode_key",
+    "encode_key",
+]
 
 SNAPSHOT_FORMAT = "tradebook.orderbook/1"
 
@@ -44,3 +54,33 @@ def decode_key(value: Any, what: str) -> Any:
     if tp is dict and set(value) == {"uuid"}:
         return UUID(value["uuid"])
     raise ValueError(f"bad {what} in snapshot: {value!r}")
+
+
+class TopOfBook(NamedTuple):
+    """Best bid and ask with their total quantities (None where a side is empty)."""
+
+    bid_price: Decimal | None
+    bid_quantity: Decimal | None
+    ask_price: Decimal | None
+    ask_quantity: Decimal | None
+
+
+class L2Delta(NamedTuple):
+    """A level that changed: its side, price and new total quantity (0: the level is gone)."""
+
+    side: Any
+    price: Decimal
+    quantity: Decimal
+    price_ticks: int
+    quantity_lots: int
+
+
+class MarketDataUpdate(NamedTuple):
+    """What one engine command changed in one book: level deltas and trades, in order."""
+
+    symbol: str
+    deltas: list[L2Delta]
+    trades: list[Any]
+
+
+ENGINE_SNAPSHOT_FORMAT = "tradebook.engine/1"

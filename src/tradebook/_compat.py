@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from ._book_py import Order as Order
     from ._book_py import OrderBook as OrderBook
     from ._book_py import PriceLevel as PriceLevel
+    from ._engine_py import ExecutionReport as ExecutionReport
+    from ._engine_py import MatchingEngine as MatchingEngine
+    from ._engine_py import Trade as Trade
 
     BACKEND: str
 else:
@@ -28,6 +31,7 @@ else:
         try:
             from ._avl import PriceTree
             from ._book import BookSide, Order, OrderBook, PriceLevel
+            from ._engine import ExecutionReport, MatchingEngine, Trade
 
             BACKEND = "cython"
         except ImportError:  # not built: the pure twins below serve
@@ -35,3 +39,4 @@ else:
     if BACKEND == "python":
         from ._avl_py import PriceTree  # noqa: F401
         from ._book_py import BookSide, Order, OrderBook, PriceLevel  # noqa: F401
+        from ._engine_py import ExecutionReport, MatchingEngine, Trade  # noqa: F401

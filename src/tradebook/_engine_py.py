@@ -1,0 +1,681 @@
+"""Pure-Python matching engine: ``MatchingEngine``, ``Trade``, ``ExecutionReport``.
+
+The compiled twin is ``_engine.pyx``; both behave identically. The engine owns
+one :class:`OrderBook` per instrument and matches by price-time priority: an
+incoming order trades against the best opposite level first and, within a
+level, against the oldest order first; every trade prints at the resting
+(maker) order's price. Nothing in here reads a clock or a random source: the
+same commands always give the same trades.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from ._book_py import (
+    _BUY,
+    _CANCELLED,
+    _FILLED,
+    _FILLED_ST,
+    _GTC,
+    _ID,
+    _LOTS,
+    _NEXT,
+    _OBJ,
+    _PARTIAL,
+    _PENDING,
+    _SELL,
+    _TICKS,
+    Order,
+    OrderBook,
+    Rec,
+    _side,
+    _sync,
+)
+from ._common import ENGINE_SNAPSHOT_FORMAT, L2Delta, MarketDataUpdate, TopOfBook
+from ._limits import check_limits, has_limits
+from ._numeric import INT64_MAX, check_units, to_units
+from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
+from .errors import (
+    DuplicateOrderError,
+    InvalidInstrumentError,
+    InvalidOrderError,
+    InvalidPriceError,
+    InvalidQuantityError,
+    UnknownSymbolError,
+)
+from .instrument import Instrument
+
+__all__ = ["ExecutionReport", "MatchingEngine", "Trade"]
+
+log = logging.getLogger("tradebook")
+
+_MARKET = OrderType.MARKET
+_IOC = TimeInForce.IOC
+_FOK = TimeInForce.FOK
+_REJECTED = OrderStatus.REJECTED
+_EXPIRED = OrderStatus.EXPIRED
+_STP_NONE = SelfTradePrevention.NONE
+_CANCEL_TAKER = SelfTradePrevention.CANCEL_TAKER
+_CANCEL_MAKER = SelfTradePrevention.CANCEL_MAKER
+_CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
+_DECREMENT = SelfTradePrevention.DECREMENT
+
+
+class Trade:
+    """One execution between a resting maker and an incoming taker, at the maker's price."""
+
+    __slots__ = ("_id", "_inst", "_ticks", "_lots", "_maker_id", "_taker_id", "_maker_owner", "_taker_owner", "_sell")
+
+    def __init__(
+        self,
+        trade_id: int,
+        inst: Instrument,
+        ticks: int,
+        lots: int,
+        maker_id: Hashable,
+        taker_id: Hashable,
+        maker_owner: Hashable | None,
+        taker_owner: Hashable | None,
+        taker_sells: bool,
+    ) -> None:
+        self._id = trade_id
+        self._inst = inst
+        self._ticks = ticks
+        self._lots = lots
+        self._maker_id = maker_id
+        self._taker_id = taker_id
+        self._maker_owner = maker_owner
+        self._taker_owner = taker_owner
+        self._sell = taker_sells
+
+    @property
+    def id(self) -> int:
+        """Engine-wide increasing trade id."""
+        return self._id
+
+    @property
+    def symbol(self) -> str:
+        """The instrument traded."""
+        return self._inst.symbol
+
+    @property
+    def price(self) -> Decimal:
+        """The execution price (the maker's)."""
+        return self._inst.ticks_to_price(self._ticks)
+
+    @property
+    def quantity(self) -> Decimal:
+        """The quantity traded."""
+        return self._inst.lots_to_quantity(self._lots)
+
+    @property
+    def price_ticks(self) -> int:
+        """The execution price in ticks."""
+        return self._ticks
+
+    @property
+    def quantity_lots(self) -> int:
+        """The quantity traded in lots."""
+        return self._lots
+
+    @property
+    def maker_order_id(self) -> Hashable:
+        """The resting order's id."""
+        return self._maker_id
+
+    @property
+    def taker_order_id(self) -> Hashable:
+        """The incoming order's id."""
+        return self._taker_id
+
+    @property
+    def maker_owner(self) -> Hashable | None:
+        """The resting order's owner."""
+        return self._maker_owner
+
+    @property
+    def taker_owner(self) -> Hashable | None:
+        """The incoming order's owner."""
+        return self._taker_owner
+
+    @property
+    def taker_side(self) -> Side:
+        """The incoming order's side (the aggressor)."""
+        return _SELL if self._sell else _BUY
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self._id,
+            self._inst.symbol,
+            self._ticks,
+            self._lots,
+            self._maker_id,
+            self._taker_id,
+            self._maker_owner,
+            self._taker_owner,
+            self._sell,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Trade):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Trade(id={self._id}, symbol={self._inst.symbol!r}, price={self.price}, quantity={self.quantity}, "
+            f"maker={self._maker_id!r}, taker={self._taker_id!r}, taker_side={self.taker_side.value})"
+        )
+
+
+class ExecutionReport:
+    """What one command did: the order's state afterwards, its trades, and the makers
+    that self-trade prevention cancelled."""
+
+    __slots__ = ("_order", "_trades", "_cancelled")
+
+    def __init__(self, order: Order, trades: list[Trade], cancelled: list[Order]) -> None:
+        self._order = order
+        self._trades = trades
+        self._cancelled = cancelled
+
+    @property
+    def order(self) -> Order:
+        """The order, in its state after the command."""
+        return self._order
+
+    @property
+    def trades(self) -> list[Trade]:
+        """The trades, in execution order."""
+        return self._trades
+
+    @property
+    def cancelled(self) -> list[Order]:
+        """Resting orders removed by self-trade prevention."""
+        return self._cancelled
+
+    @property
+    def status(self) -> OrderStatus:
+        """Shortcut for ``order.status``."""
+        return self._order.status
+
+    def __repr__(self) -> str:
+        return f"ExecutionReport(order={self._order!r}, trades={len(self._trades)}, cancelled={len(self._cancelled)})"
+
+
+class _Run:
+    """Bookkeeping of one command: trades, STP cancellations, touched levels."""
+
+    __slots__ = ("trades", "cancelled", "touched")
+
+    def __init__(self) -> None:
+        self.trades: list[Trade] = []
+        self.cancelled: list[Order] = []
+        self.touched: list[tuple[bool, int]] = []
+
+
+class MatchingEngine:
+    """A multi-symbol, price-time-priority matching engine.
+
+    >>> engine = MatchingEngine([Instrument("BTC/USDT", "0.01", "0.001")])
+    >>> engine.submit(Order(1, "SELL", "100.00", "1", owner="alice")).status
+    <OrderStatus.OPEN: 'OPEN'>
+    >>> report = engine.submit(Order(2, "BUY", "101.00", "0.4", owner="bob"))
+    >>> report.status, [(t.price, t.quantity) for t in report.trades]
+    (<OrderStatus.FILLED: 'FILLED'>, [(Decimal('100.00'), Decimal('0.400'))])
+    """
+
+    def __init__(
+        self,
+        instruments: Iterable[Instrument] = (),
+        *,
+        self_trade_prevention: SelfTradePrevention | str = SelfTradePrevention.CANCEL_TAKER,
+    ) -> None:
+        self._stp = coerce_enum(SelfTradePrevention, self_trade_prevention, "self_trade_prevention", InvalidOrderError)
+        self._books: dict[str, OrderBook] = {}
+        self._limited: dict[str, bool] = {}
+        self._next_trade_id = 1
+        self._ids_lock = threading.Lock()
+        self._listeners: list[Callable[[MarketDataUpdate], object]] = []
+        for inst in instruments:
+            self.add_instrument(inst)
+
+    # -- instruments and books ---------------------------------------------------
+
+    def add_instrument(self, instrument: Instrument) -> OrderBook:
+        """Start trading ``instrument``; returns its (empty) book."""
+        if not isinstance(instrument, Instrument):
+            raise InvalidInstrumentError(f"add_instrument takes an Instrument; got {type(instrument).__name__}")
+        if instrument.symbol in self._books:
+            raise InvalidInstrumentError(f"the engine already trades {instrument.symbol}")
+        book = OrderBook(instrument)
+        self._books[instrument.symbol] = book
+        self._limited[instrument.symbol] = has_limits(instrument)
+        return book
+
+    def book(self, symbol: str | None = None) -> OrderBook:
+        """The order book of ``symbol`` (None: the only one)."""
+        if symbol is None:
+            if len(self._books) != 1:
+                raise UnknownSymbolError(f"no symbol given and the engine trades {len(self._books)} instruments")
+            return next(iter(self._books.values()))
+        try:
+            return self._books[symbol]
+        except (KeyError, TypeError):
+            raise UnknownSymbolError(f"unknown symbol {symbol!r}") from None
+
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols traded, in the order they were added."""
+        return list(self._books)
+
+    @property
+    def self_trade_prevention(self) -> SelfTradePrevention:
+        """The default self-trade prevention mode."""
+        return self._stp
+
+    @property
+    def next_trade_id(self) -> int:
+        """The id the next trade will get."""
+        return self._next_trade_id
+
+    def __repr__(self) -> str:
+        return f"MatchingEngine(symbols={self.symbols!r}, self_trade_prevention={self._stp.value})"
+
+    # -- market data ----------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[MarketDataUpdate], object]) -> Callable[[], None]:
+        """Call ``callback(update)`` after every command that changed a book; returns an unsubscribe function.
+
+        ``update.deltas`` lists each level the command changed with its new total
+        (0: the level is gone); ``update.trades`` the trades. A callback that
+        raises is logged and does not undo or interrupt anything.
+        """
+        if not callable(callback):
+            raise TypeError("subscribe takes a callable")
+        self._listeners = [*self._listeners, callback]
+
+        def unsubscribe() -> None:
+            self._listeners = [cb for cb in self._listeners if cb is not callback]
+
+        return unsubscribe
+
+    def _publish(self, book: OrderBook, run: _Run) -> None:
+        listeners = self._listeners
+        if not listeners or not (run.touched or run.trades):
+            return
+        inst = book._inst
+        deltas = []
+        seen: set[tuple[bool, int]] = set()
+        for key in run.touched:
+            if key in seen:
+                continue
+            seen.add(key)
+            sell, ticks = key
+            level = book._levels[sell].get(ticks)
+            lots = 0 if level is None else level.total
+            deltas.append(
+                L2Delta(_SELL if sell else _BUY, inst.ticks_to_price(ticks), inst.lots_to_quantity(lots), ticks, lots)
+            )
+        update = MarketDataUpdate(book._symbol, deltas, list(run.trades))
+        for callback in listeners:
+            try:
+                callback(update)
+            except Exception:
+                log.exception("market data subscriber %r failed", callback)
+
+    def top_of_book(self, symbol: str | None = None) -> TopOfBook:
+        """Best bid and ask with their sizes, in O(1)."""
+        book = self.book(symbol)
+        bid_ticks, bid_lots, ask_ticks, ask_lots = self.top_of_book_raw(symbol)
+        inst = book._inst
+        return TopOfBook(
+            None if bid_ticks is None else inst.ticks_to_price(bid_ticks),
+            None if bid_lots is None else inst.lots_to_quantity(bid_lots),
+            None if ask_ticks is None else inst.ticks_to_price(ask_ticks),
+            None if ask_lots is None else inst.lots_to_quantity(ask_lots),
+        )
+
+    def top_of_book_raw(self, symbol: str | None = None) -> tuple[int | None, int | None, int | None, int | None]:
+        """``(bid ticks, bid lots, ask ticks, ask lots)``, None where a side is empty. O(1)."""
+        book = self.book(symbol)
+        bid = book._trees[0]._tail
+        ask = book._trees[1]._head
+        return (
+            None if bid is None else bid.key,
+            None if bid is None else bid.value.total,
+            None if ask is None else ask.key,
+            None if ask is None else ask.value.total,
+        )
+
+    # -- commands ---------------------------------------------------------------------
+
+    def submit(self, order: Order) -> ExecutionReport:
+        """Match ``order`` against the book by price-time priority; rest a GTC remainder.
+
+        Invalid input raises and changes nothing. Outcomes are statuses: a
+        post-only order that would take is ``REJECTED``; an IOC or market
+        remainder, and a FOK order that cannot fill completely, are ``EXPIRED``;
+        a taker stopped by self-trade prevention is ``CANCELLED``.
+        """
+        if type(order) is not Order:
+            raise InvalidOrderError(f"submit takes an Order; got {type(order).__name__}")
+        book = self.book(order._symbol)
+        inst = book._inst
+        if order._status is not _PENDING or order._inst is not None:
+            raise InvalidOrderError(f"order {order._id!r} is {order._status.value}; only a new order can be submitted")
+        market = order._type is _MARKET
+        ticks = 0 if market else to_units(order._price_in, inst.tick_size, "price", "tick size", InvalidPriceError)  # type: ignore[arg-type]
+        lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
+        if self._limited[book._symbol]:
+            check_limits(inst, None if market else ticks, lots)
+        with book._lock:
+            if order._id in book._orders:
+                raise DuplicateOrderError(f"an order with id {order._id!r} is already resting")
+            order._inst = inst
+            order._symbol = book._symbol
+            order._ticks = ticks
+            order._lots = lots
+            run = _Run()
+            self._execute(book, order, run)
+            report = ExecutionReport(order, run.trades, run.cancelled)
+        self._publish(book, run)
+        return report
+
+    def submit_raw(
+        self,
+        order_id: Hashable,
+        side: Side | str,
+        price: int | None,
+        quantity: int,
+        *,
+        symbol: str | None = None,
+        time_in_force: TimeInForce | str = TimeInForce.GTC,
+        owner: Hashable | None = None,
+    ) -> ExecutionReport:
+        """``submit`` with the price in ticks (None: a market order) and the quantity in lots."""
+        book = self.book(symbol)
+        sell = _side(side) is _SELL
+        tif = coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
+        ticks = 0 if price is None else check_units(price, "price", InvalidPriceError)
+        lots = check_units(quantity, "quantity", InvalidQuantityError)
+        order = Order._bound(order_id, _SELL if sell else _BUY, ticks, lots, book._inst, owner)
+        if order_id is None:
+            raise InvalidOrderError("order id must not be None")
+        try:
+            hash(order_id)
+        except TypeError:
+            raise InvalidOrderError(f"order id must be hashable; got {type(order_id).__name__}") from None
+        if price is None:
+            order._type = _MARKET
+        order._tif = tif
+        if self._limited[book._symbol]:
+            check_limits(book._inst, None if price is None else ticks, lots)
+        with book._lock:
+            if order_id in book._orders:
+                raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
+            run = _Run()
+            self._execute(book, order, run)
+            report = ExecutionReport(order, run.trades, run.cancelled)
+        self._publish(book, run)
+        return report
+
+    def cancel(self, symbol: str | None, order_id: Hashable) -> Order:
+        """Remove a resting order; returns it ``CANCELLED``."""
+        book = self.book(symbol)
+        with book._lock:
+            rec = book._find(order_id)
+            run = _Run()
+            run.touched.append((rec[4], rec[_TICKS]))
+            order = book._leave(rec, _CANCELLED)
+        self._publish(book, run)
+        return order
+
+    def cancel_raw(self, symbol: str | None, order_id: Hashable) -> int:
+        """Remove a resting order; returns its remaining lots."""
+        order = self.cancel(symbol, order_id)
+        return order._lots - order._filled_lots
+
+    def amend(
+        self,
+        symbol: str | None,
+        order_id: Hashable,
+        *,
+        quantity: Decimal | int | str | None = None,
+        price: Decimal | int | str | None = None,
+    ) -> ExecutionReport:
+        """Change a resting order's quantity and/or price.
+
+        Lowering the quantity keeps time priority; raising it or a new price
+        sends the order to the back of its level. A new price that crosses the
+        book trades like a new taker (self-trade prevention included), then any
+        remainder rests. A post-only order cannot be moved to a price that would take.
+        """
+        book = self.book(symbol)
+        if quantity is None and price is None:
+            raise InvalidOrderError("amend needs a new quantity or a new price")
+        lots = None if quantity is None else book._inst.quantity_to_lots(quantity)
+        ticks = None if price is None else book._inst.price_to_ticks(price)
+        return self._amend(book, order_id, lots, ticks)
+
+    def amend_raw(
+        self, symbol: str | None, order_id: Hashable, *, quantity: int | None = None, price: int | None = None
+    ) -> ExecutionReport:
+        """``amend`` with the quantity in lots and the price in ticks."""
+        book = self.book(symbol)
+        if quantity is None and price is None:
+            raise InvalidOrderError("amend needs a new quantity or a new price")
+        lots = None if quantity is None else check_units(quantity, "quantity", InvalidQuantityError)
+        ticks = None if price is None else check_units(price, "price", InvalidPriceError)
+        return self._amend(book, order_id, lots, ticks)
+
+    def _amend(self, book: OrderBook, order_id: Hashable, lots: int | None, ticks: int | None) -> ExecutionReport:
+        inst = book._inst
+        with book._lock:
+            rec = book._find(order_id)
+            sell = rec[4]
+            new_lots = rec[_LOTS] if lots is None else lots
+            new_ticks = rec[_TICKS] if ticks is None else ticks
+            if new_lots <= rec[_FILLED]:
+                raise InvalidQuantityError(
+                    f"the new quantity {inst.lots_to_quantity(new_lots)} must exceed the filled "
+                    f"{inst.lots_to_quantity(rec[_FILLED])}"
+                )
+            if self._limited[book._symbol]:
+                check_limits(inst, new_ticks, new_lots)
+            run = _Run()
+            run.touched.append((sell, rec[_TICKS]))
+            if new_ticks != rec[_TICKS] and self._crosses(book, sell, new_ticks):
+                order = book._order_of(rec)
+                if order._post_only:
+                    raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
+                book._room(sell, new_ticks, new_lots - rec[_FILLED])
+                del book._orders[rec[_ID]]
+                book._unlink(rec)
+                rec[_OBJ] = None
+                order._ticks = new_ticks
+                order._lots = new_lots
+                self._execute(book, order, run)
+            else:
+                book._amend(rec, lots, ticks)
+                run.touched.append((sell, rec[_TICKS]))
+                order = book._order_of(rec)
+            report = ExecutionReport(order, run.trades, run.cancelled)
+        self._publish(book, run)
+        return report
+
+    # -- matching -------------------------------------------------------------------------
+
+    @staticmethod
+    def _crosses(book: OrderBook, sell: bool, ticks: int) -> bool:
+        if sell:
+            best = book._trees[0]._tail
+            return best is not None and best.key >= ticks
+        best = book._trees[1]._head
+        return best is not None and best.key <= ticks
+
+    def _execute(self, book: OrderBook, order: Order, run: _Run) -> None:
+        """Match a bound taker (lots and ticks set, not in the book) and settle its fate."""
+        sell = order._side is _SELL
+        market = order._type is _MARKET
+        ticks = order._ticks
+        if order._post_only and self._crosses(book, sell, ticks):
+            order._status = _REJECTED
+            return
+        mode = self._stp if order._stp is None else order._stp
+        owner = order._owner
+        if owner is None:
+            mode = _STP_NONE
+        if order._tif is _FOK and not self._fillable(
+            book, sell, market, ticks, order._lots - order._filled_lots, owner, mode
+        ):
+            order._status = _EXPIRED
+            return
+        order._sequence = book._seq  # accepted: this fixes its time priority
+        book._seq += 1
+        stopped = self._match(book, order, sell, market, ticks, owner, mode, run)
+        remaining = order._lots - order._filled_lots
+        if stopped:
+            order._status = _CANCELLED
+        elif remaining == 0:
+            order._status = _FILLED_ST
+        elif market or order._tif is not _GTC:
+            order._status = _EXPIRED
+        else:
+            book._room(sell, ticks, remaining)
+            book._insert(order._id, sell, ticks, order._lots, order._filled_lots, order._sequence, order)
+            run.touched.append((sell, ticks))
+
+    @staticmethod
+    def _fillable(
+        book: OrderBook, sell: bool, market: bool, ticks: int, wanted: int, owner: Hashable | None, mode: Any
+    ) -> bool:
+        """Would a FOK taker fill completely by trades (self-trade prevention applied)?"""
+        tree = book._trees[0 if sell else 1]
+        node = tree._tail if sell else tree._head
+        got = 0
+        while node is not None:
+            if not market and (node.key < ticks if sell else node.key > ticks):
+                return False
+            rec = node.value.head
+            while rec is not None:
+                maker = rec[_OBJ]
+                if mode is not _STP_NONE and maker is not None and maker._owner is not None and maker._owner == owner:
+                    if mode is not _CANCEL_MAKER:
+                        return False
+                else:
+                    got += rec[_LOTS] - rec[_FILLED]
+                    if got >= wanted:
+                        return True
+                rec = rec[_NEXT]
+            node = node.prev if sell else node.next
+        return False
+
+    def _match(
+        self,
+        book: OrderBook,
+        order: Order,
+        sell: bool,
+        market: bool,
+        ticks: int,
+        owner: Hashable | None,
+        mode: Any,
+        run: _Run,
+    ) -> bool:
+        """Trade ``order`` against the opposite side; True if self-trade prevention stopped it."""
+        tree = book._trees[0 if sell else 1]
+        inst = book._inst
+        taker_id = order._id
+        trades = run.trades
+        touched = run.touched
+        first_trade = len(trades)
+        stopped = False
+        while order._lots > order._filled_lots:
+            node = tree._tail if sell else tree._head
+            if node is None or (not market and (node.key < ticks if sell else node.key > ticks)):
+                break
+            level = node.value
+            rec: Rec = level.head
+            maker = rec[_OBJ]
+            maker_owner = None if maker is None else maker._owner
+            if mode is not _STP_NONE and maker_owner is not None and maker_owner == owner:
+                if mode is _CANCEL_TAKER:
+                    stopped = True
+                    break
+                touched.append((not sell, level.ticks))
+                if mode is _DECREMENT:
+                    cut = min(order._lots - order._filled_lots, rec[_LOTS] - rec[_FILLED])
+                    order._lots -= cut
+                    rec[_LOTS] -= cut
+                    level.total -= cut
+                    if rec[_LOTS] == rec[_FILLED]:
+                        run.cancelled.append(book._leave(rec, _CANCELLED))
+                    else:
+                        _sync(maker, rec)
+                    if order._lots == order._filled_lots:
+                        stopped = True
+                        break
+                    continue
+                run.cancelled.append(book._leave(rec, _CANCELLED))
+                if mode is _CANCEL_BOTH:
+                    stopped = True
+                    break
+                continue
+            touched.append((not sell, level.ticks))
+            qty = min(order._lots - order._filled_lots, rec[_LOTS] - rec[_FILLED])
+            trades.append(Trade(0, inst, level.ticks, qty, rec[_ID], taker_id, maker_owner, owner, sell))
+            order._filled_lots += qty
+            if rec[_LOTS] - rec[_FILLED] == qty:
+                book._leave_filled(rec)
+            else:
+                rec[_FILLED] += qty
+                level.total -= qty
+                if maker is not None:
+                    maker._filled_lots = rec[_FILLED]
+                    maker._status = _PARTIAL
+        if len(trades) > first_trade:
+            with self._ids_lock:
+                next_id = self._next_trade_id
+                for trade in trades[first_trade:]:
+                    trade._id = next_id
+                    next_id += 1
+                self._next_trade_id = next_id
+        return stopped
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole engine as plain JSON-safe data: instruments, books, counters, default mode."""
+        return {
+            "format": ENGINE_SNAPSHOT_FORMAT,
+            "self_trade_prevention": self._stp.value,
+            "next_trade_id": self._next_trade_id,
+            "books": [book.snapshot() for book in self._books.values()],
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> MatchingEngine:
+        """Rebuild an engine from :meth:`snapshot` data (also after a JSON round trip)."""
+        if not isinstance(data, dict) or data.get("format") != ENGINE_SNAPSHOT_FORMAT:
+            raise InvalidOrderError(f"not an engine snapshot (expected format {ENGINE_SNAPSHOT_FORMAT!r})")
+        next_id = data.get("next_trade_id")
+        books = data.get("books")
+        if type(next_id) is not int or not 0 < next_id <= INT64_MAX or not isinstance(books, list):
+            raise InvalidOrderError("engine snapshot has a bad next_trade_id or books list")
+        engine = cls(self_trade_prevention=data.get("self_trade_prevention", "CANCEL_TAKER"))
+        for book_data in books:
+            book = OrderBook.from_snapshot(book_data)
+            if book._symbol in engine._books:
+                raise InvalidOrderError(f"engine snapshot holds {book._symbol} twice")
+            engine._books[book._symbol] = book
+            engine._limited[book._symbol] = has_limits(book._inst)
+        engine._next_trade_id = next_id
+        return engine
