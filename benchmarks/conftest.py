@@ -12,12 +12,29 @@ Run: ``PYTHONPATH=src pytest benchmarks`` (timings) or
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+try:
+    import tradebook
+except ImportError:  # a checkout without PYTHONPATH=src: use the source tree next to us
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    import tradebook
+
 import workload as wl
 from scenarios import backend_unavailable, load_backend
+
+
+def pytest_report_header() -> list[str]:
+    """Say which tradebook is measured and whether its compiled core is there."""
+    reason = backend_unavailable("cython")
+    return [
+        f"tradebook {tradebook.__version__} from {Path(tradebook.__file__).parent}",
+        "compiled backend: " + ("available" if reason is None else f"NOT available ({reason})"),
+    ]
 
 
 @pytest.fixture(params=["python", "cython"])
