@@ -199,6 +199,14 @@ def environment() -> dict[str, Any]:
         commit = subprocess.run(
             ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(HERE.parent), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if status.strip():
+            commit += "+dirty"  # src/ has uncommitted changes: the figures are not of that commit alone
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
