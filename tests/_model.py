@@ -200,6 +200,12 @@ def assert_matches(book: Any, model: Model) -> None:
     assert rows == model.snapshot_rows()
     for side, view in (("BUY", book.bids), ("SELL", book.asks)):
         assert [(lv.price_ticks, [o.id for o in lv]) for lv in view] == model.levels(side)
+    for side, rows in zip(("BUY", "SELL"), model.depth_raw(), strict=True):
+        for ticks, total, count in rows:
+            assert book.level_raw(side, ticks) == (total, count)
+            level = book.level(side, book.instrument.ticks_to_price(ticks))
+            assert (level.quantity_lots, level.order_count) == (total, count)
+        assert book.level_raw(side, 999_999) is None
     for oid, mo in model.orders.items():
         order = book.get_order(oid)
         assert (order.side.value, order.price_ticks, order.quantity_lots, order.filled_lots, order.sequence) == (
