@@ -10,7 +10,7 @@ import os
 import platform
 from typing import TYPE_CHECKING
 
-__all__ = ["BACKEND", "NO_EXTENSIONS"]
+__all__ = ["BACKEND", "IMPORT_ERROR", "NO_EXTENSIONS"]
 
 NO_EXTENSIONS = bool(os.environ.get("TRADEBOOK_NO_EXTENSIONS")) or platform.python_implementation() != "CPython"
 
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from ._engine_py import Trade as Trade
 
     BACKEND: str
+    IMPORT_ERROR: ImportError | None
 else:
     BACKEND = "python"
+    IMPORT_ERROR = None  # why the compiled core did not load, for `tradebook info`
     if not NO_EXTENSIONS:
         try:
             from ._avl import PriceTree
@@ -34,8 +36,8 @@ else:
             from ._engine import ExecutionReport, MatchingEngine, Trade
 
             BACKEND = "cython"
-        except ImportError:  # not built: the pure twins below serve
-            pass
+        except ImportError as exc:  # not built: the pure twins below serve
+            IMPORT_ERROR = exc
     if BACKEND == "python":
         from ._avl_py import PriceTree  # noqa: F401
         from ._book_py import BookSide, Order, OrderBook, PriceLevel  # noqa: F401

@@ -10,7 +10,6 @@ prints the version.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import platform
 import random
@@ -18,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import BACKEND, Instrument, OrderBook, Side, __version__
+from . import BACKEND, Instrument, OrderBook, Side, __version__, _compat
 from .errors import InvalidInstrumentError
 
 __all__ = ["generate_flow", "main", "replay"]
@@ -162,12 +161,9 @@ def backend_lines() -> list[str]:
 def _compiled_core_error() -> str:
     if platform.python_implementation() != "CPython":
         return f"{platform.python_implementation()} always uses the pure-Python backend"
-    try:
-        importlib.import_module("tradebook._book")
-        importlib.import_module("tradebook._avl")
-    except ImportError as exc:
-        return f"{exc} (reinstall with a C compiler; see docs/backends.md)"
-    return "it imports now, but was not selected at start-up"
+    if _compat.IMPORT_ERROR is None:
+        return "unknown"
+    return f"{_compat.IMPORT_ERROR} (reinstall with a C compiler; see docs/backends.md)"
 
 
 def _demo(args: argparse.Namespace) -> int:
