@@ -7,6 +7,13 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from tradebook._avl cimport Tree
 
 
+cdef enum:
+    # Rec.flags
+    LIVE = 1
+    INTID = 2           # the id is an int kept in the int64 map
+    SELL = 4
+
+
 cdef struct Rec:
     # One resting order (or a dead record still chained in its level).
     int64_t key         # the id, when it is an int that fits in 64 bits
@@ -43,6 +50,16 @@ cdef struct IntMap:
     size_t mask
     size_t count
     int shift
+
+
+cdef enum:
+    ST_PENDING = 0
+    ST_OPEN = 1
+    ST_PARTIAL = 2
+    ST_FILLED = 3
+    ST_CANCELLED = 4
+    ST_REJECTED = 5
+    ST_EXPIRED = 6
 
 
 cdef class Order:
@@ -123,3 +140,14 @@ cdef class OrderBook:
     cdef object _fill(self, int32_t r, int64_t lots, bint want_order)
     cdef object _id_of(self, int32_t r)
     cdef int _amend(self, int32_t r, object lots_obj, object ticks_obj) except -1
+    cdef int64_t _ticks_of(self, Order o) except 0
+    cdef int64_t _lots_of(self, Order o) except 0
+
+
+cdef bint _small_int(object value, int64_t* out) noexcept
+cdef int64_t _raw_units(object value, str what, object error) except 0
+cdef bint _int_key(object key, int64_t* out) except -1
+cdef int _side_code(object side) except -1
+cdef void _touch(Level* level) noexcept
+cdef Order _new_order(object order_id, bint sell, object inst)
+cdef object _check_id(object order_id)

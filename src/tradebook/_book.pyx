@@ -54,9 +54,6 @@ __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
 
 cdef int32_t NIL = -1
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
-cdef uint8_t LIVE = 1
-cdef uint8_t INTID = 2
-cdef uint8_t SELL = 4
 
 cdef object _BUY = Side.BUY
 cdef object _SELL = Side.SELL
@@ -68,16 +65,7 @@ cdef object _FOK = TimeInForce.FOK
 cdef object _DecimalType = Decimal
 cdef object _index = operator.index
 
-# Order status codes, indexes into _STATUSES.
-cdef enum:
-    ST_PENDING = 0
-    ST_OPEN = 1
-    ST_PARTIAL = 2
-    ST_FILLED = 3
-    ST_CANCELLED = 4
-    ST_REJECTED = 5
-    ST_EXPIRED = 6
-
+# Order status codes (ST_* in _book.pxd) index _STATUSES.
 cdef tuple _STATUSES = (
     OrderStatus.PENDING,
     OrderStatus.OPEN,
@@ -183,7 +171,7 @@ cdef int64_t _units(int64_t m, int e, int64_t sm, int se) noexcept:
     return m // den
 
 
-cdef inline bint _small_int(object value, int64_t* out) noexcept:
+cdef bint _small_int(object value, int64_t* out) noexcept:
     """True and the value if ``value`` is an exact int in 1..2**63-1."""
     cdef int overflow = 0
     cdef long long v
@@ -253,7 +241,7 @@ cdef object _check_id(object order_id):
         raise InvalidOrderError(f"order id must be hashable; got {type(order_id).__name__}") from None
 
 
-cdef inline int _side_code(object side) except -1:
+cdef int _side_code(object side) except -1:
     if side is _BUY:
         return 0
     if side is _SELL:
@@ -349,7 +337,7 @@ cdef void map_del(IntMap* m, int64_t key) noexcept:
     m.count -= 1
 
 
-cdef inline void _touch(Level* level) noexcept:
+cdef void _touch(Level* level) noexcept:
     """Forget a level's cached depth row after its total or count changed."""
     cdef PyObject* row = level.row
     if row != NULL:
@@ -1018,6 +1006,24 @@ cdef class OrderBook:
             self._sync(obj, rec, ST_PARTIAL if filled else ST_OPEN)
         return r
 
+    cdef int64_t _ticks_of(self, Order o) except 0:
+        """An unbound order's price in ticks: exact integer arithmetic, else the Decimal path."""
+        cdef int64_t ticks = 0
+        if o._pfast and self._tick_fast:
+            ticks = _units(o._pm, o._pe, self._tm, self._te)
+        if ticks == 0:
+            ticks = to_units(_as_decimal(o._price_in), self._tick, "price", "tick size", InvalidPriceError)
+        return ticks
+
+    cdef int64_t _lots_of(self, Order o) except 0:
+        """An unbound order's quantity in lots."""
+        cdef int64_t lots = 0
+        if o._qfast and self._lot_fast:
+            lots = _units(o._qm, o._qe, self._lm, self._le)
+        if lots == 0:
+            lots = to_units(_as_decimal(o._quantity_in), self._lot, "quantity", "lot size", InvalidQuantityError)
+        return lots
+
     # -- basic facts ---------------------------------------------------------------------
 
     @property
@@ -1067,14 +1073,8 @@ cdef class OrderBook:
                 raise SymbolMismatchError(f"order {o._id!r} is for {o._symbol}, this book is {self._symbol}")
             if o._type is not _LIMIT:
                 raise InvalidOrderError("a market order cannot rest in a book")
-            if o._pfast and self._tick_fast:
-                ticks = _units(o._pm, o._pe, self._tm, self._te)
-            if ticks == 0:
-                ticks = to_units(_as_decimal(o._price_in), self._tick, "price", "tick size", InvalidPriceError)
-            if o._qfast and self._lot_fast:
-                lots = _units(o._qm, o._qe, self._lm, self._le)
-            if lots == 0:
-                lots = to_units(_as_decimal(o._quantity_in), self._lot, "quantity", "lot size", InvalidQuantityError)
+            ticks = self._ticks_of(o)
+            lots = self._lots_of(o)
             intid = _int_key(o._id, &key)
             if (map_get(&self._ids, key) if intid else self._lookup(o._id)) != NIL:
                 raise DuplicateOrderError(f"an order with id {o._id!r} is already resting")

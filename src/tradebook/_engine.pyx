@@ -1,0 +1,701 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Compiled matching engine: ``MatchingEngine``, ``Trade``, ``ExecutionReport``.
+
+The matching loop walks the book's C records directly: best level from the
+price tree's cached end, FIFO by record links, fills and removals in place. No
+Python object is made per step except the ``Trade`` it reports (and the
+``Order`` of a maker self-trade prevention cancels). ``Trade`` objects do not
+take part in the cyclic garbage collector. The pure-Python twin is
+``_engine_py.py``; both behave identically.
+"""
+
+cimport cython
+from libc.stdint cimport int32_t, int64_t
+
+from tradebook._avl cimport Tree
+from tradebook._book cimport (
+    SELL,
+    Level,
+    Order,
+    OrderBook,
+    Rec,
+    ST_CANCELLED,
+    ST_EXPIRED,
+    ST_FILLED,
+    ST_OPEN,
+    ST_PARTIAL,
+    ST_PENDING,
+    ST_REJECTED,
+    _check_id,
+    _int_key,
+    _new_order,
+    _raw_units,
+    _side_code,
+    _touch,
+)
+
+import logging
+
+from tradebook._common import ENGINE_SNAPSHOT_FORMAT, L2Delta, MarketDataUpdate, TopOfBook
+from tradebook._limits import check_limits, has_limits
+from tradebook._numeric import INT64_MAX as _INT64_MAX
+from tradebook.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
+from tradebook.errors import (
+    DuplicateOrderError,
+    InvalidInstrumentError,
+    InvalidOrderError,
+    InvalidPriceError,
+    InvalidQuantityError,
+    UnknownSymbolError,
+)
+from tradebook.instrument import Instrument
+
+__all__ = ["ExecutionReport", "MatchingEngine", "Trade"]
+
+log = logging.getLogger("tradebook")
+
+cdef int32_t NIL = -1
+
+cdef object _BUY = Side.BUY
+cdef object _SELL = Side.SELL
+cdef object _MARKET = OrderType.MARKET
+cdef object _GTC = TimeInForce.GTC
+cdef object _IOC = TimeInForce.IOC
+cdef object _FOK = TimeInForce.FOK
+
+cdef enum:
+    STP_NONE = 0
+    STP_CANCEL_TAKER = 1
+    STP_CANCEL_MAKER = 2
+    STP_CANCEL_BOTH = 3
+    STP_DECREMENT = 4
+
+cdef dict _STP_CODES = {
+    SelfTradePrevention.NONE: STP_NONE,
+    SelfTradePrevention.CANCEL_TAKER: STP_CANCEL_TAKER,
+    SelfTradePrevention.CANCEL_MAKER: STP_CANCEL_MAKER,
+    SelfTradePrevention.CANCEL_BOTH: STP_CANCEL_BOTH,
+    SelfTradePrevention.DECREMENT: STP_DECREMENT,
+}
+
+
+@cython.no_gc
+@cython.final
+cdef class Trade:
+    """One execution between a resting maker and an incoming taker, at the maker's price."""
+
+    @property
+    def id(self):
+        """Engine-wide increasing trade id."""
+        return self._id
+
+    @property
+    def symbol(self):
+        """The instrument traded."""
+        return self._inst.symbol
+
+    @property
+    def price(self):
+        """The execution price (the maker's)."""
+        return self._inst.ticks_to_price(self._ticks)
+
+    @property
+    def quantity(self):
+        """The quantity traded."""
+        return self._inst.lots_to_quantity(self._lots)
+
+    @property
+    def price_ticks(self):
+        """The execution price in ticks."""
+        return self._ticks
+
+    @property
+    def quantity_lots(self):
+        """The quantity traded in lots."""
+        return self._lots
+
+    @property
+    def maker_order_id(self):
+        """The resting order's id."""
+        return self._maker_id
+
+    @property
+    def taker_order_id(self):
+        """The incoming order's id."""
+        return self._taker_id
+
+    @property
+    def maker_owner(self):
+        """The resting order's owner."""
+        return self._maker_owner
+
+    @property
+    def taker_owner(self):
+        """The incoming order's owner."""
+        return self._taker_owner
+
+    @property
+    def taker_side(self):
+        """The incoming order's side (the aggressor)."""
+        return _SELL if self._sell else _BUY
+
+    def _key(self):
+        return (
+            self._id,
+            self._inst.symbol,
+            self._ticks,
+            self._lots,
+            self._maker_id,
+            self._taker_id,
+            self._maker_owner,
+            self._taker_owner,
+            self._sell,
+        )
+
+    def __eq__(self, other):
+        if not isinstance(other, Trade):
+            return NotImplemented
+        return self._key() == (<Trade>other)._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return (
+            f"Trade(id={self._id}, symbol={self._inst.symbol!r}, price={self.price}, quantity={self.quantity}, "
+            f"maker={self._maker_id!r}, taker={self._taker_id!r}, taker_side={self.taker_side.value})"
+        )
+
+
+@cython.final
+cdef class ExecutionReport:
+    """What one command did: the order's state afterwards, its trades, and the makers
+    that self-trade prevention cancelled."""
+
+    @property
+    def order(self):
+        """The order, in its state after the command."""
+        return self._order
+
+    @property
+    def trades(self):
+        """The trades, in execution order."""
+        return self._trades
+
+    @property
+    def cancelled(self):
+        """Resting orders removed by self-trade prevention."""
+        return self._cancelled
+
+    @property
+    def status(self):
+        """Shortcut for ``order.status``."""
+        return self._order.status
+
+    def __repr__(self):
+        return f"ExecutionReport(order={self._order!r}, trades={len(self._trades)}, cancelled={len(self._cancelled)})"
+
+
+cdef inline ExecutionReport _report(Order o, list trades, list cancelled):
+    cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
+    report._order = o
+    report._trades = trades
+    report._cancelled = cancelled
+    return report
+
+
+cdef inline bint _crosses(OrderBook book, bint sell, int64_t ticks) noexcept:
+    cdef Tree* t
+    if sell:
+        t = &book._trees[0]
+        return t.tail != NIL and t.nodes[t.tail].key >= ticks
+    t = &book._trees[1]
+    return t.head != NIL and t.nodes[t.head].key <= ticks
+
+
+cdef object _leave(OrderBook book, int32_t r, int status):
+    """Take a record out of the book; return its Order with the final status."""
+    book._forget(r)
+    book._unlink(r)
+    o = book._release_order(r, status)
+    book._free_rec(r)
+    return o
+
+
+@cython.final
+cdef class MatchingEngine:
+    """A multi-symbol, price-time-priority matching engine.
+
+    >>> engine = MatchingEngine([Instrument("BTC/USDT", "0.01", "0.001")])
+    >>> engine.submit(Order(1, "SELL", "100.00", "1", owner="alice")).status
+    <OrderStatus.OPEN: 'OPEN'>
+    >>> report = engine.submit(Order(2, "BUY", "101.00", "0.4", owner="bob"))
+    >>> report.status, [(t.price, t.quantity) for t in report.trades]
+    (<OrderStatus.FILLED: 'FILLED'>, [(Decimal('100.00'), Decimal('0.400'))])
+    """
+
+    def __init__(self, instruments=(), *, self_trade_prevention=SelfTradePrevention.CANCEL_TAKER):
+        self._stp = coerce_enum(SelfTradePrevention, self_trade_prevention, "self_trade_prevention", InvalidOrderError)
+        self._stp_code = _STP_CODES[self._stp]
+        self._books = {}
+        self._limited = {}
+        self._single = None
+        self._next_trade_id = 1
+        self._listeners = []
+        for inst in instruments:
+            self.add_instrument(inst)
+
+    # -- instruments and books ---------------------------------------------------
+
+    def add_instrument(self, instrument):
+        """Start trading ``instrument``; returns its (empty) book."""
+        if not isinstance(instrument, Instrument):
+            raise InvalidInstrumentError(f"add_instrument takes an Instrument; got {type(instrument).__name__}")
+        if instrument.symbol in self._books:
+            raise InvalidInstrumentError(f"the engine already trades {instrument.symbol}")
+        book = OrderBook(instrument)
+        self._add_book(book)
+        return book
+
+    def _add_book(self, OrderBook book):
+        self._books[book._symbol] = book
+        self._limited[book._symbol] = has_limits(book._inst)
+        self._single = book if len(self._books) == 1 else None
+
+    cdef OrderBook _book_for(self, object symbol):
+        if symbol is None:
+            if self._single is None:
+                raise UnknownSymbolError(f"no symbol given and the engine trades {len(self._books)} instruments")
+            return self._single
+        try:
+            return self._books[symbol]
+        except (KeyError, TypeError):
+            raise UnknownSymbolError(f"unknown symbol {symbol!r}") from None
+
+    def book(self, symbol=None):
+        """The order book of ``symbol`` (None: the only one)."""
+        return self._book_for(symbol)
+
+    @property
+    def symbols(self):
+        """The symbols traded, in the order they were added."""
+        return list(self._books)
+
+    @property
+    def self_trade_prevention(self):
+        """The default self-trade prevention mode."""
+        return self._stp
+
+    @property
+    def next_trade_id(self):
+        """The id the next trade will get."""
+        return self._next_trade_id
+
+    def __repr__(self):
+        return f"MatchingEngine(symbols={self.symbols!r}, self_trade_prevention={self._stp.value})"
+
+    # -- market data ----------------------------------------------------------------
+
+    def subscribe(self, callback):
+        """Call ``callback(update)`` after every command that changed a book; returns an unsubscribe function.
+
+        ``update.deltas`` lists each level the command changed with its new total
+        (0: the level is gone); ``update.trades`` the trades. A callback that
+        raises is logged and does not undo or interrupt anything.
+        """
+        if not callable(callback):
+            raise TypeError("subscribe takes a callable")
+        self._listeners = [*self._listeners, callback]
+
+        def unsubscribe():
+            self._listeners = [cb for cb in self._listeners if cb is not callback]
+
+        return unsubscribe
+
+    def _publish(self, OrderBook book, list touched, list trades):
+        cdef list listeners = self._listeners
+        if not listeners or not (touched or trades):
+            return
+        inst = book._inst
+        deltas = []
+        seen = set()
+        for key in touched:
+            if key in seen:
+                continue
+            seen.add(key)
+            sell, ticks = key
+            level = book.level_raw(_SELL if sell else _BUY, ticks)
+            lots = 0 if level is None else level[0]
+            deltas.append(
+                L2Delta(_SELL if sell else _BUY, inst.ticks_to_price(ticks), inst.lots_to_quantity(lots), ticks, lots)
+            )
+        update = MarketDataUpdate(book._symbol, deltas, list(trades))
+        for callback in listeners:
+            try:
+                callback(update)
+            except Exception:
+                log.exception("market data subscriber %r failed", callback)
+
+    def top_of_book(self, symbol=None):
+        """Best bid and ask with their sizes, in O(1)."""
+        cdef OrderBook book = self._book_for(symbol)
+        bid_ticks, bid_lots, ask_ticks, ask_lots = self.top_of_book_raw(symbol)
+        inst = book._inst
+        return TopOfBook(
+            None if bid_ticks is None else inst.ticks_to_price(bid_ticks),
+            None if bid_lots is None else inst.lots_to_quantity(bid_lots),
+            None if ask_ticks is None else inst.ticks_to_price(ask_ticks),
+            None if ask_lots is None else inst.lots_to_quantity(ask_lots),
+        )
+
+    def top_of_book_raw(self, symbol=None):
+        """``(bid ticks, bid lots, ask ticks, ask lots)``, None where a side is empty. O(1)."""
+        cdef OrderBook book = self._book_for(symbol)
+        cdef Tree* bids = &book._trees[0]
+        cdef Tree* asks = &book._trees[1]
+        cdef int32_t b = bids.tail
+        cdef int32_t a = asks.head
+        return (
+            None if b == NIL else bids.nodes[b].key,
+            None if b == NIL else book._levels[bids.nodes[b].payload].total,
+            None if a == NIL else asks.nodes[a].key,
+            None if a == NIL else book._levels[asks.nodes[a].payload].total,
+        )
+
+    # -- commands ---------------------------------------------------------------------
+
+    def submit(self, order):
+        """Match ``order`` against the book by price-time priority; rest a GTC remainder.
+
+        Invalid input raises and changes nothing. Outcomes are statuses: a
+        post-only order that would take is ``REJECTED``; an IOC or market
+        remainder, and a FOK order that cannot fill completely, are ``EXPIRED``;
+        a taker stopped by self-trade prevention is ``CANCELLED``.
+        """
+        if type(order) is not Order:
+            raise InvalidOrderError(f"submit takes an Order; got {type(order).__name__}")
+        cdef Order o = <Order>order
+        cdef OrderBook book = self._book_for(o._symbol)
+        if o._status != ST_PENDING or o._inst is not None:
+            raise InvalidOrderError(f"order {o._id!r} is {o.status.value}; only a new order can be submitted")
+        cdef bint market = o._type is _MARKET
+        cdef int64_t ticks = 0 if market else book._ticks_of(o)
+        cdef int64_t lots = book._lots_of(o)
+        if self._limited[book._symbol]:
+            check_limits(book._inst, None if market else ticks, lots)
+        o._ticks = ticks
+        o._lots = lots
+        return self._run(book, o)
+
+    def submit_raw(self, order_id, side, price, quantity, *, symbol=None, time_in_force=_GTC, owner=None):
+        """``submit`` with the price in ticks (None: a market order) and the quantity in lots."""
+        cdef OrderBook book = self._book_for(symbol)
+        cdef bint sell = _side_code(side)
+        tif = time_in_force if time_in_force is _GTC else coerce_enum(
+            TimeInForce, time_in_force, "time in force", InvalidOrderError
+        )
+        cdef int64_t ticks = 0 if price is None else _raw_units(price, "price", InvalidPriceError)
+        cdef int64_t lots = _raw_units(quantity, "quantity", InvalidQuantityError)
+        _check_id(order_id)
+        cdef Order o = _new_order(order_id, sell, book._inst)
+        o._owner = owner
+        o._tif = tif
+        if price is None:
+            o._type = _MARKET
+        o._ticks = ticks
+        o._lots = lots
+        if self._limited[book._symbol]:
+            check_limits(book._inst, None if price is None else ticks, lots)
+        return self._run(book, o)
+
+    cdef ExecutionReport _run(self, OrderBook book, Order o):
+        """Match a validated order (ticks and lots set) under the book's lock, then publish."""
+        cdef list trades = []
+        cdef list cancelled = []
+        cdef list touched = [] if self._listeners else None
+        book._acquire()
+        try:
+            if book._lookup(o._id) != NIL:
+                raise DuplicateOrderError(f"an order with id {o._id!r} is already resting")
+            o._inst = book._inst
+            o._symbol = book._symbol
+            self._execute(book, o, trades, cancelled, touched)
+        finally:
+            book._release()
+        if touched is not None:
+            self._publish(book, touched, trades)
+        return _report(o, trades, cancelled)
+
+    def cancel(self, symbol, order_id):
+        """Remove a resting order; returns it ``CANCELLED``."""
+        cdef OrderBook book = self._book_for(symbol)
+        cdef int32_t r
+        cdef list touched = [] if self._listeners else None
+        book._acquire()
+        try:
+            r = book._find(order_id)
+            if touched is not None:
+                touched.append(((book._recs[r].flags & SELL) != 0, book._recs[r].price))
+            o = _leave(book, r, ST_CANCELLED)
+        finally:
+            book._release()
+        if touched is not None:
+            self._publish(book, touched, [])
+        return o
+
+    def cancel_raw(self, symbol, order_id):
+        """Remove a resting order; returns its remaining lots."""
+        cdef OrderBook book = self._book_for(symbol)
+        if self._listeners:
+            o = self.cancel(symbol, order_id)
+            return (<Order>o)._lots - (<Order>o)._filled
+        return book.remove_raw(order_id)
+
+    def amend(self, symbol, order_id, *, quantity=None, price=None):
+        """Change a resting order's quantity and/or price.
+
+        Lowering the quantity keeps time priority; raising it or a new price
+        sends the order to the back of its level. A new price that crosses the
+        book trades like a new taker (self-trade prevention included), then any
+        remainder rests. A post-only order cannot be moved to a price that would take.
+        """
+        cdef OrderBook book = self._book_for(symbol)
+        if quantity is None and price is None:
+            raise InvalidOrderError("amend needs a new quantity or a new price")
+        lots = None if quantity is None else book._inst.quantity_to_lots(quantity)
+        ticks = None if price is None else book._inst.price_to_ticks(price)
+        return self._amend(book, order_id, lots, ticks)
+
+    def amend_raw(self, symbol, order_id, *, quantity=None, price=None):
+        """``amend`` with the quantity in lots and the price in ticks."""
+        cdef OrderBook book = self._book_for(symbol)
+        if quantity is None and price is None:
+            raise InvalidOrderError("amend needs a new quantity or a new price")
+        lots = None if quantity is None else _raw_units(quantity, "quantity", InvalidQuantityError)
+        ticks = None if price is None else _raw_units(price, "price", InvalidPriceError)
+        return self._amend(book, order_id, lots, ticks)
+
+    cdef ExecutionReport _amend(self, OrderBook book, object order_id, object lots, object ticks):
+        cdef int32_t r
+        cdef Rec* rec
+        cdef bint sell
+        cdef int64_t new_lots, new_ticks
+        cdef Order o
+        cdef list trades = []
+        cdef list cancelled = []
+        cdef list touched = [] if self._listeners else None
+        inst = book._inst
+        book._acquire()
+        try:
+            r = book._find(order_id)
+            rec = &book._recs[r]
+            sell = (rec.flags & SELL) != 0
+            new_lots = rec.qty if lots is None else <int64_t>lots
+            new_ticks = rec.price if ticks is None else <int64_t>ticks
+            if new_lots <= rec.filled:
+                raise InvalidQuantityError(
+                    f"the new quantity {inst.lots_to_quantity(new_lots)} must exceed the filled "
+                    f"{inst.lots_to_quantity(rec.filled)}"
+                )
+            if self._limited[book._symbol]:
+                check_limits(inst, new_ticks, new_lots)
+            if touched is not None:
+                touched.append((sell, rec.price))
+            if new_ticks != rec.price and _crosses(book, sell, new_ticks):
+                o = book._order_of(r)
+                if o._post_only:
+                    raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
+                book._room(sell, new_ticks, new_lots - rec.filled)
+                book._forget(r)
+                book._unlink(r)
+                book._release_order(r, ST_PENDING)   # detach the Order; its state is set below
+                book._free_rec(r)
+                o._ticks = new_ticks
+                o._lots = new_lots
+                self._execute(book, o, trades, cancelled, touched)
+            else:
+                book._amend(r, lots, ticks)
+                if touched is not None:
+                    touched.append((sell, book._recs[r].price))
+                o = book._order_of(r)
+        finally:
+            book._release()
+        if touched is not None:
+            self._publish(book, touched, trades)
+        return _report(o, trades, cancelled)
+
+    # -- matching -------------------------------------------------------------------------
+
+    cdef int _execute(self, OrderBook book, Order o, list trades, list cancelled, list touched) except -1:
+        """Match a bound taker (not in the book) and settle its fate. The caller holds the lock."""
+        cdef bint sell = o._sell
+        cdef bint market = o._type is _MARKET
+        cdef int mode
+        cdef int64_t remaining, key = 0
+        cdef bint stopped, intid
+        if o._post_only and _crosses(book, sell, o._ticks):
+            o._status = ST_REJECTED
+            return 0
+        mode = self._stp_code if o._stp is None else _STP_CODES[o._stp]
+        if o._owner is None:
+            mode = STP_NONE
+        if o._tif is _FOK and not self._fillable(book, o, market, mode):
+            o._status = ST_EXPIRED
+            return 0
+        o._seq = book._seq      # accepted: this fixes its time priority
+        book._seq += 1
+        stopped = self._match(book, o, market, mode, trades, cancelled, touched)
+        remaining = o._lots - o._filled
+        if stopped:
+            o._status = ST_CANCELLED
+        elif remaining == 0:
+            o._status = ST_FILLED
+        elif market or o._tif is not _GTC:
+            o._status = ST_EXPIRED
+        else:
+            intid = _int_key(o._id, &key)
+            book._insert(o._id, intid, key, sell, o._ticks, o._lots, o._filled, o._seq, o,
+                         book._room(sell, o._ticks, remaining))
+            if touched is not None:
+                touched.append((sell, o._ticks))
+        return 0
+
+    cdef bint _fillable(self, OrderBook book, Order o, bint market, int mode) except -1:
+        """Would a FOK taker fill completely by trades (self-trade prevention applied)?"""
+        cdef bint sell = o._sell
+        cdef Tree* t = &book._trees[0 if sell else 1]
+        cdef int32_t node = t.tail if sell else t.head
+        cdef int64_t wanted = o._lots - o._filled
+        cdef int64_t got = 0
+        cdef int32_t r
+        cdef Level* level
+        cdef Rec* rec
+        owner = o._owner
+        while node != NIL:
+            level = &book._levels[t.nodes[node].payload]
+            if not market and (level.price < o._ticks if sell else level.price > o._ticks):
+                return False
+            r = level.head
+            while r != NIL:
+                rec = &book._recs[r]
+                maker_owner = None if rec.obj == NULL else (<Order>rec.obj)._owner
+                if mode != STP_NONE and maker_owner is not None and (maker_owner is owner or maker_owner == owner):
+                    if mode != STP_CANCEL_MAKER:
+                        return False
+                else:
+                    got += rec.qty - rec.filled
+                    if got >= wanted:
+                        return True
+                r = rec.next
+            node = t.nodes[node].prev if sell else t.nodes[node].next
+        return False
+
+    cdef bint _match(self, OrderBook book, Order o, bint market, int mode, list trades, list cancelled,
+                     list touched) except -1:
+        """Trade ``o`` against the opposite side; True if self-trade prevention stopped it."""
+        cdef bint sell = o._sell
+        cdef Tree* t = &book._trees[0 if sell else 1]
+        cdef int32_t node, lv, r
+        cdef Level* level
+        cdef Rec* rec
+        cdef int64_t qty, cut, price
+        cdef Trade trade
+        cdef bint check_owner = mode != STP_NONE
+        owner = o._owner
+        taker_id = o._id
+        inst = book._inst
+        while o._lots > o._filled:
+            node = t.tail if sell else t.head
+            if node == NIL:
+                break
+            lv = t.nodes[node].payload
+            level = &book._levels[lv]
+            price = level.price
+            if not market and (price < o._ticks if sell else price > o._ticks):
+                break
+            r = level.head
+            rec = &book._recs[r]
+            maker_owner = None if rec.obj == NULL else (<Order>rec.obj)._owner
+            if check_owner and maker_owner is not None and (maker_owner is owner or maker_owner == owner):
+                if mode == STP_CANCEL_TAKER:
+                    return True
+                if touched is not None:
+                    touched.append((not sell, price))
+                if mode == STP_DECREMENT:
+                    cut = min(o._lots - o._filled, rec.qty - rec.filled)
+                    o._lots -= cut
+                    rec.qty -= cut
+                    level.total -= cut
+                    _touch(level)
+                    if rec.qty == rec.filled:
+                        cancelled.append(_leave(book, r, ST_CANCELLED))
+                    else:
+                        book._sync(<Order>rec.obj, rec, ST_PARTIAL if rec.filled else ST_OPEN)
+                    if o._lots == o._filled:
+                        return True
+                    continue
+                cancelled.append(_leave(book, r, ST_CANCELLED))
+                if mode == STP_CANCEL_BOTH:
+                    return True
+                continue
+            if touched is not None:
+                touched.append((not sell, price))
+            qty = o._lots - o._filled
+            if rec.qty - rec.filled < qty:
+                qty = rec.qty - rec.filled
+            trade = Trade.__new__(Trade)
+            trade._id = self._next_trade_id
+            self._next_trade_id += 1
+            trade._inst = inst
+            trade._ticks = price
+            trade._lots = qty
+            trade._maker_id = book._id_of(r)
+            trade._taker_id = taker_id
+            trade._maker_owner = maker_owner
+            trade._taker_owner = owner
+            trade._sell = sell
+            trades.append(trade)
+            o._filled += qty
+            if rec.qty - rec.filled == qty:
+                book._forget(r)
+                book._unlink(r)         # takes the level total down by what was left
+                rec.filled = rec.qty
+                if rec.obj != NULL:
+                    book._release_order(r, ST_FILLED)
+                book._free_rec(r)
+            else:
+                rec.filled += qty
+                level.total -= qty
+                _touch(level)
+                if rec.obj != NULL:
+                    book._sync(<Order>rec.obj, rec, ST_PARTIAL)
+        return False
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def snapshot(self):
+        """The whole engine as plain JSON-safe data: instruments, books, counters, default mode."""
+        return {
+            "format": ENGINE_SNAPSHOT_FORMAT,
+            "self_trade_prevention": self._stp.value,
+            "next_trade_id": self._next_trade_id,
+            "books": [book.snapshot() for book in self._books.values()],
+        }
+
+    @classmethod
+    def from_snapshot(cls, data):
+        """Rebuild an engine from :meth:`snapshot` data (also after a JSON round trip)."""
+        if not isinstance(data, dict) or data.get("format") != ENGINE_SNAPSHOT_FORMAT:
+            raise InvalidOrderError(f"not an engine snapshot (expected format {ENGINE_SNAPSHOT_FORMAT!r})")
+        next_id = data.get("next_trade_id")
+        books = data.get("books")
+        if type(next_id) is not int or not 0 < next_id <= _INT64_MAX or not isinstance(books, list):
+            raise InvalidOrderError("engine snapshot has a bad next_trade_id or books list")
+        cdef MatchingEngine engine = cls(self_trade_prevention=data.get("self_trade_prevention", "CANCEL_TAKER"))
+        for book_data in books:
+            book = OrderBook.from_snapshot(book_data)
+            if book.symbol in engine._books:
+                raise InvalidOrderError(f"engine snapshot holds {book.symbol} twice")
+            engine._add_book(book)
+        engine._next_trade_id = next_id
+        return engine
