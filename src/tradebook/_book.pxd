@@ -103,7 +103,8 @@ cdef class OrderBook:
     cdef int64_t _lm
     cdef int _te
     cdef int _le
-    cdef Rec* _recs
+    cdef Rec* _recs             # 64-byte aligned: one record, one cache line
+    cdef void* _recs_block
     cdef int32_t _rec_cap
     cdef int32_t _rec_free
     cdef Level* _levels

@@ -21,7 +21,7 @@ cdef extern from "<sched.h>" nogil:
     int sched_yield()
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from tradebook._avl cimport Node, Tree, tree_check, tree_dealloc, tree_init, tree_insert, tree_remove, tree_reserve
 
@@ -737,6 +737,7 @@ cdef class OrderBook:
 
     def __cinit__(self, *args, **kwargs):
         self._recs = NULL
+        self._recs_block = NULL
         self._levels = NULL
         tree_init(&self._trees[0])
         tree_init(&self._trees[1])
@@ -779,7 +780,7 @@ cdef class OrderBook:
             while i != NIL:
                 _touch(&self._levels[self._trees[sell].nodes[i].payload])
                 i = self._trees[sell].nodes[i].next
-        PyMem_Free(self._recs)
+        PyMem_Free(self._recs_block)
         PyMem_Free(self._levels)
         tree_dealloc(&self._trees[0])
         tree_dealloc(&self._trees[1])
@@ -816,14 +817,21 @@ cdef class OrderBook:
         """Make room for one more order and one more level, so mutation cannot fail."""
         cdef int32_t cap, i
         cdef Rec* recs
+        cdef void* block
         cdef Level* levels
         if self._rec_free == NIL:
             if self._rec_cap >= 0x3FFFFFFF:
                 raise MemoryError("order book is full")
             cap = 256 if self._rec_cap == 0 else self._rec_cap * 2
-            recs = <Rec*>PyMem_Realloc(self._recs, cap * sizeof(Rec))
-            if recs == NULL:
+            # Align records to cache lines so a random cancel touches one line per record.
+            block = PyMem_Malloc(cap * sizeof(Rec) + 63)
+            if block == NULL:
                 raise MemoryError()
+            recs = <Rec*>((<size_t>block + 63) & ~(<size_t>63))
+            if self._rec_cap:
+                memcpy(recs, self._recs, self._rec_cap * sizeof(Rec))
+            PyMem_Free(self._recs_block)
+            self._recs_block = block
             memset(&recs[self._rec_cap], 0, (cap - self._rec_cap) * sizeof(Rec))
             for i in range(self._rec_cap, cap - 1):
                 recs[i].next = i + 1

@@ -39,6 +39,8 @@ class Instrument:
         "_min_notional",
         "_min_price",
         "_max_price",
+        "_price_cache",
+        "_quantity_cache",
     )
 
     def __init__(
@@ -58,6 +60,8 @@ class Instrument:
         base, sep, quote = symbol.partition("/")
         if not sep or not base or not quote or "/" in quote or symbol != symbol.strip() or " " in symbol:
             raise InvalidInstrumentError(f"symbol must have the form BASE/QUOTE; got {symbol!r}")
+        self._price_cache: dict[int, Decimal] = {}
+        self._quantity_cache: dict[int, Decimal] = {}
         self._symbol = symbol
         self._base = base
         self._quote = quote
@@ -158,11 +162,20 @@ class Instrument:
 
     def ticks_to_price(self, ticks: int) -> Decimal:
         """Return the ``Decimal`` price of ``ticks``."""
-        return from_units(ticks, self._tick)
+        # Books revisit the same prices all the time: remember recent conversions.
+        price = self._price_cache.get(ticks)
+        if price is None:
+            price = from_units(ticks, self._tick)
+            _remember(self._price_cache, ticks, price)
+        return price
 
     def lots_to_quantity(self, lots: int) -> Decimal:
         """Return the ``Decimal`` quantity of ``lots``."""
-        return from_units(lots, self._lot)
+        quantity = self._quantity_cache.get(lots)
+        if quantity is None:
+            quantity = from_units(lots, self._lot)
+            _remember(self._quantity_cache, lots, quantity)
+        return quantity
 
     # -- value semantics ------------------------------------------------------
 
@@ -210,6 +223,15 @@ class Instrument:
         names = ("min_quantity", "max_quantity", "min_notional", "min_price", "max_price")
         extra = "".join(f", {k}={getattr(self, k)!r}" for k in names if getattr(self, k) is not None)
         return f"Instrument({self._symbol!r}, tick_size={self._tick!r}, lot_size={self._lot!r}{extra})"
+
+
+_CACHE_SIZE = 1 << 16
+
+
+def _remember(cache: dict[int, Decimal], key: int, value: Decimal) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()  # cheap and bounded; the hot keys come straight back
+    cache[key] = value
 
 
 def _positive(value: object, name: str) -> Decimal:
