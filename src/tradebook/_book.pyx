@@ -77,9 +77,12 @@ cdef tuple _STATUSES = (
 )
 
 cdef int64_t POW10[19]
+cdef int64_t POW10_ROOM[19]     # INT64_MAX // POW10[i]: overflow checks without dividing
 POW10[0] = 1
+POW10_ROOM[0] = INT64_MAX
 for _i in range(1, 19):
     POW10[_i] = POW10[_i - 1] * 10
+    POW10_ROOM[_i] = INT64_MAX // POW10[_i]
 
 
 # -- exact decimal parsing: str(Decimal) -> m * 10**e ------------------------------
@@ -148,24 +151,20 @@ cdef bint _parse_decimal(object s, int64_t* mant, int* exp) noexcept:
 cdef int64_t _units(int64_t m, int e, int64_t sm, int se) noexcept:
     """``m * 10**e / (sm * 10**se)`` when it is a whole number in 1..2**63-1, else 0."""
     cdef int d = e - se
-    cdef int64_t p, num, den
+    cdef int64_t num, den
     if d >= 0:
-        if d > 18:
+        if d > 18 or m > POW10_ROOM[d]:
             return 0
-        p = POW10[d]
-        if m > INT64_MAX // p:
-            return 0
-        num = m * p
+        num = m * POW10[d]
+        if sm == 1:             # the usual grid step, 10**k: no division at all
+            return num
         if num % sm:
             return 0
         return num // sm
     d = -d
-    if d > 18:
+    if d > 18 or sm > POW10_ROOM[d]:
         return 0
-    p = POW10[d]
-    if sm > INT64_MAX // p:
-        return 0
-    den = sm * p
+    den = sm * POW10[d]
     if m % den:
         return 0
     return m // den
