@@ -30,6 +30,7 @@ REQUIRE_EXTENSIONS = bool(os.environ.get("TRADEBOOK_REQUIRE_EXTENSIONS"))
 NO_EXTENSIONS = bool(os.environ.get("TRADEBOOK_NO_EXTENSIONS"))
 
 _MODULES = {"python": ("tradebook._avl_py", "tradebook._book_py"), "cython": ("tradebook._avl", "tradebook._book")}
+_ENGINE_MODULES = {"python": "tradebook._engine_py", "cython": "tradebook._engine"}
 
 
 def load_backend(name: str) -> types.SimpleNamespace:
@@ -46,7 +47,29 @@ def load_backend(name: str) -> types.SimpleNamespace:
         PriceTree=avl.PriceTree,
         avl_module=avl,
         book_module=book,
+        **_engine_attributes(name),
     )
+
+
+def _engine_attributes(name: str) -> dict[str, object]:
+    """The engine classes of one implementation (None each, with ``engine_error``, if it does not import)."""
+    try:
+        engine = importlib.import_module(_ENGINE_MODULES[name])
+    except ImportError as exc:
+        return {
+            "MatchingEngine": None,
+            "Trade": None,
+            "ExecutionReport": None,
+            "engine_module": None,
+            "engine_error": exc,
+        }
+    return {
+        "MatchingEngine": engine.MatchingEngine,
+        "Trade": engine.Trade,
+        "ExecutionReport": engine.ExecutionReport,
+        "engine_module": engine,
+        "engine_error": None,
+    }
 
 
 def available_backends() -> dict[str, types.SimpleNamespace]:
