@@ -10,6 +10,8 @@ take part in the cyclic garbage collector. The pure-Python twin is
 """
 
 cimport cython
+from cpython.long cimport PyLong_CheckExact
+from cpython.object cimport PyObject
 from libc.stdint cimport int32_t, int64_t
 
 from tradebook._avl cimport Tree
@@ -167,14 +169,44 @@ cdef class Trade:
         )
 
 
+cdef tuple _STATUSES = (
+    OrderStatus.PENDING,
+    OrderStatus.OPEN,
+    OrderStatus.PARTIALLY_FILLED,
+    OrderStatus.FILLED,
+    OrderStatus.CANCELLED,
+    OrderStatus.REJECTED,
+    OrderStatus.EXPIRED,
+)
+
+
 @cython.final
 cdef class ExecutionReport:
     """What one command did: the order's state afterwards, its trades, and the makers
-    that self-trade prevention cancelled."""
+    that self-trade prevention cancelled.
+
+    For a raw submit (``submit_raw``) the engine keeps no ``Order`` object:
+    ``order`` is made on first request and shows the order as the command left
+    it; ``status``, ``filled_lots`` and ``remaining_lots`` read that state
+    without making one.
+    """
 
     @property
     def order(self):
         """The order, in its state after the command."""
+        cdef Order o
+        if self._order is None:
+            o = _new_order(self._oid, self._tk.sell, self._inst)
+            o._owner = self._owner
+            o._tif = self._tif
+            if self._tk.market:
+                o._type = _MARKET
+            o._ticks = self._tk.ticks
+            o._lots = self._tk.lots
+            o._filled = self._tk.filled
+            o._seq = self._tk.seq
+            o._status = self._tk.status
+            self._order = o
         return self._order
 
     @property
@@ -189,11 +221,27 @@ cdef class ExecutionReport:
 
     @property
     def status(self):
-        """Shortcut for ``order.status``."""
-        return self._order.status
+        """The order's status after the command."""
+        if self._inst is None:
+            return self._order.status
+        return _STATUSES[self._tk.status]
+
+    @property
+    def filled_lots(self):
+        """The order's filled quantity in lots after the command."""
+        if self._inst is None:
+            return (<Order>self._order)._filled
+        return self._tk.filled
+
+    @property
+    def remaining_lots(self):
+        """The order's unfilled quantity in lots after the command."""
+        if self._inst is None:
+            return (<Order>self._order)._lots - (<Order>self._order)._filled
+        return self._tk.lots - self._tk.filled
 
     def __repr__(self):
-        return f"ExecutionReport(order={self._order!r}, trades={len(self._trades)}, cancelled={len(self._cancelled)})"
+        return f"ExecutionReport(order={self.order!r}, trades={len(self._trades)}, cancelled={len(self._cancelled)})"
 
 
 cdef inline ExecutionReport _report(Order o, list trades, list cancelled):
@@ -202,6 +250,14 @@ cdef inline ExecutionReport _report(Order o, list trades, list cancelled):
     report._trades = trades
     report._cancelled = cancelled
     return report
+
+
+cdef inline void _write_back(Order o, Taker* tk) noexcept:
+    o._ticks = tk.ticks
+    o._lots = tk.lots
+    o._filled = tk.filled
+    o._seq = tk.seq
+    o._status = tk.status
 
 
 cdef inline bint _crosses(OrderBook book, bint sell, int64_t ticks) noexcept:
@@ -378,53 +434,89 @@ cdef class MatchingEngine:
         cdef OrderBook book = self._book_for(o._symbol)
         if o._status != ST_PENDING or o._inst is not None:
             raise InvalidOrderError(f"order {o._id!r} is {o.status.value}; only a new order can be submitted")
-        cdef bint market = o._type is _MARKET
-        cdef int64_t ticks = 0 if market else book._ticks_of(o)
-        cdef int64_t lots = book._lots_of(o)
+        cdef Taker tk
+        tk.market = o._type is _MARKET
+        tk.ticks = 0 if tk.market else book._ticks_of(o)
+        tk.lots = book._lots_of(o)
         if self._limited[book._symbol]:
-            check_limits(book._inst, None if market else ticks, lots)
-        o._ticks = ticks
-        o._lots = lots
-        return self._run(book, o)
-
-    def submit_raw(self, order_id, side, price, quantity, *, symbol=None, time_in_force=_GTC, owner=None):
-        """``submit`` with the price in ticks (None: a market order) and the quantity in lots."""
-        cdef OrderBook book = self._book_for(symbol)
-        cdef bint sell = _side_code(side)
-        tif = time_in_force if time_in_force is _GTC else coerce_enum(
-            TimeInForce, time_in_force, "time in force", InvalidOrderError
-        )
-        cdef int64_t ticks = 0 if price is None else _raw_units(price, "price", InvalidPriceError)
-        cdef int64_t lots = _raw_units(quantity, "quantity", InvalidQuantityError)
-        _check_id(order_id)
-        cdef Order o = _new_order(order_id, sell, book._inst)
-        o._owner = owner
-        o._tif = tif
-        if price is None:
-            o._type = _MARKET
-        o._ticks = ticks
-        o._lots = lots
-        if self._limited[book._symbol]:
-            check_limits(book._inst, None if price is None else ticks, lots)
-        return self._run(book, o)
-
-    cdef ExecutionReport _run(self, OrderBook book, Order o):
-        """Match a validated order (ticks and lots set) under the book's lock, then publish."""
+            check_limits(book._inst, None if tk.market else tk.ticks, tk.lots)
+        tk.sell = o._sell
+        tk.post_only = o._post_only
+        self._prepare(&tk, o._id, o._owner, o._tif, o._stp)
         cdef list trades = []
         cdef list cancelled = []
         cdef list touched = [] if self._listeners else None
-        book._acquire()
-        try:
-            if book._lookup(o._id) != NIL:
-                raise DuplicateOrderError(f"an order with id {o._id!r} is already resting")
-            o._inst = book._inst
-            o._symbol = book._symbol
-            self._execute(book, o, trades, cancelled, touched)
-        finally:
-            book._release()
+        self._lock_and_run(book, &tk, o, o._tif, trades, cancelled, touched)
         if touched is not None:
             self._publish(book, touched, trades)
         return _report(o, trades, cancelled)
+
+    def submit_raw(self, order_id, side, price, quantity, *, symbol=None, time_in_force=_GTC, owner=None):
+        """``submit`` with the price in ticks (None: a market order) and the quantity in lots.
+
+        The returned report makes its ``order`` only when asked; read
+        ``report.status`` and ``report.filled_lots`` in hot loops.
+        """
+        cdef OrderBook book = self._book_for(symbol)
+        cdef Taker tk
+        tk.sell = _side_code(side)
+        tif = time_in_force if time_in_force is _GTC else coerce_enum(
+            TimeInForce, time_in_force, "time in force", InvalidOrderError
+        )
+        tk.market = price is None
+        tk.ticks = 0 if tk.market else _raw_units(price, "price", InvalidPriceError)
+        tk.lots = _raw_units(quantity, "quantity", InvalidQuantityError)
+        if not PyLong_CheckExact(order_id):
+            _check_id(order_id)
+        if self._limited[book._symbol]:
+            check_limits(book._inst, None if tk.market else tk.ticks, tk.lots)
+        tk.post_only = False
+        self._prepare(&tk, order_id, owner, tif, None)
+        cdef list trades = []
+        cdef list cancelled = []
+        cdef list touched = [] if self._listeners else None
+        self._lock_and_run(book, &tk, None, tif, trades, cancelled, touched)
+        if touched is not None:
+            self._publish(book, touched, trades)
+        cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
+        report._trades = trades
+        report._cancelled = cancelled
+        report._inst = book._inst
+        report._oid = order_id
+        report._owner = owner
+        report._tif = tif
+        report._tk = tk
+        return report
+
+    cdef int _prepare(self, Taker* tk, object order_id, object owner, object tif, object stp) except -1:
+        """Fill in the taker's identity, time in force and effective self-trade mode."""
+        tk.id = <PyObject*>order_id
+        tk.owner = <PyObject*>owner
+        tk.fok = tif is _FOK
+        tk.gtc = tif is _GTC
+        tk.filled = 0
+        tk.seq = 0
+        tk.status = ST_PENDING
+        if owner is None:
+            tk.mode = STP_NONE
+        else:
+            tk.mode = self._stp_code if stp is None else _STP_CODES[stp]
+        return 0
+
+    cdef int _lock_and_run(self, OrderBook book, Taker* tk, Order obj, object tif, list trades, list cancelled,
+                           list touched) except -1:
+        """Check the id is free and match, under the book's lock."""
+        book._acquire()
+        try:
+            if book._lookup(<object>tk.id) != NIL:
+                raise DuplicateOrderError(f"an order with id {<object>tk.id!r} is already resting")
+            if obj is not None:
+                obj._inst = book._inst
+                obj._symbol = book._symbol
+            self._execute(book, tk, obj, tif, trades, cancelled, touched)
+        finally:
+            book._release()
+        return 0
 
     def cancel(self, symbol, order_id):
         """Remove a resting order; returns it ``CANCELLED``."""
@@ -481,6 +573,7 @@ cdef class MatchingEngine:
         cdef bint sell
         cdef int64_t new_lots, new_ticks
         cdef Order o
+        cdef Taker tk
         cdef list trades = []
         cdef list cancelled = []
         cdef list touched = [] if self._listeners else None
@@ -508,11 +601,16 @@ cdef class MatchingEngine:
                 book._room(sell, new_ticks, new_lots - rec.filled)
                 book._forget(r)
                 book._unlink(r)
-                book._release_order(r, ST_PENDING)   # detach the Order; its state is set below
+                book._release_order(r, ST_PENDING)   # detach the Order; the match sets its state
                 book._free_rec(r)
-                o._ticks = new_ticks
-                o._lots = new_lots
-                self._execute(book, o, trades, cancelled, touched)
+                tk.ticks = new_ticks
+                tk.lots = new_lots
+                tk.sell = sell
+                tk.market = False
+                tk.post_only = False
+                self._prepare(&tk, o._id, o._owner, o._tif, o._stp)
+                tk.filled = o._filled
+                self._execute(book, &tk, o, o._tif, trades, cancelled, touched)
             else:
                 book._amend(r, lots, ticks)
                 if touched is not None:
@@ -526,61 +624,68 @@ cdef class MatchingEngine:
 
     # -- matching -------------------------------------------------------------------------
 
-    cdef int _execute(self, OrderBook book, Order o, list trades, list cancelled, list touched) except -1:
-        """Match a bound taker (not in the book) and settle its fate. The caller holds the lock."""
-        cdef bint sell = o._sell
-        cdef bint market = o._type is _MARKET
-        cdef int mode
+    cdef int _execute(self, OrderBook book, Taker* tk, Order obj, object tif, list trades, list cancelled,
+                      list touched) except -1:
+        """Match a taker that is not in the book and settle its fate; rest a GTC remainder.
+
+        ``obj`` is the taker's Order (Decimal API) or None (raw API). The caller
+        holds the book's lock.
+        """
         cdef int64_t remaining, key = 0
         cdef bint stopped, intid
-        if o._post_only and _crosses(book, sell, o._ticks):
-            o._status = ST_REJECTED
-            return 0
-        mode = self._stp_code if o._stp is None else _STP_CODES[o._stp]
-        if o._owner is None:
-            mode = STP_NONE
-        if o._tif is _FOK and not self._fillable(book, o, market, mode):
-            o._status = ST_EXPIRED
-            return 0
-        o._seq = book._seq      # accepted: this fixes its time priority
-        book._seq += 1
-        stopped = self._match(book, o, market, mode, trades, cancelled, touched)
-        remaining = o._lots - o._filled
-        if stopped:
-            o._status = ST_CANCELLED
-        elif remaining == 0:
-            o._status = ST_FILLED
-        elif market or o._tif is not _GTC:
-            o._status = ST_EXPIRED
+        if tk.post_only and _crosses(book, tk.sell, tk.ticks):
+            tk.status = ST_REJECTED
+        elif tk.fok and not self._fillable(book, tk):
+            tk.status = ST_EXPIRED
         else:
-            intid = _int_key(o._id, &key)
-            book._insert(o._id, intid, key, sell, o._ticks, o._lots, o._filled, o._seq, o,
-                         book._room(sell, o._ticks, remaining))
-            if touched is not None:
-                touched.append((sell, o._ticks))
+            tk.seq = book._seq      # accepted: this fixes its time priority
+            book._seq += 1
+            stopped = self._match(book, tk, trades, cancelled, touched)
+            remaining = tk.lots - tk.filled
+            if stopped:
+                tk.status = ST_CANCELLED
+            elif remaining == 0:
+                tk.status = ST_FILLED
+            elif tk.market or not tk.gtc:
+                tk.status = ST_EXPIRED
+            else:
+                order_id = <object>tk.id
+                intid = _int_key(order_id, &key)
+                if obj is None and (tk.owner != <PyObject*>None or not (intid and PyLong_CheckExact(order_id))):
+                    # the book keeps an Order only to remember an owner or a non-int id
+                    obj = _new_order(order_id, tk.sell, book._inst)
+                    obj._owner = <object>tk.owner
+                    obj._tif = tif
+                book._insert(order_id, intid, key, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, obj,
+                             book._room(tk.sell, tk.ticks, remaining))
+                tk.status = ST_PARTIAL if tk.filled else ST_OPEN
+                if touched is not None:
+                    touched.append((tk.sell, tk.ticks))
+        if obj is not None:
+            _write_back(obj, tk)
         return 0
 
-    cdef bint _fillable(self, OrderBook book, Order o, bint market, int mode) except -1:
+    cdef bint _fillable(self, OrderBook book, Taker* tk) except -1:
         """Would a FOK taker fill completely by trades (self-trade prevention applied)?"""
-        cdef bint sell = o._sell
+        cdef bint sell = tk.sell
         cdef Tree* t = &book._trees[0 if sell else 1]
         cdef int32_t node = t.tail if sell else t.head
-        cdef int64_t wanted = o._lots - o._filled
+        cdef int64_t wanted = tk.lots - tk.filled
         cdef int64_t got = 0
         cdef int32_t r
         cdef Level* level
         cdef Rec* rec
-        owner = o._owner
+        owner = <object>tk.owner
         while node != NIL:
             level = &book._levels[t.nodes[node].payload]
-            if not market and (level.price < o._ticks if sell else level.price > o._ticks):
+            if not tk.market and (level.price < tk.ticks if sell else level.price > tk.ticks):
                 return False
             r = level.head
             while r != NIL:
                 rec = &book._recs[r]
                 maker_owner = None if rec.obj == NULL else (<Order>rec.obj)._owner
-                if mode != STP_NONE and maker_owner is not None and (maker_owner is owner or maker_owner == owner):
-                    if mode != STP_CANCEL_MAKER:
+                if tk.mode != STP_NONE and maker_owner is not None and (maker_owner is owner or maker_owner == owner):
+                    if tk.mode != STP_CANCEL_MAKER:
                         return False
                 else:
                     got += rec.qty - rec.filled
@@ -590,40 +695,38 @@ cdef class MatchingEngine:
             node = t.nodes[node].prev if sell else t.nodes[node].next
         return False
 
-    cdef bint _match(self, OrderBook book, Order o, bint market, int mode, list trades, list cancelled,
-                     list touched) except -1:
-        """Trade ``o`` against the opposite side; True if self-trade prevention stopped it."""
-        cdef bint sell = o._sell
+    cdef bint _match(self, OrderBook book, Taker* tk, list trades, list cancelled, list touched) except -1:
+        """Trade the taker against the opposite side; True if self-trade prevention stopped it."""
+        cdef bint sell = tk.sell
         cdef Tree* t = &book._trees[0 if sell else 1]
-        cdef int32_t node, lv, r
+        cdef int32_t node, r
         cdef Level* level
         cdef Rec* rec
         cdef int64_t qty, cut, price
         cdef Trade trade
-        cdef bint check_owner = mode != STP_NONE
-        owner = o._owner
-        taker_id = o._id
+        cdef int mode = tk.mode
+        owner = <object>tk.owner
+        taker_id = <object>tk.id
         inst = book._inst
-        while o._lots > o._filled:
+        while tk.lots > tk.filled:
             node = t.tail if sell else t.head
             if node == NIL:
                 break
-            lv = t.nodes[node].payload
-            level = &book._levels[lv]
+            level = &book._levels[t.nodes[node].payload]
             price = level.price
-            if not market and (price < o._ticks if sell else price > o._ticks):
+            if not tk.market and (price < tk.ticks if sell else price > tk.ticks):
                 break
             r = level.head
             rec = &book._recs[r]
             maker_owner = None if rec.obj == NULL else (<Order>rec.obj)._owner
-            if check_owner and maker_owner is not None and (maker_owner is owner or maker_owner == owner):
+            if mode != STP_NONE and maker_owner is not None and (maker_owner is owner or maker_owner == owner):
                 if mode == STP_CANCEL_TAKER:
                     return True
                 if touched is not None:
                     touched.append((not sell, price))
                 if mode == STP_DECREMENT:
-                    cut = min(o._lots - o._filled, rec.qty - rec.filled)
-                    o._lots -= cut
+                    cut = min(tk.lots - tk.filled, rec.qty - rec.filled)
+                    tk.lots -= cut
                     rec.qty -= cut
                     level.total -= cut
                     _touch(level)
@@ -631,7 +734,7 @@ cdef class MatchingEngine:
                         cancelled.append(_leave(book, r, ST_CANCELLED))
                     else:
                         book._sync(<Order>rec.obj, rec, ST_PARTIAL if rec.filled else ST_OPEN)
-                    if o._lots == o._filled:
+                    if tk.lots == tk.filled:
                         return True
                     continue
                 cancelled.append(_leave(book, r, ST_CANCELLED))
@@ -640,7 +743,7 @@ cdef class MatchingEngine:
                 continue
             if touched is not None:
                 touched.append((not sell, price))
-            qty = o._lots - o._filled
+            qty = tk.lots - tk.filled
             if rec.qty - rec.filled < qty:
                 qty = rec.qty - rec.filled
             trade = Trade.__new__(Trade)
@@ -655,7 +758,7 @@ cdef class MatchingEngine:
             trade._taker_owner = owner
             trade._sell = sell
             trades.append(trade)
-            o._filled += qty
+            tk.filled += qty
             if rec.qty - rec.filled == qty:
                 book._forget(r)
                 book._unlink(r)         # takes the level total down by what was left

@@ -26,6 +26,7 @@ from ._book_py import (
     _LOTS,
     _NEXT,
     _OBJ,
+    _OPEN,
     _PARTIAL,
     _PENDING,
     _SELL,
@@ -33,6 +34,7 @@ from ._book_py import (
     Order,
     OrderBook,
     Rec,
+    _check_id,
     _side,
     _sync,
 )
@@ -176,20 +178,96 @@ class Trade:
         )
 
 
+class _Taker:
+    """An incoming order while it matches: plain state, no Order object needed."""
+
+    __slots__ = (
+        "id",
+        "owner",
+        "sell",
+        "market",
+        "ticks",
+        "lots",
+        "filled",
+        "seq",
+        "status",
+        "tif",
+        "post_only",
+        "mode",
+    )
+
+    def __init__(
+        self,
+        order_id: Hashable,
+        owner: Hashable | None,
+        sell: bool,
+        market: bool,
+        ticks: int,
+        lots: int,
+        tif: TimeInForce,
+        post_only: bool,
+        mode: SelfTradePrevention,
+    ) -> None:
+        self.id = order_id
+        self.owner = owner
+        self.sell = sell
+        self.market = market
+        self.ticks = ticks
+        self.lots = lots
+        self.filled = 0
+        self.seq: int | None = None
+        self.status = _PENDING
+        self.tif = tif
+        self.post_only = post_only
+        self.mode = _STP_NONE if owner is None else mode
+
+
+def _write_back(order: Order, tk: _Taker) -> None:
+    order._ticks = tk.ticks
+    order._lots = tk.lots
+    order._filled_lots = tk.filled
+    order._sequence = tk.seq
+    order._status = tk.status
+
+
 class ExecutionReport:
     """What one command did: the order's state afterwards, its trades, and the makers
-    that self-trade prevention cancelled."""
+    that self-trade prevention cancelled.
 
-    __slots__ = ("_order", "_trades", "_cancelled")
+    For a raw submit (``submit_raw``) the engine keeps no ``Order`` object:
+    ``order`` is made on first request and shows the order as the command left
+    it; ``status``, ``filled_lots`` and ``remaining_lots`` read that state
+    without making one.
+    """
 
-    def __init__(self, order: Order, trades: list[Trade], cancelled: list[Order]) -> None:
+    __slots__ = ("_order", "_trades", "_cancelled", "_inst", "_tk")
+
+    def __init__(
+        self,
+        order: Order | None,
+        trades: list[Trade],
+        cancelled: list[Order],
+        inst: Instrument | None = None,
+        taker: _Taker | None = None,
+    ) -> None:
         self._order = order
         self._trades = trades
         self._cancelled = cancelled
+        self._inst = inst
+        self._tk = taker
 
     @property
     def order(self) -> Order:
         """The order, in its state after the command."""
+        if self._order is None:
+            tk, inst = self._tk, self._inst
+            assert tk is not None and inst is not None
+            order = Order._bound(tk.id, _SELL if tk.sell else _BUY, 0, 0, inst, tk.owner)
+            order._tif = tk.tif
+            if tk.market:
+                order._type = _MARKET
+            _write_back(order, tk)
+            self._order = order
         return self._order
 
     @property
@@ -204,11 +282,23 @@ class ExecutionReport:
 
     @property
     def status(self) -> OrderStatus:
-        """Shortcut for ``order.status``."""
-        return self._order.status
+        """The order's status after the command."""
+        return self.order._status if self._tk is None else self._tk.status
+
+    @property
+    def filled_lots(self) -> int:
+        """The order's filled quantity in lots after the command."""
+        return self.order._filled_lots if self._tk is None else self._tk.filled
+
+    @property
+    def remaining_lots(self) -> int:
+        """The order's unfilled quantity in lots after the command."""
+        if self._tk is None:
+            return self.order._lots - self.order._filled_lots
+        return self._tk.lots - self._tk.filled
 
     def __repr__(self) -> str:
-        return f"ExecutionReport(order={self._order!r}, trades={len(self._trades)}, cancelled={len(self._cancelled)})"
+        return f"ExecutionReport(order={self.order!r}, trades={len(self._trades)}, cancelled={len(self._cancelled)})"
 
 
 class _Run:
@@ -377,18 +467,14 @@ class MatchingEngine:
         lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
         if self._limited[book._symbol]:
             check_limits(inst, None if market else ticks, lots)
-        with book._lock:
-            if order._id in book._orders:
-                raise DuplicateOrderError(f"an order with id {order._id!r} is already resting")
-            order._inst = inst
-            order._symbol = book._symbol
-            order._ticks = ticks
-            order._lots = lots
-            run = _Run()
-            self._execute(book, order, run)
-            report = ExecutionReport(order, run.trades, run.cancelled)
+        mode = self._stp if order._stp is None else order._stp
+        tk = _Taker(
+            order._id, order._owner, order._side is _SELL, market, ticks, lots, order._tif, order._post_only, mode
+        )
+        run = _Run()
+        self._lock_and_run(book, tk, order, run)
         self._publish(book, run)
-        return report
+        return ExecutionReport(order, run.trades, run.cancelled)
 
     def submit_raw(
         self,
@@ -401,32 +487,35 @@ class MatchingEngine:
         time_in_force: TimeInForce | str = TimeInForce.GTC,
         owner: Hashable | None = None,
     ) -> ExecutionReport:
-        """``submit`` with the price in ticks (None: a market order) and the quantity in lots."""
+        """``submit`` with the price in ticks (None: a market order) and the quantity in lots.
+
+        The returned report makes its ``order`` only when asked; read
+        ``report.status`` and ``report.filled_lots`` in hot loops.
+        """
         book = self.book(symbol)
         sell = _side(side) is _SELL
         tif = coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
         ticks = 0 if price is None else check_units(price, "price", InvalidPriceError)
         lots = check_units(quantity, "quantity", InvalidQuantityError)
-        order = Order._bound(order_id, _SELL if sell else _BUY, ticks, lots, book._inst, owner)
-        if order_id is None:
-            raise InvalidOrderError("order id must not be None")
-        try:
-            hash(order_id)
-        except TypeError:
-            raise InvalidOrderError(f"order id must be hashable; got {type(order_id).__name__}") from None
-        if price is None:
-            order._type = _MARKET
-        order._tif = tif
+        if type(order_id) is not int:
+            _check_id(order_id)
         if self._limited[book._symbol]:
             check_limits(book._inst, None if price is None else ticks, lots)
-        with book._lock:
-            if order_id in book._orders:
-                raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
-            run = _Run()
-            self._execute(book, order, run)
-            report = ExecutionReport(order, run.trades, run.cancelled)
+        tk = _Taker(order_id, owner, sell, price is None, ticks, lots, tif, False, self._stp)
+        run = _Run()
+        self._lock_and_run(book, tk, None, run)
         self._publish(book, run)
-        return report
+        return ExecutionReport(None, run.trades, run.cancelled, book._inst, tk)
+
+    def _lock_and_run(self, book: OrderBook, tk: _Taker, order: Order | None, run: _Run) -> None:
+        """Check the id is free and match, under the book's lock."""
+        with book._lock:
+            if tk.id in book._orders:
+                raise DuplicateOrderError(f"an order with id {tk.id!r} is already resting")
+            if order is not None:
+                order._inst = book._inst
+                order._symbol = book._symbol
+            self._execute(book, tk, order, run)
 
     def cancel(self, symbol: str | None, order_id: Hashable) -> Order:
         """Remove a resting order; returns it ``CANCELLED``."""
@@ -501,9 +590,10 @@ class MatchingEngine:
                 del book._orders[rec[_ID]]
                 book._unlink(rec)
                 rec[_OBJ] = None
-                order._ticks = new_ticks
-                order._lots = new_lots
-                self._execute(book, order, run)
+                mode = self._stp if order._stp is None else order._stp
+                tk = _Taker(order._id, order._owner, sell, False, new_ticks, new_lots, order._tif, False, mode)
+                tk.filled = rec[_FILLED]
+                self._execute(book, tk, order, run)
             else:
                 book._amend(rec, lots, ticks)
                 run.touched.append((sell, rec[_TICKS]))
@@ -522,48 +612,49 @@ class MatchingEngine:
         best = book._trees[1]._head
         return best is not None and best.key <= ticks
 
-    def _execute(self, book: OrderBook, order: Order, run: _Run) -> None:
-        """Match a bound taker (lots and ticks set, not in the book) and settle its fate."""
-        sell = order._side is _SELL
-        market = order._type is _MARKET
-        ticks = order._ticks
-        if order._post_only and self._crosses(book, sell, ticks):
-            order._status = _REJECTED
-            return
-        mode = self._stp if order._stp is None else order._stp
-        owner = order._owner
-        if owner is None:
-            mode = _STP_NONE
-        if order._tif is _FOK and not self._fillable(
-            book, sell, market, ticks, order._lots - order._filled_lots, owner, mode
-        ):
-            order._status = _EXPIRED
-            return
-        order._sequence = book._seq  # accepted: this fixes its time priority
-        book._seq += 1
-        stopped = self._match(book, order, sell, market, ticks, owner, mode, run)
-        remaining = order._lots - order._filled_lots
-        if stopped:
-            order._status = _CANCELLED
-        elif remaining == 0:
-            order._status = _FILLED_ST
-        elif market or order._tif is not _GTC:
-            order._status = _EXPIRED
+    def _execute(self, book: OrderBook, tk: _Taker, order: Order | None, run: _Run) -> None:
+        """Match a taker that is not in the book and settle its fate; rest a GTC remainder.
+
+        ``order`` is the taker's Order (Decimal API) or None (raw API). The
+        caller holds the book's lock.
+        """
+        if tk.post_only and self._crosses(book, tk.sell, tk.ticks):
+            tk.status = _REJECTED
+        elif tk.tif is _FOK and not self._fillable(book, tk):
+            tk.status = _EXPIRED
         else:
-            book._room(sell, ticks, remaining)
-            book._insert(order._id, sell, ticks, order._lots, order._filled_lots, order._sequence, order)
-            run.touched.append((sell, ticks))
+            tk.seq = book._seq  # accepted: this fixes its time priority
+            book._seq += 1
+            stopped = self._match(book, tk, run)
+            remaining = tk.lots - tk.filled
+            if stopped:
+                tk.status = _CANCELLED
+            elif remaining == 0:
+                tk.status = _FILLED_ST
+            elif tk.market or tk.tif is not _GTC:
+                tk.status = _EXPIRED
+            else:
+                if order is None and (tk.owner is not None or type(tk.id) is not int):
+                    # the book keeps an Order only to remember an owner or a non-int id
+                    order = Order._bound(tk.id, _SELL if tk.sell else _BUY, 0, 0, book._inst, tk.owner)
+                    order._tif = tk.tif
+                book._room(tk.sell, tk.ticks, remaining)
+                book._insert(tk.id, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, order)
+                tk.status = _PARTIAL if tk.filled else _OPEN
+                run.touched.append((tk.sell, tk.ticks))
+        if order is not None:
+            _write_back(order, tk)
 
     @staticmethod
-    def _fillable(
-        book: OrderBook, sell: bool, market: bool, ticks: int, wanted: int, owner: Hashable | None, mode: Any
-    ) -> bool:
+    def _fillable(book: OrderBook, tk: _Taker) -> bool:
         """Would a FOK taker fill completely by trades (self-trade prevention applied)?"""
+        sell, owner, mode = tk.sell, tk.owner, tk.mode
         tree = book._trees[0 if sell else 1]
         node = tree._tail if sell else tree._head
+        wanted = tk.lots - tk.filled
         got = 0
         while node is not None:
-            if not market and (node.key < ticks if sell else node.key > ticks):
+            if not tk.market and (node.key < tk.ticks if sell else node.key > tk.ticks):
                 return False
             rec = node.value.head
             while rec is not None:
@@ -579,26 +670,17 @@ class MatchingEngine:
             node = node.prev if sell else node.next
         return False
 
-    def _match(
-        self,
-        book: OrderBook,
-        order: Order,
-        sell: bool,
-        market: bool,
-        ticks: int,
-        owner: Hashable | None,
-        mode: Any,
-        run: _Run,
-    ) -> bool:
-        """Trade ``order`` against the opposite side; True if self-trade prevention stopped it."""
+    def _match(self, book: OrderBook, tk: _Taker, run: _Run) -> bool:
+        """Trade the taker against the opposite side; True if self-trade prevention stopped it."""
+        sell, owner, mode, market, ticks = tk.sell, tk.owner, tk.mode, tk.market, tk.ticks
         tree = book._trees[0 if sell else 1]
         inst = book._inst
-        taker_id = order._id
+        taker_id = tk.id
         trades = run.trades
         touched = run.touched
         first_trade = len(trades)
         stopped = False
-        while order._lots > order._filled_lots:
+        while tk.lots > tk.filled:
             node = tree._tail if sell else tree._head
             if node is None or (not market and (node.key < ticks if sell else node.key > ticks)):
                 break
@@ -612,15 +694,15 @@ class MatchingEngine:
                     break
                 touched.append((not sell, level.ticks))
                 if mode is _DECREMENT:
-                    cut = min(order._lots - order._filled_lots, rec[_LOTS] - rec[_FILLED])
-                    order._lots -= cut
+                    cut = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
+                    tk.lots -= cut
                     rec[_LOTS] -= cut
                     level.total -= cut
                     if rec[_LOTS] == rec[_FILLED]:
                         run.cancelled.append(book._leave(rec, _CANCELLED))
                     else:
                         _sync(maker, rec)
-                    if order._lots == order._filled_lots:
+                    if tk.lots == tk.filled:
                         stopped = True
                         break
                     continue
@@ -630,9 +712,9 @@ class MatchingEngine:
                     break
                 continue
             touched.append((not sell, level.ticks))
-            qty = min(order._lots - order._filled_lots, rec[_LOTS] - rec[_FILLED])
+            qty = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
             trades.append(Trade(0, inst, level.ticks, qty, rec[_ID], taker_id, maker_owner, owner, sell))
-            order._filled_lots += qty
+            tk.filled += qty
             if rec[_LOTS] - rec[_FILLED] == qty:
                 book._leave_filled(rec)
             else:
