@@ -97,6 +97,7 @@ cdef class OrderBook:
     cdef object _symbol
     cdef object _tick
     cdef object _lot
+    cdef bint _has_limits       # the instrument sets limits the engine must check
     cdef bint _tick_fast
     cdef bint _lot_fast
     cdef int64_t _tm

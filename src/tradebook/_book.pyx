@@ -29,6 +29,7 @@ import operator
 from decimal import Decimal
 
 from tradebook._common import Depth, LevelSnapshot, SNAPSHOT_FORMAT
+from tradebook._limits import has_limits
 from tradebook._numeric import EXACT, INT64_MAX as _INT64_MAX_OBJ, check_units, to_decimal, to_units
 from tradebook._snapshot import order_row, read_snapshot
 from tradebook.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
@@ -760,6 +761,7 @@ cdef class OrderBook:
         self._symbol = instrument.symbol
         self._tick = instrument.tick_size
         self._lot = instrument.lot_size
+        self._has_limits = has_limits(instrument)
         self._tick_fast = _parse_decimal(PyObject_Str(self._tick), &self._tm, &self._te)
         self._lot_fast = _parse_decimal(PyObject_Str(self._lot), &self._lm, &self._le)
         self._bids = BookSide(self, _BUY)

@@ -59,10 +59,10 @@ cdef class MatchingEngine:
 
     cdef OrderBook _book_for(self, object symbol)
     cdef int _prepare(self, Taker* tk, object order_id, object owner, object tif, object stp) except -1
-    cdef int _lock_and_run(self, OrderBook book, Taker* tk, Order obj, object tif, list trades, list cancelled,
+    cdef int _lock_and_run(self, OrderBook book, Taker* tk, Order obj, object tif, ExecutionReport report,
                            list touched) except -1
-    cdef int _execute(self, OrderBook book, Taker* tk, Order obj, object tif, list trades, list cancelled,
+    cdef int _execute(self, OrderBook book, Taker* tk, Order obj, object tif, ExecutionReport report,
                       list touched) except -1
     cdef bint _fillable(self, OrderBook book, Taker* tk) except -1
-    cdef bint _match(self, OrderBook book, Taker* tk, list trades, list cancelled, list touched) except -1
+    cdef bint _match(self, OrderBook book, Taker* tk, ExecutionReport report, list touched) except -1
     cdef ExecutionReport _amend(self, OrderBook book, object order_id, object lots, object ticks)

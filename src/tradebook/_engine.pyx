@@ -180,10 +180,14 @@ cdef tuple _STATUSES = (
 )
 
 
+@cython.no_gc
 @cython.final
 cdef class ExecutionReport:
     """What one command did: the order's state afterwards, its trades, and the makers
     that self-trade prevention cancelled.
+
+    Reports do not take part in the cyclic garbage collector (one is made per
+    command); do not store a report inside its own lists.
 
     For a raw submit (``submit_raw``) the engine keeps no ``Order`` object:
     ``order`` is made on first request and shows the order as the command left
@@ -212,11 +216,15 @@ cdef class ExecutionReport:
     @property
     def trades(self):
         """The trades, in execution order."""
+        if self._trades is None:       # made on demand: most commands trade nothing
+            self._trades = []
         return self._trades
 
     @property
     def cancelled(self):
         """Resting orders removed by self-trade prevention."""
+        if self._cancelled is None:
+            self._cancelled = []
         return self._cancelled
 
     @property
@@ -241,15 +249,7 @@ cdef class ExecutionReport:
         return self._tk.lots - self._tk.filled
 
     def __repr__(self):
-        return f"ExecutionReport(order={self.order!r}, trades={len(self._trades)}, cancelled={len(self._cancelled)})"
-
-
-cdef inline ExecutionReport _report(Order o, list trades, list cancelled):
-    cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
-    report._order = o
-    report._trades = trades
-    report._cancelled = cancelled
-    return report
+        return f"ExecutionReport(order={self.order!r}, trades={len(self.trades)}, cancelled={len(self.cancelled)})"
 
 
 cdef inline void _write_back(Order o, Taker* tk) noexcept:
@@ -370,6 +370,7 @@ cdef class MatchingEngine:
 
     def _publish(self, OrderBook book, list touched, list trades):
         cdef list listeners = self._listeners
+        trades = trades or []
         if not listeners or not (touched or trades):
             return
         inst = book._inst
@@ -438,18 +439,18 @@ cdef class MatchingEngine:
         tk.market = o._type is _MARKET
         tk.ticks = 0 if tk.market else book._ticks_of(o)
         tk.lots = book._lots_of(o)
-        if self._limited[book._symbol]:
+        if book._has_limits:
             check_limits(book._inst, None if tk.market else tk.ticks, tk.lots)
         tk.sell = o._sell
         tk.post_only = o._post_only
         self._prepare(&tk, o._id, o._owner, o._tif, o._stp)
-        cdef list trades = []
-        cdef list cancelled = []
+        cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
+        report._order = o
         cdef list touched = [] if self._listeners else None
-        self._lock_and_run(book, &tk, o, o._tif, trades, cancelled, touched)
+        self._lock_and_run(book, &tk, o, o._tif, report, touched)
         if touched is not None:
-            self._publish(book, touched, trades)
-        return _report(o, trades, cancelled)
+            self._publish(book, touched, report._trades)
+        return report
 
     def submit_raw(self, order_id, side, price, quantity, *, symbol=None, time_in_force=_GTC, owner=None):
         """``submit`` with the price in ticks (None: a market order) and the quantity in lots.
@@ -468,19 +469,15 @@ cdef class MatchingEngine:
         tk.lots = _raw_units(quantity, "quantity", InvalidQuantityError)
         if not PyLong_CheckExact(order_id):
             _check_id(order_id)
-        if self._limited[book._symbol]:
+        if book._has_limits:
             check_limits(book._inst, None if tk.market else tk.ticks, tk.lots)
         tk.post_only = False
         self._prepare(&tk, order_id, owner, tif, None)
-        cdef list trades = []
-        cdef list cancelled = []
-        cdef list touched = [] if self._listeners else None
-        self._lock_and_run(book, &tk, None, tif, trades, cancelled, touched)
-        if touched is not None:
-            self._publish(book, touched, trades)
         cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
-        report._trades = trades
-        report._cancelled = cancelled
+        cdef list touched = [] if self._listeners else None
+        self._lock_and_run(book, &tk, None, tif, report, touched)
+        if touched is not None:
+            self._publish(book, touched, report._trades)
         report._inst = book._inst
         report._oid = order_id
         report._owner = owner
@@ -503,7 +500,7 @@ cdef class MatchingEngine:
             tk.mode = self._stp_code if stp is None else _STP_CODES[stp]
         return 0
 
-    cdef int _lock_and_run(self, OrderBook book, Taker* tk, Order obj, object tif, list trades, list cancelled,
+    cdef int _lock_and_run(self, OrderBook book, Taker* tk, Order obj, object tif, ExecutionReport report,
                            list touched) except -1:
         """Check the id is free and match, under the book's lock."""
         book._acquire()
@@ -513,7 +510,7 @@ cdef class MatchingEngine:
             if obj is not None:
                 obj._inst = book._inst
                 obj._symbol = book._symbol
-            self._execute(book, tk, obj, tif, trades, cancelled, touched)
+            self._execute(book, tk, obj, tif, report, touched)
         finally:
             book._release()
         return 0
@@ -574,8 +571,7 @@ cdef class MatchingEngine:
         cdef int64_t new_lots, new_ticks
         cdef Order o
         cdef Taker tk
-        cdef list trades = []
-        cdef list cancelled = []
+        cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
         cdef list touched = [] if self._listeners else None
         inst = book._inst
         book._acquire()
@@ -590,7 +586,7 @@ cdef class MatchingEngine:
                     f"the new quantity {inst.lots_to_quantity(new_lots)} must exceed the filled "
                     f"{inst.lots_to_quantity(rec.filled)}"
                 )
-            if self._limited[book._symbol]:
+            if book._has_limits:
                 check_limits(inst, new_ticks, new_lots)
             if touched is not None:
                 touched.append((sell, rec.price))
@@ -610,7 +606,7 @@ cdef class MatchingEngine:
                 tk.post_only = False
                 self._prepare(&tk, o._id, o._owner, o._tif, o._stp)
                 tk.filled = o._filled
-                self._execute(book, &tk, o, o._tif, trades, cancelled, touched)
+                self._execute(book, &tk, o, o._tif, report, touched)
             else:
                 book._amend(r, lots, ticks)
                 if touched is not None:
@@ -619,12 +615,13 @@ cdef class MatchingEngine:
         finally:
             book._release()
         if touched is not None:
-            self._publish(book, touched, trades)
-        return _report(o, trades, cancelled)
+            self._publish(book, touched, report._trades)
+        report._order = o
+        return report
 
     # -- matching -------------------------------------------------------------------------
 
-    cdef int _execute(self, OrderBook book, Taker* tk, Order obj, object tif, list trades, list cancelled,
+    cdef int _execute(self, OrderBook book, Taker* tk, Order obj, object tif, ExecutionReport report,
                       list touched) except -1:
         """Match a taker that is not in the book and settle its fate; rest a GTC remainder.
 
@@ -640,7 +637,7 @@ cdef class MatchingEngine:
         else:
             tk.seq = book._seq      # accepted: this fixes its time priority
             book._seq += 1
-            stopped = self._match(book, tk, trades, cancelled, touched)
+            stopped = self._match(book, tk, report, touched)
             remaining = tk.lots - tk.filled
             if stopped:
                 tk.status = ST_CANCELLED
@@ -695,7 +692,7 @@ cdef class MatchingEngine:
             node = t.nodes[node].prev if sell else t.nodes[node].next
         return False
 
-    cdef bint _match(self, OrderBook book, Taker* tk, list trades, list cancelled, list touched) except -1:
+    cdef bint _match(self, OrderBook book, Taker* tk, ExecutionReport report, list touched) except -1:
         """Trade the taker against the opposite side; True if self-trade prevention stopped it."""
         cdef bint sell = tk.sell
         cdef Tree* t = &book._trees[0 if sell else 1]
@@ -731,13 +728,13 @@ cdef class MatchingEngine:
                     level.total -= cut
                     _touch(level)
                     if rec.qty == rec.filled:
-                        cancelled.append(_leave(book, r, ST_CANCELLED))
+                        report.cancelled.append(_leave(book, r, ST_CANCELLED))
                     else:
                         book._sync(<Order>rec.obj, rec, ST_PARTIAL if rec.filled else ST_OPEN)
                     if tk.lots == tk.filled:
                         return True
                     continue
-                cancelled.append(_leave(book, r, ST_CANCELLED))
+                report.cancelled.append(_leave(book, r, ST_CANCELLED))
                 if mode == STP_CANCEL_BOTH:
                     return True
                 continue
@@ -757,7 +754,10 @@ cdef class MatchingEngine:
             trade._maker_owner = maker_owner
             trade._taker_owner = owner
             trade._sell = sell
-            trades.append(trade)
+            if report._trades is None:
+                report._trades = [trade]
+            else:
+                report._trades.append(trade)
             tk.filled += qty
             if rec.qty - rec.filled == qty:
                 book._forget(r)
