@@ -635,6 +635,11 @@ cdef class MatchingEngine:
         elif tk.fok and not self._fillable(book, tk):
             tk.status = ST_EXPIRED
         else:
+            if not tk.market and tk.gtc:
+                # Refuse a remainder that would overflow its level before anything changes (the
+                # sequence counter included); if that level exists, the uncrossed book cannot
+                # trade this order at all.
+                book._room(tk.sell, tk.ticks, tk.lots - tk.filled)
             tk.seq = book._seq      # accepted: this fixes its time priority
             book._seq += 1
             stopped = self._match(book, tk, report, touched)
