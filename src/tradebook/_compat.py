@@ -1,18 +1,25 @@
 """Chooses the backend: the compiled core when it is built, else pure Python.
 
-``TRADEBOOK_NO_EXTENSIONS`` set to any non-empty value, or an interpreter other
-than CPython, selects pure Python. ``BACKEND`` says which one is live.
+``TRADEBOOK_NO_EXTENSIONS`` set to any non-empty value, an interpreter other
+than CPython, or a free-threaded CPython running without the GIL (the compiled
+core relies on the GIL to keep each book's updates atomic) selects pure
+Python. ``BACKEND`` says which one is live.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 from typing import TYPE_CHECKING
 
 __all__ = ["BACKEND", "IMPORT_ERROR", "NO_EXTENSIONS"]
 
-NO_EXTENSIONS = bool(os.environ.get("TRADEBOOK_NO_EXTENSIONS")) or platform.python_implementation() != "CPython"
+NO_EXTENSIONS = (
+    bool(os.environ.get("TRADEBOOK_NO_EXTENSIONS"))
+    or platform.python_implementation() != "CPython"
+    or not getattr(sys, "_is_gil_enabled", lambda: True)()
+)
 
 if TYPE_CHECKING:
     from ._avl_py import PriceTree as PriceTree
