@@ -91,6 +91,7 @@ __all__ = [
     "base_orders",
     "decimal_matching",
     "decimal_mixed",
+    "load_matcher",
     "matching_stream",
     "mixed_stream",
 ]
@@ -202,24 +203,29 @@ class Stream:
         }
 
 
+def load_matcher(orders: Iterable[wl.OrderTuple]) -> SortedMatcher:
+    """A SortedMatcher holding ``orders`` (not crossed): the state ``add()`` would leave, built with one sort a side."""
+    m = SortedMatcher(wl.instrument())
+    sides: tuple[dict[int, Level], dict[int, Level]] = ({}, {})
+    for oid, side, ticks, lots in orders:
+        sell = side is SELL
+        level = sides[sell].get(ticks)
+        if level is None:
+            level = sides[sell][ticks] = Level()
+        rec = [sell, ticks, lots, lots]
+        level.orders[oid] = rec
+        level.total += lots
+        m.orders[oid] = rec
+    m.bids, m.asks = SortedDict(sides[0]), SortedDict(sides[1])
+    return m
+
+
 class _Sim:
     """The generator's view of the book: a SortedMatcher plus a uniformly samplable set of resting ids."""
 
     def __init__(self, orders: list[wl.OrderTuple], seed: int) -> None:
         self.rng = random.Random(seed)
-        self.m = m = SortedMatcher(wl.instrument())
-        # Bulk load (the same state m.add() would leave, built in one sort per side).
-        sides: tuple[dict[int, Level], dict[int, Level]] = ({}, {})
-        for oid, side, ticks, lots in orders:
-            sell = side is SELL
-            level = sides[sell].get(ticks)
-            if level is None:
-                level = sides[sell][ticks] = Level()
-            rec = [sell, ticks, lots, lots]
-            level.orders[oid] = rec
-            level.total += lots
-            m.orders[oid] = rec
-        m.bids, m.asks = SortedDict(sides[0]), SortedDict(sides[1])
+        self.m = load_matcher(orders)
         self.ids: list[Hashable] = [o[0] for o in orders]
         self.pos: dict[Hashable, int] = {oid: i for i, oid in enumerate(self.ids)}
         self.refill: tuple[deque[int], deque[int]] = (deque(), deque())  # per side (sell=1): emptied front ticks
