@@ -11,7 +11,7 @@ marketable, 30% cancels of random resting orders, 10% amends) and the
 levels, in chunks of 16, each chunk followed by refills of the makers it filled).
 For each backend (compiled ``cython`` if built, pure ``python``, the plain
 ``sortedcontainers`` matcher) and API (raw integers; Decimal, with ``Order(...)``
-construction timed and the Decimals made in advance) a freshly built ~200,200-order
+construction timed and the Decimals made in advance) a freshly built 200,209-order
 book runs one untimed warm-up batch and then ``--batches`` timed batches, each
 timed with ``time.perf_counter_ns``; figures are the median batch's. GC stays
 on. Afterwards the trades per batch, the resting-order count and every level are

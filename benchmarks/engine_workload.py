@@ -11,7 +11,7 @@ every one of the ``FRONT`` ticks nearest the mid holds 1-3 orders a side
 like this: a few orders per level at the touch, the size a little further out.
 It is what lets a marketable order sweep 1-5 levels with a handful of trades;
 on ``workload.py``'s own book the touch level holds ~300 orders, so a sweep of
-even one level would be ~300 trades. About 200,200 orders, ~2,060 levels a side.
+even one level would be ~300 trades. 200,209 orders, ~2,000-2,040 levels a side.
 
 The streams
 -----------
