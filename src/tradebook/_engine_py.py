@@ -306,10 +306,11 @@ class _Run:
 
     __slots__ = ("trades", "cancelled", "touched")
 
-    def __init__(self) -> None:
+    def __init__(self, track: bool) -> None:
         self.trades: list[Trade] = []
         self.cancelled: list[Order] = []
-        self.touched: list[tuple[bool, int]] = []
+        # levels touched, kept only when someone listens to market data
+        self.touched: list[tuple[bool, int]] | None = [] if track else None
 
 
 class MatchingEngine:
@@ -400,7 +401,7 @@ class MatchingEngine:
 
     def _publish(self, book: OrderBook, run: _Run) -> None:
         listeners = self._listeners
-        if not listeners or not (run.touched or run.trades):
+        if not listeners or run.touched is None or not (run.touched or run.trades):
             return
         inst = book._inst
         deltas = []
@@ -471,7 +472,7 @@ class MatchingEngine:
         tk = _Taker(
             order._id, order._owner, order._side is _SELL, market, ticks, lots, order._tif, order._post_only, mode
         )
-        run = _Run()
+        run = _Run(bool(self._listeners))
         self._lock_and_run(book, tk, order, run)
         self._publish(book, run)
         return ExecutionReport(order, run.trades, run.cancelled)
@@ -493,16 +494,29 @@ class MatchingEngine:
         ``report.status`` and ``report.filled_lots`` in hot loops.
         """
         book = self.book(symbol)
-        sell = _side(side) is _SELL
-        tif = coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
-        ticks = 0 if price is None else check_units(price, "price", InvalidPriceError)
-        lots = check_units(quantity, "quantity", InvalidQuantityError)
+        sell = side is _SELL or (side is not _BUY and _side(side) is _SELL)
+        tif = (
+            time_in_force
+            if time_in_force is _GTC
+            else coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
+        )
+        if price is None:
+            ticks = 0
+        elif type(price) is int and 0 < price <= INT64_MAX:
+            ticks = price
+        else:
+            ticks = check_units(price, "price", InvalidPriceError)
+        lots = (
+            quantity
+            if type(quantity) is int and 0 < quantity <= INT64_MAX
+            else check_units(quantity, "quantity", InvalidQuantityError)
+        )
         if type(order_id) is not int:
             _check_id(order_id)
         if self._limited[book._symbol]:
             check_limits(book._inst, None if price is None else ticks, lots)
         tk = _Taker(order_id, owner, sell, price is None, ticks, lots, tif, False, self._stp)
-        run = _Run()
+        run = _Run(bool(self._listeners))
         self._lock_and_run(book, tk, None, run)
         self._publish(book, run)
         return ExecutionReport(None, run.trades, run.cancelled, book._inst, tk)
@@ -522,16 +536,19 @@ class MatchingEngine:
         book = self.book(symbol)
         with book._lock:
             rec = book._find(order_id)
-            run = _Run()
-            run.touched.append((rec[4], rec[_TICKS]))
+            run = _Run(bool(self._listeners))
+            if run.touched is not None:
+                run.touched.append((rec[4], rec[_TICKS]))
             order = book._leave(rec, _CANCELLED)
         self._publish(book, run)
         return order
 
     def cancel_raw(self, symbol: str | None, order_id: Hashable) -> int:
         """Remove a resting order; returns its remaining lots."""
-        order = self.cancel(symbol, order_id)
-        return order._lots - order._filled_lots
+        if self._listeners:
+            order = self.cancel(symbol, order_id)
+            return order._lots - order._filled_lots
+        return self.book(symbol).remove_raw(order_id)
 
     def amend(
         self,
@@ -580,8 +597,9 @@ class MatchingEngine:
                 )
             if self._limited[book._symbol]:
                 check_limits(inst, new_ticks, new_lots)
-            run = _Run()
-            run.touched.append((sell, rec[_TICKS]))
+            run = _Run(bool(self._listeners))
+            if run.touched is not None:
+                run.touched.append((sell, rec[_TICKS]))
             if new_ticks != rec[_TICKS] and self._crosses(book, sell, new_ticks):
                 order = book._order_of(rec)
                 if order._post_only:
@@ -596,7 +614,8 @@ class MatchingEngine:
                 self._execute(book, tk, order, run)
             else:
                 book._amend(rec, lots, ticks)
-                run.touched.append((sell, rec[_TICKS]))
+                if run.touched is not None:
+                    run.touched.append((sell, rec[_TICKS]))
                 order = book._order_of(rec)
             report = ExecutionReport(order, run.trades, run.cancelled)
         self._publish(book, run)
@@ -645,7 +664,8 @@ class MatchingEngine:
                 book._room(tk.sell, tk.ticks, remaining)
                 book._insert(tk.id, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, order)
                 tk.status = _PARTIAL if tk.filled else _OPEN
-                run.touched.append((tk.sell, tk.ticks))
+                if run.touched is not None:
+                    run.touched.append((tk.sell, tk.ticks))
         if order is not None:
             _write_back(order, tk)
 
@@ -696,7 +716,8 @@ class MatchingEngine:
                 if mode is _CANCEL_TAKER:
                     stopped = True
                     break
-                touched.append((not sell, level.ticks))
+                if touched is not None:
+                    touched.append((not sell, level.ticks))
                 if mode is _DECREMENT:
                     cut = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
                     tk.lots -= cut
@@ -715,7 +736,8 @@ class MatchingEngine:
                     stopped = True
                     break
                 continue
-            touched.append((not sell, level.ticks))
+            if touched is not None:
+                touched.append((not sell, level.ticks))
             qty = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
             trades.append(Trade(0, inst, level.ticks, qty, rec[_ID], taker_id, maker_owner, owner, sell))
             tk.filled += qty
