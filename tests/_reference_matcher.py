@@ -245,11 +245,11 @@ class RefEngine:
         post_only: bool = False,
         stp: str | None = None,
     ) -> tuple[str, Any]:
+        if post_only and (ticks is None or tif != "GTC"):
+            return "error", InvalidOrderError  # the Order itself refuses this, before any lookup
         book = self.book(symbol)
         if book is None:
             return "error", UnknownSymbolError
-        if post_only and (ticks is None or tif != "GTC"):
-            return "error", InvalidOrderError
         err = self.limit_error(book.inst, ticks, lots)
         if err is not None:
             return "error", err
@@ -362,6 +362,9 @@ def report_key(report: Any) -> tuple:
     """A real ``ExecutionReport`` as ``((id, status, ticks, lots, filled, seq), trades, cancelled)``."""
     o = report.order
     assert report.status is o.status
+    assert o.filled_quantity + o.remaining_quantity == o.quantity, "filled + remaining != quantity"
+    if hasattr(report, "filled_lots"):  # the raw-report shortcuts agree with the order
+        assert (report.filled_lots, report.remaining_lots) == (o.filled_lots, o.quantity_lots - o.filled_lots)
     return (
         (o.id, o.status.value, o.price_ticks, o.quantity_lots, o.filled_lots, o.sequence),
         [trade_key(t) for t in report.trades],
