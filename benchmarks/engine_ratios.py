@@ -91,22 +91,27 @@ def measure(scenario: EngineScenario, batches: int, warmup: int) -> dict[str, An
     run = scenario.run
     for _ in range(warmup):
         run(scenario.setup())
-    clock = time.perf_counter_ns
+    clock, cpu = time.perf_counter_ns, time.thread_time_ns
     per_command: list[float] = []
+    cpu_per_command: list[float] = []
     per_taker: list[float] = []
     for _ in range(batches):
         info = scenario.stream.batches[scenario.batches]
         arg = scenario.setup()
+        c0 = cpu()
         t0 = clock()
         result = run(arg)
         t1 = clock()
+        c1 = cpu()
         per_command.append((t1 - t0) / info.n_commands)
+        cpu_per_command.append((c1 - c0) / info.n_commands)
         if isinstance(result, tuple):  # matching-heavy: (trades, ns spent in the marketable orders)
             per_taker.append(result[1] / info.n_takers)
     scenario.check()
     out: dict[str, Any] = {
         "ns_per_command": statistics.median(per_command),
         "batches_ns_per_command": [round(x, 1) for x in per_command],
+        "cpu_ns_per_command": statistics.median(cpu_per_command),
         "commands_per_batch": scenario.stream.batches[0].n_commands,
         "trades_per_batch": statistics.mean(b.n_trades for b in scenario.stream.batches[: scenario.batches]),
     }
@@ -379,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         ("matching", "ns_per_taker", "matching: per order", fmt_ns),
         ("matching", "ns_per_taker", "matching: orders/s", fmt_rate),
         ("matching", "ns_per_command", "  incl. refills, /cmd", fmt_ns),
+        ("mixed", "cpu_ns_per_command", "mixed: CPU time/cmd", fmt_ns),
     ]
     print(f"{'':<22}" + "".join(f"{heading:>{width}}" for _, _, heading in COLUMNS))
     for flow, key, label, fmt in rows:
@@ -392,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "with Decimals made in advance (Order construction timed). matching: marketable orders only, refills untimed;"
     )
-    print("'incl. refills' times the whole batch per command (takers + refills).")
+    print("'incl. refills' times the whole batch per command (takers + refills). Every figure is wall-clock time")
+    print("(perf_counter_ns) but the last row, the thread's CPU time (time the process was descheduled left out; for")
+    print("reading figures taken on a busy machine, not a target figure).")
     print("Loop overhead included in every figure: " + ", ".join(f"{k}: {v:.0f} ns" for k, v in overhead.items()))
     for name, reason in skipped.items():
         print(f"not measured: {name}: {reason}")
