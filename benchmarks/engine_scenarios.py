@@ -98,7 +98,7 @@ def check_trades_materialised(backend: SimpleNamespace) -> None:
 class EngineScenario:
     """One flow on one freshly built book (see the module docstring)."""
 
-    def __init__(self, backend: SimpleNamespace, api: str, stream: ew.Stream) -> None:
+    def __init__(self, backend: SimpleNamespace, api: str, stream: ew.Stream, *, settle_gc: bool = True) -> None:
         if not supports(backend.name, api):
             raise ValueError(f"{backend.name} has no {api} API")
         self.backend = backend
@@ -108,7 +108,8 @@ class EngineScenario:
         self.batches = 0  # batches handed out by setup() so far
         self.results: list[Any] = []  # what each run() returned
         self.baseline = backend.name == "sortedcontainers"
-        gc.collect()  # free the previous case's book before building this one
+        if settle_gc:  # free the previous case's book before building this one (timed runs only: it is slow)
+            gc.collect()
         if self.baseline:  # bulk-loaded: the state SortedMatcher.add() would leave, faster
             self.engine: Any = ew.load_matcher(stream.orders)
             self.book: Any = self.engine
@@ -118,7 +119,8 @@ class EngineScenario:
             add = self.book.add_raw
             for order in stream.orders:
                 add(*order)
-        gc.collect()  # the book starts out as long-lived objects
+        if settle_gc:
+            gc.collect()  # the book starts out as long-lived objects
         self.run: Callable[[Any], Any] = getattr(self, f"_make_{self.flow}")()
 
     @property

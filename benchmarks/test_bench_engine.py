@@ -78,7 +78,7 @@ def run_case(benchmark: Any, backend_name: str, api: str, flow: str) -> EngineSc
     """Benchmark one flow on one backend and API; check trades and the book afterwards."""
     backend = _backend(backend_name)
     stream = _stream(flow, benchmark.disabled)
-    scenario = EngineScenario(backend, api, stream)
+    scenario = EngineScenario(backend, api, stream, settle_gc=not benchmark.disabled)
     first = stream.batches[0]
     benchmark.group = f"engine-{flow}"
     benchmark.extra_info.update(
