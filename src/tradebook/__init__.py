@@ -6,6 +6,7 @@ compiled core (``"cython"``) or the pure-Python fallback (``"python"``) is live.
 
 from __future__ import annotations
 
+from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, STATUS_CODES, BatchOp, BatchResult
 from ._common import Depth, L2Delta, LevelSnapshot, MarketDataUpdate, TopOfBook
 from ._compat import (
     BACKEND,
@@ -36,6 +37,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BACKEND",
+    "ERROR_DUPLICATE",
+    "ERROR_INVALID",
+    "ERROR_NOT_FOUND",
+    "STATUS_CODES",
+    "BatchOp",
+    "BatchResult",
     "BookSide",
     "Depth",
     "DuplicateOrderError",

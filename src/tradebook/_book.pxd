@@ -2,7 +2,7 @@
 # Declarations of the compiled order book: C records for resting orders and
 # levels, integer-keyed hash maps, and the Python-facing classes.
 from cpython.object cimport PyObject
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 from tradebook._avl cimport Tree
 
@@ -60,6 +60,23 @@ cdef enum:
     ST_CANCELLED = 4
     ST_REJECTED = 5
     ST_EXPIRED = 6
+
+
+cdef inline size_t _home(IntMap* m, int64_t key) noexcept:
+    return <size_t>((<uint64_t>key * <uint64_t>0x9E3779B97F4A7C15) >> m.shift)
+
+
+cdef inline int32_t map_get(IntMap* m, int64_t key) noexcept:
+    """The value stored under ``key``, or -1."""
+    cdef size_t i = _home(m, key)
+    cdef Slot* s
+    while True:
+        s = &m.slots[i]
+        if s.val == -1:
+            return -1
+        if s.key == key:
+            return s.val
+        i = (i + 1) & m.mask
 
 
 cdef class Order:

@@ -265,22 +265,6 @@ cdef int map_init(IntMap* m, int bits) except -1:
     return 0
 
 
-cdef inline size_t _home(IntMap* m, int64_t key) noexcept:
-    return <size_t>((<uint64_t>key * <uint64_t>0x9E3779B97F4A7C15) >> m.shift)
-
-
-cdef inline int32_t map_get(IntMap* m, int64_t key) noexcept:
-    cdef size_t i = _home(m, key)
-    cdef Slot* s
-    while True:
-        s = &m.slots[i]
-        if s.val == NIL:
-            return NIL
-        if s.key == key:
-            return s.val
-        i = (i + 1) & m.mask
-
-
 cdef void _map_place(IntMap* m, int64_t key, int32_t val) noexcept:
     cdef size_t i = _home(m, key)
     while m.slots[i].val != NIL:

@@ -11,8 +11,9 @@ take part in the cyclic garbage collector. The pure-Python twin is
 
 cimport cython
 from cpython.long cimport PyLong_CheckExact
+from cpython cimport array
 from cpython.object cimport PyObject
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t
 
 from tradebook._avl cimport Tree
 from tradebook._book cimport (
@@ -21,6 +22,7 @@ from tradebook._book cimport (
     Order,
     OrderBook,
     Rec,
+    map_get,
     ST_CANCELLED,
     ST_EXPIRED,
     ST_FILLED,
@@ -37,7 +39,9 @@ from tradebook._book cimport (
 )
 
 import logging
+from array import array as _array
 
+from tradebook._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchResult, as_commands
 from tradebook._common import ENGINE_SNAPSHOT_FORMAT, L2Delta, MarketDataUpdate, TopOfBook
 from tradebook._limits import check_limits, has_limits
 from tradebook._numeric import INT64_MAX as _INT64_MAX
@@ -48,6 +52,8 @@ from tradebook.errors import (
     InvalidOrderError,
     InvalidPriceError,
     InvalidQuantityError,
+    OrderNotFoundError,
+    TradebookError,
     UnknownSymbolError,
 )
 from tradebook.instrument import Instrument
@@ -71,6 +77,10 @@ cdef enum:
     STP_CANCEL_MAKER = 2
     STP_CANCEL_BOTH = 3
     STP_DECREMENT = 4
+
+cdef tuple _BATCH_TIF = (_GTC, _IOC, _FOK, _GTC)
+cdef array.array _INT8_TEMPLATE = _array("b")
+cdef array.array _INT64_TEMPLATE = _array("q")
 
 cdef dict _STP_CODES = {
     SelfTradePrevention.NONE: STP_NONE,
@@ -618,6 +628,152 @@ cdef class MatchingEngine:
             self._publish(book, touched, report._trades)
         report._order = o
         return report
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def execute_batch(self, commands, *, symbol=None):
+        """Run many raw commands in one call; see :class:`BatchOp` for the format.
+
+        Each command does exactly what the matching single call would
+        (``submit_raw``, ``cancel_raw``, ``amend_raw``). A command that the single
+        call would refuse changes nothing and gets a negative status code
+        (``ERROR_NOT_FOUND``, ``ERROR_DUPLICATE``, ``ERROR_INVALID``); the batch goes on.
+        The whole loop runs in C, holding the book's lock, with no per-command
+        Python objects but the trades.
+        """
+        view = as_commands(commands)
+        cdef const int64_t[::1] cmd = view
+        cdef OrderBook book = self._book_for(symbol)
+        cdef Py_ssize_t n = cmd.shape[0] // 5
+        cdef Py_ssize_t i
+        cdef array.array statuses = array.clone(_INT8_TEMPLATE, n, zero=True)
+        cdef array.array lots = array.clone(_INT64_TEMPLATE, n, zero=True)
+        cdef int8_t* st = statuses.data.as_schars
+        cdef long long* out = lots.data.as_longlongs
+        cdef int64_t op, key, side, price, qty
+        cdef int32_t r
+        cdef Rec* rec
+        cdef Taker tk
+        cdef ExecutionReport collector = ExecutionReport.__new__(ExecutionReport)
+        cdef ExecutionReport amended
+        cdef object order_id, tif     # owned here: the taker borrows them while it matches
+        if self._listeners:
+            # subscribers get one update per command: take the single-call path
+            return self._batch_one_by_one(view, symbol, statuses, lots)
+        book._acquire()
+        try:
+            for i in range(n):
+                op = cmd[5 * i]
+                key = cmd[5 * i + 1]
+                side = cmd[5 * i + 2]
+                price = cmd[5 * i + 3]
+                qty = cmd[5 * i + 4]
+                if 0 <= op <= 3:
+                    if (side != 0 and side != 1) or qty <= 0 or (op != 3 and price <= 0):
+                        st[i] = ERROR_INVALID
+                        continue
+                    if book._has_limits:
+                        try:
+                            check_limits(book._inst, None if op == 3 else price, qty)
+                        except TradebookError:
+                            st[i] = ERROR_INVALID
+                            continue
+                    if map_get(&book._ids, key) != NIL:
+                        st[i] = ERROR_DUPLICATE
+                        continue
+                    order_id = key
+                    tif = _BATCH_TIF[op]
+                    tk.sell = side == 1
+                    tk.market = op == 3
+                    tk.ticks = 0 if op == 3 else price
+                    tk.lots = qty
+                    tk.post_only = False
+                    self._prepare(&tk, order_id, None, tif, None)
+                    try:
+                        self._execute(book, &tk, None, tif, collector, None)
+                    except TradebookError:
+                        st[i] = ERROR_INVALID
+                        continue
+                    st[i] = tk.status
+                    out[i] = tk.filled
+                elif op == 4:
+                    r = map_get(&book._ids, key)
+                    if r == NIL:
+                        st[i] = ERROR_NOT_FOUND
+                        continue
+                    rec = &book._recs[r]
+                    out[i] = rec.qty - rec.filled
+                    book._forget(r)
+                    book._unlink(r)
+                    if rec.obj != NULL:
+                        book._release_order(r, ST_CANCELLED)
+                    book._free_rec(r)
+                    st[i] = ST_CANCELLED
+                elif op == 5:
+                    try:
+                        amended = self._amend(
+                            book, key,
+                            None if qty == 0 else _raw_units(qty, "quantity", InvalidQuantityError),
+                            None if price == 0 else _raw_units(price, "price", InvalidPriceError),
+                        ) if (qty or price) else None
+                    except OrderNotFoundError:
+                        st[i] = ERROR_NOT_FOUND
+                        continue
+                    except TradebookError:
+                        st[i] = ERROR_INVALID
+                        continue
+                    if amended is None:     # neither a new quantity nor a new price
+                        st[i] = ERROR_INVALID
+                        continue
+                    st[i] = (<Order>amended._order)._status
+                    out[i] = (<Order>amended._order)._filled
+                    if amended._trades:
+                        if collector._trades is None:
+                            collector._trades = []
+                        collector._trades.extend(amended._trades)
+                else:
+                    st[i] = ERROR_INVALID
+        finally:
+            book._release()
+        return BatchResult(statuses, lots, collector._trades if collector._trades is not None else [])
+
+    def _batch_one_by_one(self, view, symbol, statuses, lots):
+        trades = []
+        values = view.tolist()
+        for i in range(len(values) // 5):
+            op = values[5 * i]
+            order_id = values[5 * i + 1]
+            side = values[5 * i + 2]
+            price = values[5 * i + 3]
+            quantity = values[5 * i + 4]
+            try:
+                if op == 4:
+                    lots[i] = self.cancel_raw(symbol, order_id)
+                    statuses[i] = ST_CANCELLED
+                    continue
+                if op == 5:
+                    report = self.amend_raw(symbol, order_id, quantity=quantity or None, price=price or None)
+                elif 0 <= op <= 3 and side in (0, 1):
+                    report = self.submit_raw(
+                        order_id, _SELL if side else _BUY, None if op == 3 else price, quantity,
+                        symbol=symbol, time_in_force=_BATCH_TIF[op],
+                    )
+                else:
+                    statuses[i] = ERROR_INVALID
+                    continue
+            except OrderNotFoundError:
+                statuses[i] = ERROR_NOT_FOUND
+                continue
+            except DuplicateOrderError:
+                statuses[i] = ERROR_DUPLICATE
+                continue
+            except TradebookError:
+                statuses[i] = ERROR_INVALID
+                continue
+            statuses[i] = _STATUSES.index(report.status)
+            lots[i] = report.filled_lots
+            trades.extend(report.trades)
+        return BatchResult(statuses, lots, trades)
 
     # -- matching -------------------------------------------------------------------------
 

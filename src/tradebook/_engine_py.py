@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from array import array
 from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
 from typing import Any
 
+from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, STATUS_CODES, BatchOp, BatchResult, as_commands
 from ._book_py import (
     _BUY,
     _CANCELLED,
@@ -48,6 +50,8 @@ from .errors import (
     InvalidOrderError,
     InvalidPriceError,
     InvalidQuantityError,
+    OrderNotFoundError,
+    TradebookError,
     UnknownSymbolError,
 )
 from .instrument import Instrument
@@ -55,6 +59,9 @@ from .instrument import Instrument
 __all__ = ["ExecutionReport", "MatchingEngine", "Trade"]
 
 log = logging.getLogger("tradebook")
+
+_STATUS_CODE = {status: code for code, status in enumerate(STATUS_CODES)}
+_BATCH_TIF = (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.GTC)
 
 _MARKET = OrderType.MARKET
 _IOC = TimeInForce.IOC
@@ -620,6 +627,57 @@ class MatchingEngine:
             report = ExecutionReport(order, run.trades, run.cancelled)
         self._publish(book, run)
         return report
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def execute_batch(self, commands: Any, *, symbol: str | None = None) -> BatchResult:
+        """Run many raw commands in one call; see :class:`BatchOp` for the format.
+
+        Each command does exactly what the matching single call would
+        (``submit_raw``, ``cancel_raw``, ``amend_raw``). A command that the single
+        call would refuse changes nothing and gets a negative status code
+        (``ERROR_NOT_FOUND``, ``ERROR_DUPLICATE``, ``ERROR_INVALID``); the batch goes on.
+        """
+        view = as_commands(commands)
+        self.book(symbol)  # an unknown symbol fails the whole batch up front
+        n = len(view) // 5
+        statuses = array("b", bytes(n))
+        lots = array("q", bytes(8 * n))
+        trades: list[Trade] = []
+        for i in range(n):
+            op, order_id, side, price, quantity = view[5 * i : 5 * i + 5]
+            try:
+                if op == BatchOp.CANCEL:
+                    lots[i] = self.cancel_raw(symbol, order_id)
+                    statuses[i] = _STATUS_CODE[_CANCELLED]
+                    continue
+                if op == BatchOp.AMEND:
+                    report = self.amend_raw(symbol, order_id, quantity=quantity or None, price=price or None)
+                elif 0 <= op <= 3 and side in (0, 1):
+                    report = self.submit_raw(
+                        order_id,
+                        _SELL if side else _BUY,
+                        None if op == BatchOp.MARKET else price,
+                        quantity,
+                        symbol=symbol,
+                        time_in_force=_BATCH_TIF[op],
+                    )
+                else:
+                    statuses[i] = ERROR_INVALID
+                    continue
+            except OrderNotFoundError:
+                statuses[i] = ERROR_NOT_FOUND
+                continue
+            except DuplicateOrderError:
+                statuses[i] = ERROR_DUPLICATE
+                continue
+            except TradebookError:
+                statuses[i] = ERROR_INVALID
+                continue
+            statuses[i] = _STATUS_CODE[report.status]
+            lots[i] = report.filled_lots
+            trades.extend(report.trades)
+        return BatchResult(statuses, lots, trades)
 
     # -- matching -------------------------------------------------------------------------
 
