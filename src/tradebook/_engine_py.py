@@ -395,7 +395,10 @@ class MatchingEngine:
 
         ``update.deltas`` lists each level the command changed with its new total
         (0: the level is gone); ``update.trades`` the trades. A callback that
-        raises is logged and does not undo or interrupt anything.
+        raises is logged and does not undo or interrupt anything. Callbacks run
+        under the book's (re-entrant) lock, so with several threads each book's
+        updates still arrive in command order, each showing the book right after
+        its command.
         """
         if not callable(callback):
             raise TypeError("subscribe takes a callable")
@@ -481,7 +484,6 @@ class MatchingEngine:
         )
         run = _Run(bool(self._listeners))
         self._lock_and_run(book, tk, order, run)
-        self._publish(book, run)
         return ExecutionReport(order, run.trades, run.cancelled)
 
     def submit_raw(
@@ -525,11 +527,10 @@ class MatchingEngine:
         tk = _Taker(order_id, owner, sell, price is None, ticks, lots, tif, False, self._stp)
         run = _Run(bool(self._listeners))
         self._lock_and_run(book, tk, None, run)
-        self._publish(book, run)
         return ExecutionReport(None, run.trades, run.cancelled, book._inst, tk)
 
     def _lock_and_run(self, book: OrderBook, tk: _Taker, order: Order | None, run: _Run) -> None:
-        """Check the id is free and match, under the book's lock."""
+        """Check the id is free, match and publish, under the book's lock."""
         with book._lock:
             if tk.id in book._orders:
                 raise DuplicateOrderError(f"an order with id {tk.id!r} is already resting")
@@ -537,6 +538,7 @@ class MatchingEngine:
                 order._inst = book._inst
                 order._symbol = book._symbol
             self._execute(book, tk, order, run)
+            self._publish(book, run)
 
     def cancel(self, symbol: str | None, order_id: Hashable) -> Order:
         """Remove a resting order; returns it ``CANCELLED``."""
@@ -547,7 +549,7 @@ class MatchingEngine:
             if run.touched is not None:
                 run.touched.append((rec[4], rec[_TICKS]))
             order = book._leave(rec, _CANCELLED)
-        self._publish(book, run)
+            self._publish(book, run)
         return order
 
     def cancel_raw(self, symbol: str | None, order_id: Hashable) -> int:
@@ -625,7 +627,7 @@ class MatchingEngine:
                     run.touched.append((sell, rec[_TICKS]))
                 order = book._order_of(rec)
             report = ExecutionReport(order, run.trades, run.cancelled)
-        self._publish(book, run)
+            self._publish(book, run)
         return report
 
     # -- batches ----------------------------------------------------------------------------
