@@ -4,6 +4,7 @@ Afterwards both books must pass ``_check()`` and be uncrossed, trade ids must be
 exactly 1..N (none lost or repeated), and quantity must be conserved: every
 order's final filled quantity equals the trades it took part in, and the fills
 of all orders add up to twice the traded volume (a taker and a maker per trade).
+Market data published meanwhile must rebuild each book exactly.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import random
 import sys
 import threading
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
 
 from _reference_matcher import check_books, need_engine
-from tradebook import Instrument, OrderNotFoundError, OrderStatus
+from tradebook import Instrument, InvalidQuantityError, OrderNotFoundError, OrderStatus
 
 N_THREADS = 8
 STEPS = 2500
@@ -123,3 +125,58 @@ def test_eight_threads_on_two_symbols_conserve_quantity(backend, default):
     assert not mismatched, f"fills disagree with trades: {list(mismatched.items())[:5]}"
     assert sum(final.values()) == 2 * sum(t.quantity_lots for t in trades)
     assert set(traded) <= set(final)
+
+
+def test_market_data_from_eight_threads_rebuilds_the_books(backend):
+    """Deltas applied in the order subscribers get them must rebuild each book exactly, and each
+    book's trade ids must arrive in increasing order: updates of one book are delivered in command
+    order, each showing the book right after its command, however the threads interleave."""
+    eb = need_engine(backend)
+    engine = eb.MatchingEngine(INSTRUMENTS)
+    ladders: dict[str, dict[tuple[str, int], int]] = {s: {} for s in SYMBOLS}
+    trade_ids: dict[str, list[int]] = {s: [] for s in SYMBOLS}
+    lock = threading.Lock()
+
+    def apply(update):
+        time.sleep(0)  # hand the GIL to another thread mid-delivery: a late or stale update would show
+        with lock:
+            ladder = ladders[update.symbol]
+            for d in update.deltas:
+                if d.quantity_lots:
+                    ladder[(d.side.value, d.price_ticks)] = d.quantity_lots
+                else:
+                    ladder.pop((d.side.value, d.price_ticks), None)
+            trade_ids[update.symbol].extend(t.id for t in update.trades)
+
+    engine.subscribe(apply)
+
+    def work(t: int) -> None:
+        rng = random.Random(900 + t)
+        start.wait()
+        for i in range(1200):
+            symbol = rng.choice(SYMBOLS)
+            try:
+                if rng.random() < 0.7:
+                    side = rng.choice(("BUY", "SELL"))
+                    engine.submit_raw(t * 10**6 + i, side, MID[symbol] + rng.randint(-3, 3), rng.randint(1, 5),
+                                      symbol=symbol, owner=rng.choice((None, t)))  # fmt: skip
+                elif rng.random() < 0.7:
+                    engine.cancel_raw(symbol, t * 10**6 + rng.randrange(i + 1))
+                else:
+                    engine.amend_raw(symbol, t * 10**6 + rng.randrange(i + 1), price=MID[symbol] + rng.randint(-3, 3))
+            except (OrderNotFoundError, InvalidQuantityError):
+                pass
+
+    start = threading.Barrier(N_THREADS)
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(N_THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    check_books(engine)
+    for symbol in SYMBOLS:
+        bids, asks = engine.book(symbol).depth_raw(1000)
+        book = {("BUY", p): q for p, q, _ in bids} | {("SELL", p): q for p, q, _ in asks}
+        assert ladders[symbol] == book, f"{symbol}: the deltas do not rebuild the book"
+        ids = trade_ids[symbol]
+        assert ids == sorted(ids) and len(ids) > 100
