@@ -367,7 +367,10 @@ cdef class MatchingEngine:
 
         ``update.deltas`` lists each level the command changed with its new total
         (0: the level is gone); ``update.trades`` the trades. A callback that
-        raises is logged and does not undo or interrupt anything.
+        raises is logged and does not undo or interrupt anything. Callbacks run
+        under the book's (re-entrant) lock, so with several threads each book's
+        updates still arrive in command order, each showing the book right after
+        its command.
         """
         if not callable(callback):
             raise TypeError("subscribe takes a callable")
@@ -458,8 +461,6 @@ cdef class MatchingEngine:
         report._order = o
         cdef list touched = [] if self._listeners else None
         self._lock_and_run(book, &tk, o, o._tif, report, touched)
-        if touched is not None:
-            self._publish(book, touched, report._trades)
         return report
 
     def submit_raw(self, order_id, side, price, quantity, *, symbol=None, time_in_force=_GTC, owner=None):
@@ -486,8 +487,6 @@ cdef class MatchingEngine:
         cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
         cdef list touched = [] if self._listeners else None
         self._lock_and_run(book, &tk, None, tif, report, touched)
-        if touched is not None:
-            self._publish(book, touched, report._trades)
         report._inst = book._inst
         report._oid = order_id
         report._owner = owner
@@ -512,7 +511,7 @@ cdef class MatchingEngine:
 
     cdef int _lock_and_run(self, OrderBook book, Taker* tk, Order obj, object tif, ExecutionReport report,
                            list touched) except -1:
-        """Check the id is free and match, under the book's lock."""
+        """Check the id is free, match and publish, under the book's lock."""
         book._acquire()
         try:
             if book._lookup(<object>tk.id) != NIL:
@@ -521,6 +520,8 @@ cdef class MatchingEngine:
                 obj._inst = book._inst
                 obj._symbol = book._symbol
             self._execute(book, tk, obj, tif, report, touched)
+            if touched is not None:
+                self._publish(book, touched, report._trades)
         finally:
             book._release()
         return 0
@@ -536,10 +537,10 @@ cdef class MatchingEngine:
             if touched is not None:
                 touched.append(((book._recs[r].flags & SELL) != 0, book._recs[r].price))
             o = _leave(book, r, ST_CANCELLED)
+            if touched is not None:
+                self._publish(book, touched, [])
         finally:
             book._release()
-        if touched is not None:
-            self._publish(book, touched, [])
         return o
 
     def cancel_raw(self, symbol, order_id):
@@ -622,10 +623,10 @@ cdef class MatchingEngine:
                 if touched is not None:
                     touched.append((sell, book._recs[r].price))
                 o = book._order_of(r)
+            if touched is not None:
+                self._publish(book, touched, report._trades)
         finally:
             book._release()
-        if touched is not None:
-            self._publish(book, touched, report._trades)
         report._order = o
         return report
 
