@@ -20,7 +20,7 @@ from cpython.pythread cimport PyThread_get_thread_ident
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy, memset
 
 from tradebook._avl cimport Node, Tree, tree_check, tree_dealloc, tree_init, tree_insert, tree_remove, tree_reserve
@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from tradebook._common import Depth, LevelSnapshot, SNAPSHOT_FORMAT
 from tradebook._limits import has_limits
-from tradebook._numeric import EXACT, INT64_MAX as _INT64_MAX_OBJ, check_units, to_decimal, to_units
+from tradebook._numeric import EXACT, check_units, to_decimal, to_units
 from tradebook._snapshot import order_row, read_snapshot
 from tradebook.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from tradebook.errors import (
@@ -204,6 +204,8 @@ cdef bint _int_key(object key, int64_t* out) except -1:
         return True
     if isinstance(key, (str, bytes, tuple)):
         return False
+    if type(key) is _DecimalType and (not key.is_finite() or key.adjusted() > 18):
+        return False        # cannot equal an int64 (and int() of 1E+99999999 would take ages)
     try:
         iv = _index(key)
     except TypeError:
@@ -1159,7 +1161,6 @@ cdef class OrderBook:
                 f"the new quantity {self._inst.lots_to_quantity(new_lots)} must exceed the filled "
                 f"{self._inst.lots_to_quantity(rec.filled)}"
             )
-        cdef int32_t lv
         if new_ticks != rec.price or new_lots > rec.qty:
             if new_ticks == rec.price:
                 self._room(sell, new_ticks, new_lots - rec.qty)
@@ -1358,7 +1359,6 @@ cdef class OrderBook:
         cdef Py_ssize_t n
         cdef int32_t i
         cdef Node* nodes
-        cdef Level* lv
         self._acquire()
         try:
             nodes = self._trees[0].nodes
