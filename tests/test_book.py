@@ -674,3 +674,35 @@ def test_decimal_and_raw_apis_agree(backend, btc):
     assert order_fields(a.get_order(1)) == order_fields(b.get_order(1))
     a._check()
     b._check()
+
+
+def test_next_sequence(backend, book):
+    assert book.next_sequence == 1
+    book.add_raw(1, "BUY", 1, 1)
+    book.add_order(backend.Order(2, "BUY", "0.01", "0.005"))
+    assert book.next_sequence == 3
+    book.amend_raw(1, quantity=5)  # requeued: takes a number
+    assert book.next_sequence == 4
+    book.amend_raw(1, quantity=2)  # keeps its place: takes none
+    book.fill_raw(2, 1)
+    book.remove_raw(1)
+    assert book.next_sequence == 4
+    with pytest.raises(DuplicateOrderError):
+        book.add_raw(2, "BUY", 1, 1)
+    assert book.next_sequence == 4  # a failed add uses no number
+    assert backend.OrderBook.from_snapshot(book.snapshot()).next_sequence == 4
+
+
+def test_level_views_compare_by_book_side_and_price(backend, book):
+    _add(backend, book, 1, "BUY", "100", "1")
+    _add(backend, book, 2, "SELL", "100", "1")
+    bid = book.best_bid
+    assert bid == book.level("BUY", "100.00")
+    assert hash(bid) == hash(book.level("BUY", "100"))
+    assert bid == next(iter(book.bids))
+    assert bid != book.best_ask  # the other side
+    other = backend.OrderBook(book.instrument)
+    _add(backend, other, 1, "BUY", "100", "1")
+    assert bid != other.best_bid  # another book
+    assert bid != "BUY 100"
+    assert len({bid, book.level("BUY", "100"), book.best_ask}) == 2

@@ -198,3 +198,17 @@ def test_dict_round_trip_and_equality():
 def test_from_dict_rejects_bad_data(data):
     with pytest.raises(InvalidInstrumentError):
         Instrument.from_dict(data)
+
+
+def test_conversions_stay_exact_over_many_distinct_values():
+    # conversions may be cached; the answers must not depend on it
+    inst = Instrument("BTC/USDT", "0.01", "0.001")
+    for n in range(1, 70_000, 1):
+        if n % 997 == 0 or n > 65_000:
+            assert inst.ticks_to_price(n) == Decimal(n) / 100
+            assert inst.lots_to_quantity(n) == Decimal(n) / 1000
+        else:
+            inst.ticks_to_price(n)
+            inst.lots_to_quantity(n)
+    assert inst.ticks_to_price(12345) == Decimal("123.45")
+    assert str(inst.lots_to_quantity(1)) == "0.001"
