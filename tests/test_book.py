@@ -706,3 +706,18 @@ def test_level_views_compare_by_book_side_and_price(backend, book):
     assert bid != other.best_bid  # another book
     assert bid != "BUY 100"
     assert len({bid, book.level("BUY", "100"), book.best_ask}) == 2
+
+
+def test_the_book_does_not_enforce_instrument_limits(backend):
+    """api.md lists limits among the engine's checks; the book is a plain container on the grid.
+
+    (Interpretation: ``add_order``'s "bad price or quantity" means off the grid,
+    non-positive or out of 64-bit range; minimum/maximum and notional limits are
+    enforced where orders are accepted, by the engine.)
+    """
+    inst = Instrument("ETH/EUR", "0.01", "0.1", min_quantity="1", max_quantity="10", min_price="5", max_price="50")
+    book = backend.OrderBook(inst)
+    book.add_order(backend.Order(1, "BUY", "1.00", "0.1"))  # below min price and min quantity
+    book.add_raw(2, "SELL", 10_000, 1_000)  # above max price and max quantity
+    assert len(book) == 2
+    book._check()
