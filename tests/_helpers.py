@@ -92,8 +92,18 @@ def raises_unchanged(book: Any, exc_type: type[BaseException], code: str | None,
     """Call ``fn(*args, **kwargs)``; assert it raises ``exc_type`` (with ``.code``) and leaves ``book`` unchanged."""
     import pytest
 
+    from tradebook import InvalidOrderError, OrderNotFoundError, TradebookError
+
     with unchanged(book), pytest.raises(exc_type) as info:
         fn(*args, **kwargs)
+    err = info.value
     if code is not None:
-        assert info.value.code == code
-    return info.value
+        assert err.code == code
+    if issubclass(exc_type, TradebookError):
+        # every tradebook error has its class's stable code and belongs to its built-in family
+        assert err.code == type(err).code
+        if isinstance(err, InvalidOrderError):
+            assert isinstance(err, ValueError)
+        if isinstance(err, OrderNotFoundError):
+            assert isinstance(err, KeyError) and not isinstance(err, ValueError)
+    return err
