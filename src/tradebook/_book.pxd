@@ -38,6 +38,7 @@ cdef struct Level:
     int32_t node        # this level's node in its side's tree (or free-list link)
     uint8_t sell
     PyObject* row       # cached (price, total, count) tuple for depth_raw, or NULL (owned)
+    PyObject* snap      # cached LevelSnapshot for depth, or NULL (owned)
 
 
 cdef struct Slot:

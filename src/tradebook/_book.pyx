@@ -324,11 +324,15 @@ cdef void map_del(IntMap* m, int64_t key) noexcept:
 
 
 cdef void _touch(Level* level) noexcept:
-    """Forget a level's cached depth row after its total or count changed."""
+    """Forget a level's cached depth row and snapshot after its total or count changed."""
     cdef PyObject* row = level.row
+    cdef PyObject* snap = level.snap
     if row != NULL:
         level.row = NULL
         Py_XDECREF(row)
+    if snap != NULL:
+        level.snap = NULL
+        Py_XDECREF(snap)
 
 
 cdef object _row(Level* level):
@@ -871,6 +875,7 @@ cdef class OrderBook:
             level.tail = NIL
             level.sell = sell
             level.row = NULL
+            level.snap = NULL
             level.node = tree_insert(&self._trees[sell], rec.price, lv)
             map_put(&self._prices[sell], rec.price, lv)
         else:
@@ -1245,12 +1250,37 @@ cdef class OrderBook:
 
     def depth(self, levels=10):
         """The best ``levels`` levels of each side as value snapshots. O(levels)."""
-        bids, asks = self.depth_raw(levels)
-        inst = self._inst
-        return Depth(
-            [LevelSnapshot(inst.ticks_to_price(p), inst.lots_to_quantity(q), n) for p, q, n in bids],
-            [LevelSnapshot(inst.ticks_to_price(p), inst.lots_to_quantity(q), n) for p, q, n in asks],
-        )
+        if type(levels) is not int or levels < 0:
+            raise ValueError(f"levels must be a non-negative int; got {levels!r}")
+        cdef Py_ssize_t k = min(levels, 0x7FFFFFFF)
+        cdef list sides = [[], []]
+        cdef list rows
+        cdef Py_ssize_t n
+        cdef int sell
+        cdef int32_t i
+        cdef Tree* t
+        cdef Level* level
+        self._acquire()
+        try:
+            for sell in range(2):
+                t = &self._trees[sell]
+                rows = sides[sell]
+                i = t.head if sell else t.tail
+                n = 0
+                while i != NIL and n < k:
+                    level = &self._levels[t.nodes[i].payload]
+                    if level.snap == NULL:      # made once until the level changes, like depth_raw's rows
+                        snap = LevelSnapshot(
+                            self._inst.ticks_to_price(level.price), self._inst.lots_to_quantity(level.total), level.count
+                        )
+                        Py_INCREF(snap)
+                        level.snap = <PyObject*>snap
+                    rows.append(<object>level.snap)
+                    i = t.nodes[i].next if sell else t.nodes[i].prev
+                    n += 1
+        finally:
+            self._release()
+        return Depth(sides[0], sides[1])
 
     # -- the raw integer API -------------------------------------------------------------
 
