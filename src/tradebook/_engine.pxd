@@ -51,7 +51,6 @@ cdef class MatchingEngine:
     cdef object _stp
     cdef int _stp_code
     cdef dict _books
-    cdef dict _limited
     cdef OrderBook _single
     cdef int64_t _next_trade_id
     cdef list _listeners

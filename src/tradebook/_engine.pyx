@@ -43,7 +43,7 @@ from array import array as _array
 
 from tradebook._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchResult, as_commands
 from tradebook._common import ENGINE_SNAPSHOT_FORMAT, L2Delta, MarketDataUpdate, TopOfBook
-from tradebook._limits import check_limits, has_limits
+from tradebook._limits import check_limits
 from tradebook._numeric import INT64_MAX as _INT64_MAX
 from tradebook.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from tradebook.errors import (
@@ -304,7 +304,6 @@ cdef class MatchingEngine:
         self._stp = coerce_enum(SelfTradePrevention, self_trade_prevention, "self_trade_prevention", InvalidOrderError)
         self._stp_code = _STP_CODES[self._stp]
         self._books = {}
-        self._limited = {}
         self._single = None
         self._next_trade_id = 1
         self._listeners = []
@@ -325,7 +324,6 @@ cdef class MatchingEngine:
 
     def _add_book(self, OrderBook book):
         self._books[book._symbol] = book
-        self._limited[book._symbol] = has_limits(book._inst)
         self._single = book if len(self._books) == 1 else None
 
     cdef OrderBook _book_for(self, object symbol):
