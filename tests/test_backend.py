@@ -80,3 +80,20 @@ def test_empty_no_extensions_does_not_force_python():
     unset = _run("import tradebook; print(tradebook.BACKEND)")
     assert _run("import tradebook; print(tradebook.BACKEND)", TRADEBOOK_NO_EXTENSIONS="") == unset
     assert unset in ("python", "cython")
+
+
+def test_an_unplanned_fallback_warns_at_import():
+    # pip hides the install-time warning, so a missing compiled core also warns at import
+    code = (
+        "import sys, warnings; sys.modules['tradebook._avl'] = None\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import tradebook\n"
+        "print(tradebook.BACKEND, [w.category.__name__ for w in caught if 'compiled core' in str(w.message)])"
+    )
+    assert _run(code) == "python ['RuntimeWarning']"
+
+
+def test_a_chosen_fallback_is_silent():
+    code = "import warnings; warnings.simplefilter('error')\nimport tradebook\nprint(tradebook.BACKEND)"
+    assert _run(code, TRADEBOOK_NO_EXTENSIONS="1") == "python"

@@ -3,7 +3,10 @@
 ``TRADEBOOK_NO_EXTENSIONS`` set to any non-empty value, an interpreter other
 than CPython, or a free-threaded CPython running without the GIL (the compiled
 core relies on the GIL to keep each book's updates atomic) selects pure
-Python. ``BACKEND`` says which one is live.
+Python. ``BACKEND`` says which one is live. Falling back on CPython for any
+other reason (the core was not built: pip hides the install-time warning)
+raises a ``RuntimeWarning`` once at import, so nobody runs slow by accident;
+set ``TRADEBOOK_NO_EXTENSIONS=1`` to choose pure Python knowingly.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import warnings
 from typing import TYPE_CHECKING
 
 __all__ = ["BACKEND", "IMPORT_ERROR", "NO_EXTENSIONS"]
@@ -45,6 +49,13 @@ else:
             BACKEND = "cython"
         except ImportError as exc:  # not built: the pure twins below serve
             IMPORT_ERROR = exc
+            warnings.warn(
+                f"tradebook's compiled core is not available ({exc}); using the pure-Python backend, "
+                "which is several times slower. Reinstall with a C compiler to build it, or set "
+                "TRADEBOOK_NO_EXTENSIONS=1 to choose pure Python and silence this warning.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     if BACKEND == "python":
         from ._avl_py import PriceTree  # noqa: F401
         from ._book_py import BookSide, Order, OrderBook, PriceLevel  # noqa: F401
