@@ -784,6 +784,7 @@ cdef class MatchingEngine:
         holds the book's lock.
         """
         cdef int64_t remaining, key = 0
+        cdef int32_t own_level = NIL
         cdef bint stopped, intid
         if tk.post_only and _crosses(book, tk.sell, tk.ticks):
             tk.status = ST_REJECTED
@@ -793,8 +794,9 @@ cdef class MatchingEngine:
             if not tk.market and tk.gtc:
                 # Refuse a remainder that would overflow its level before anything changes (the
                 # sequence counter included); if that level exists, the uncrossed book cannot
-                # trade this order at all.
-                book._room(tk.sell, tk.ticks, tk.lots - tk.filled)
+                # trade this order at all. Matching only touches the other side, so the level
+                # found here is still the one a remainder joins.
+                own_level = book._room(tk.sell, tk.ticks, tk.lots - tk.filled)
             tk.seq = book._seq      # accepted: this fixes its time priority
             book._seq += 1
             stopped = self._match(book, tk, report, touched)
@@ -813,8 +815,7 @@ cdef class MatchingEngine:
                     obj = _new_order(order_id, tk.sell, book._inst)
                     obj._owner = <object>tk.owner
                     obj._tif = tif
-                book._insert(order_id, intid, key, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, obj,
-                             book._room(tk.sell, tk.ticks, remaining))
+                book._insert(order_id, intid, key, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, obj, own_level)
                 tk.status = ST_PARTIAL if tk.filled else ST_OPEN
                 if touched is not None:
                     touched.append((tk.sell, tk.ticks))

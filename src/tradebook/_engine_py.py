@@ -705,6 +705,7 @@ class MatchingEngine:
             if not tk.market and tk.tif is _GTC:
                 # Refuse a remainder that would overflow its level before anything changes (the sequence
                 # counter included); if that level exists, the uncrossed book cannot trade this order at all.
+                # Matching only shrinks the remainder, so this check also covers resting it below.
                 book._room(tk.sell, tk.ticks, tk.lots - tk.filled)
             tk.seq = book._seq  # accepted: this fixes its time priority
             book._seq += 1
@@ -721,7 +722,6 @@ class MatchingEngine:
                     # the book keeps an Order only to remember an owner or a non-int id
                     order = Order._bound(tk.id, _SELL if tk.sell else _BUY, 0, 0, book._inst, tk.owner)
                     order._tif = tk.tif
-                book._room(tk.sell, tk.ticks, remaining)
                 book._insert(tk.id, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, order)
                 tk.status = _PARTIAL if tk.filled else _OPEN
                 if run.touched is not None:
