@@ -10,14 +10,19 @@ from __future__ import annotations
 
 __all__ = [
     "DuplicateOrderError",
+    "InsufficientBalanceError",
     "InvalidInstrumentError",
     "InvalidOrderError",
     "InvalidPriceError",
     "InvalidQuantityError",
+    "InvalidRequestError",
+    "OrderConflictError",
     "OrderNotFoundError",
+    "PersistenceError",
     "SymbolMismatchError",
     "TradebookError",
     "UnknownSymbolError",
+    "WalletUnavailableError",
 ]
 
 
@@ -77,3 +82,33 @@ class UnknownSymbolError(TradebookError, KeyError):
     """No instrument with this symbol is known."""
 
     code = "unknown_symbol"
+
+
+class OrderConflictError(TradebookError):
+    """The order's state does not allow the command (say, cancelling a filled order)."""
+
+    code = "order_conflict"
+
+
+class InsufficientBalanceError(TradebookError):
+    """The wallet cannot reserve the funds an order needs; nothing was reserved."""
+
+    code = "insufficient_balance"
+
+
+class WalletUnavailableError(TradebookError):
+    """The wallet did not answer (down, timed out, or its circuit breaker is open)."""
+
+    code = "wallet_unavailable"
+
+
+class PersistenceError(TradebookError):
+    """The repository failed to store a command's effects; the command was undone."""
+
+    code = "persistence_error"
+
+
+class InvalidRequestError(TradebookError, ValueError):
+    """A request is malformed beyond one order's fields (a bad cursor, page size, user id)."""
+
+    code = "invalid_request"

@@ -1,0 +1,117 @@
+"""Fixtures for the order-management layer: one ``store`` per adapter family.
+
+``store`` is parametrized over ``memory``, ``sqlite`` and ``postgres`` and
+yields a :class:`Store` (a repository and a wallet on the same storage). The
+PostgreSQL parameter needs ``TRADEBOOK_TEST_POSTGRES_DSN`` (for example
+``postgresql://postgres@127.0.0.1:5432/test``); without it those cases skip,
+unless ``TRADEBOOK_REQUIRE_POSTGRES`` is set, which turns the skip into a
+failure (CI sets both). Each PostgreSQL case runs in a schema of its own that is
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+POSTGRES_DSN = os.environ.get("TRADEBOOK_TEST_POSTGRES_DSN", "")
+REQUIRE_POSTGRES = bool(os.environ.get("TRADEBOOK_REQUIRE_POSTGRES"))
+STORE_KINDS = ("memory", "sqlite", "postgres")
+_schema_numbers = itertools.count(1)
+
+
+def postgres_dsn_or_skip() -> str:
+    """The test PostgreSQL's address; skips (or fails, when required) without one."""
+    if POSTGRES_DSN:
+        return POSTGRES_DSN
+    reason = "TRADEBOOK_TEST_POSTGRES_DSN is not set: no PostgreSQL to test against"
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"{reason}, and TRADEBOOK_REQUIRE_POSTGRES demands one")
+    pytest.skip(reason)
+
+
+def new_schema_name() -> str:
+    """A schema name no other test run uses."""
+    return f"tbtest_{os.getpid()}_{next(_schema_numbers)}_{uuid.uuid4().hex[:8]}"
+
+
+async def drop_schema(dsn: str, schema: str) -> None:
+    """Drop a test schema and everything in it."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@dataclass
+class Store:
+    """A repository and a wallet over one storage, and how to open them again."""
+
+    kind: str
+    repository: Any
+    wallet: Any
+    location: dict[str, Any]
+
+    async def reopen(self) -> None:
+        """Close both and open them again on the same storage (what a restart does).
+
+        The memory store has no storage beyond the objects, so it keeps them.
+        """
+        if self.kind == "memory":
+            return
+        await self.repository.close()
+        await self.wallet.close()
+        fresh = await open_store(self.kind, **self.location)
+        self.repository, self.wallet = fresh.repository, fresh.wallet
+
+
+async def open_store(kind: str, **location: Any) -> Store:
+    """Open the repository and wallet of one adapter family."""
+    if kind == "memory":
+        from tradebook.oms import MemoryOrderRepository, MemoryWallet
+
+        return Store(kind, MemoryOrderRepository(), MemoryWallet(), location)
+    if kind == "sqlite":
+        from tradebook.oms.sqlite import SQLiteOrderRepository, SQLiteWallet
+
+        path = location["path"]
+        return Store(kind, await SQLiteOrderRepository.open(path), await SQLiteWallet.open(path), location)
+    if kind == "postgres":
+        from tradebook.oms.postgres import PostgresOrderRepository, PostgresWallet
+
+        dsn, schema = location["dsn"], location["schema"]
+        repository = await PostgresOrderRepository.open(dsn, schema=schema)
+        wallet = await PostgresWallet.open(dsn, schema=schema)
+        return Store(kind, repository, wallet, location)
+    raise ValueError(kind)
+
+
+def store_location(kind: str, tmp_path: Path) -> dict[str, Any]:
+    """Where a new store of this kind lives (skips postgres without a DSN)."""
+    if kind == "sqlite":
+        return {"path": str(tmp_path / "tradebook.db")}
+    if kind == "postgres":
+        return {"dsn": postgres_dsn_or_skip(), "schema": new_schema_name()}
+    return {}
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh repository and wallet of each adapter family."""
+    kind = request.param
+    location = store_location(kind, tmp_path)
+    opened = await open_store(kind, **location)
+    try:
+        yield opened
+    finally:
+        await opened.repository.close()
+        await opened.wallet.close()
+        if kind == "postgres":
+            await drop_schema(location["dsn"], location["schema"])
