@@ -15,11 +15,11 @@ import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import Store, open_store
 
 POSTGRES_DSN = os.environ.get("TRADEBOOK_TEST_POSTGRES_DSN", "")
 REQUIRE_POSTGRES = bool(os.environ.get("TRADEBOOK_REQUIRE_POSTGRES"))
@@ -48,49 +48,6 @@ async def drop_schema(dsn: str, schema: str) -> None:
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-@dataclass
-class Store:
-    """A repository and a wallet over one storage, and how to open them again."""
-
-    kind: str
-    repository: Any
-    wallet: Any
-    location: dict[str, Any]
-
-    async def reopen(self) -> None:
-        """Close both and open them again on the same storage (what a restart does).
-
-        The memory store has no storage beyond the objects, so it keeps them.
-        """
-        if self.kind == "memory":
-            return
-        await self.repository.close()
-        await self.wallet.close()
-        fresh = await open_store(self.kind, **self.location)
-        self.repository, self.wallet = fresh.repository, fresh.wallet
-
-
-async def open_store(kind: str, **location: Any) -> Store:
-    """Open the repository and wallet of one adapter family."""
-    if kind == "memory":
-        from tradebook.oms import MemoryOrderRepository, MemoryWallet
-
-        return Store(kind, MemoryOrderRepository(), MemoryWallet(), location)
-    if kind == "sqlite":
-        from tradebook.oms.sqlite import SQLiteOrderRepository, SQLiteWallet
-
-        path = location["path"]
-        return Store(kind, await SQLiteOrderRepository.open(path), await SQLiteWallet.open(path), location)
-    if kind == "postgres":
-        from tradebook.oms.postgres import PostgresOrderRepository, PostgresWallet
-
-        dsn, schema = location["dsn"], location["schema"]
-        repository = await PostgresOrderRepository.open(dsn, schema=schema)
-        wallet = await PostgresWallet.open(dsn, schema=schema)
-        return Store(kind, repository, wallet, location)
-    raise ValueError(kind)
 
 
 def store_location(kind: str, tmp_path: Path) -> dict[str, Any]:

@@ -1,0 +1,185 @@
+"""Kill -9 during a burst of orders, restart, and check that nothing accepted was lost or doubled.
+
+A real subprocess (``_crash_driver.py``) runs an OrderService on SQLite or
+PostgreSQL with four users trading two symbols; the test kills it with SIGKILL
+after a random number of accepted commands, opens the store again, starts a new
+service (recovery) and checks:
+
+- every order the driver reported as accepted exists with a final or resting
+  state at least as far along as reported, and every trade it reported exists;
+- trades are unique and consistent with the orders' filled quantities;
+- the rebuilt books hold exactly the repository's active orders;
+- each asset's total over all users equals what was deposited (funds
+  conserved), and every reservation equals what its user's active orders need;
+- the recovered service goes on trading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from _crash_common import DEPOSITS, INSTRUMENTS, USERS
+from _stores import open_store
+from conftest import drop_schema, store_location
+
+from tradebook import OrderStatus, Side
+from tradebook.oms import OrderService
+
+DRIVER = Path(__file__).with_name("_crash_driver.py")
+ROUNDS = 3  # kill, recover and go on, three times over one store
+
+
+async def seed(kind: str, location: dict) -> None:
+    store = await open_store(kind, **location)
+    for user in USERS:
+        for asset, amount in DEPOSITS.items():
+            await store.wallet.deposit(user, asset, amount)
+    await store.repository.close()
+    await store.wallet.close()
+
+
+def run_and_kill(kind: str, location: dict, seed_value: int, kill_after: int) -> list[str]:
+    """Start the driver, read its accepted commands, SIGKILL it after ``kill_after`` of them."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, str(DRIVER), kind, json.dumps(location), str(seed_value)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.strip()
+            if line == "READY":
+                continue
+            lines.append(line)
+            if len(lines) >= kill_after or time.monotonic() > deadline:
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, f"the driver ended by itself ({proc.returncode}):\n{err}"
+    assert len(lines) >= kill_after, f"the driver accepted only {len(lines)} commands:\n{err}"
+    return lines
+
+
+async def check_recovered(kind: str, location: dict, accepted: list[str]) -> None:
+    store = await open_store(kind, **location)
+    repo, wallet = store.repository, store.wallet
+    service = OrderService(repo, wallet, INSTRUMENTS)
+    try:
+        report = await service.start()
+        assert report.wallet_ops_outstanding == 0
+
+        # accepted commands are all there
+        reported_trades: set[int] = set()
+        for line in accepted:
+            word, order_id, *rest = line.split()
+            order = await repo.get_order(int(order_id))
+            assert order is not None, f"accepted order {order_id} was lost"
+            assert order.status is not OrderStatus.PENDING
+            if word == "CANCELLED":
+                assert order.status is OrderStatus.CANCELLED
+            else:
+                status, filled, *trade_ids = rest
+                assert order.filled_quantity >= Decimal(filled)
+                if status in ("FILLED", "CANCELLED", "EXPIRED", "REJECTED"):
+                    assert order.status.value == status
+                reported_trades.update(int(t) for t in trade_ids)
+
+        # trades: unique, consistent with the orders' fills
+        trades = []
+        cursor = None
+        while True:
+            page = await repo.list_trades(limit=1000, cursor=cursor)
+            trades.extend(page.items)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        ids = [t.id for t in trades]
+        assert len(ids) == len(set(ids))
+        assert reported_trades <= set(ids), "an accepted trade was lost"
+        filled_by_trades: dict[int, Decimal] = defaultdict(Decimal)
+        for t in trades:
+            filled_by_trades[t.buy_order_id] += t.quantity
+            filled_by_trades[t.sell_order_id] += t.quantity
+
+        needed: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        for inst in INSTRUMENTS:
+            active = await repo.active_orders(inst.symbol)
+            levels: dict[tuple[Side, Decimal], Decimal] = defaultdict(Decimal)
+            for order in active:
+                levels[(order.side, order.price)] += order.remaining_quantity
+                if order.side is Side.BUY:
+                    needed[(order.user_id, inst.quote)] += order.price * order.remaining_quantity
+                else:
+                    needed[(order.user_id, inst.base)] += order.remaining_quantity
+            depth = service.depth(inst.symbol, 1000)
+            book = {(Side.BUY, lv.price): lv.quantity for lv in depth.bids}
+            book.update({(Side.SELL, lv.price): lv.quantity for lv in depth.asks})
+            assert book == dict(levels), f"{inst.symbol}: the rebuilt book differs from the repository"
+            if depth.bids and depth.asks:
+                assert depth.bids[0].price < depth.asks[0].price
+
+        for user in USERS:
+            page = await service.list_orders(user)
+            cursor = page.next_cursor
+            orders = list(page.items)
+            while cursor is not None:
+                from tradebook.oms import OrderQuery
+
+                page = await service.list_orders(user, OrderQuery(cursor=cursor, limit=1000))
+                orders.extend(page.items)
+                cursor = page.next_cursor
+            for order in orders:
+                assert order.filled_quantity == filled_by_trades.get(order.id, Decimal(0)), order
+                assert order.filled_quantity <= order.quantity
+
+        # funds: conserved in total, and reserved exactly for the active orders
+        totals = await wallet.totals()
+        for asset, amount in DEPOSITS.items():
+            assert totals[asset] == amount * len(USERS), f"{asset} total changed: {totals[asset]}"
+        for user in USERS:
+            balances = await wallet.balances(user)
+            for asset in DEPOSITS:
+                reserved = balances[asset].reserved if asset in balances else Decimal(0)
+                assert reserved == needed[(user, asset)], (user, asset, reserved, needed[(user, asset)])
+
+        # and the service goes on trading
+        placed = await service.place("u1", "BTC/USDT", "BUY", "0.1", "1")
+        assert placed.order.status is OrderStatus.OPEN
+        await service.cancel_order("u1", placed.order.id)
+    finally:
+        await service.close()
+        await repo.close()
+        await wallet.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_sigkill_during_a_burst_loses_and_duplicates_nothing(kind: str, tmp_path: Path) -> None:
+    location = store_location(kind, tmp_path)
+    try:
+        await seed(kind, location)
+        rng = random.Random(f"crash-{kind}")
+        accepted: list[str] = []
+        for round_number in range(ROUNDS):
+            accepted += run_and_kill(kind, location, seed_value=round_number, kill_after=rng.randint(40, 250))
+            await check_recovered(kind, location, accepted)
+    finally:
+        if kind == "postgres":
+            await drop_schema(location["dsn"], location["schema"])
