@@ -8,8 +8,7 @@ loop; neither is thread-safe.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -143,6 +142,27 @@ class MemoryUnitOfWork:
             repo._ops.pop(op_id, None)
 
 
+class _MemoryTransaction:
+    """``async with repo.transaction() as uow``: holds the repository's lock, commits on success."""
+
+    __slots__ = ("_repo", "_uow")
+
+    def __init__(self, repo: MemoryOrderRepository) -> None:
+        self._repo = repo
+        self._uow = MemoryUnitOfWork(repo)
+
+    async def __aenter__(self) -> MemoryUnitOfWork:
+        await self._repo._lock.acquire()
+        return self._uow
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self._uow._commit()
+        finally:
+            self._repo._lock.release()
+
+
 class MemoryOrderRepository:
     """An :class:`~tradebook.oms.OrderRepository` in dicts.
 
@@ -158,14 +178,10 @@ class MemoryOrderRepository:
         self._lock = asyncio.Lock()
         self._closed = False
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[MemoryUnitOfWork]:
+    def transaction(self) -> _MemoryTransaction:
         """A unit of work; it commits when the block ends without an exception."""
         self._check_open()
-        async with self._lock:
-            uow = MemoryUnitOfWork(self)
-            yield uow
-            uow._commit()
+        return _MemoryTransaction(self)
 
     def _check_open(self) -> None:
         if self._closed:

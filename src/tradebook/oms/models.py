@@ -75,8 +75,18 @@ class OrderRecord:
         return self.status in ACTIVE_STATUSES
 
     def replace(self, **changes: Any) -> OrderRecord:
-        """A copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` applied (the fields are not re-validated)."""
+        if not changes.keys() <= _ORDER_FIELDS:
+            raise TypeError(f"OrderRecord has no field(s) {sorted(changes.keys() - _ORDER_FIELDS)}")
+        # dataclasses.replace re-runs __init__ through a generic path: ten times slower on the hot path.
+        copy = object.__new__(OrderRecord)
+        fields = copy.__dict__
+        fields.update(self.__dict__)
+        fields.update(changes)
+        return copy
+
+
+_ORDER_FIELDS = frozenset(f.name for f in dataclasses.fields(OrderRecord))
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -675,18 +675,9 @@ class OrderService:
 
     # -- the wallet outbox ------------------------------------------------------
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Any]:
+    def _transaction(self) -> _Transaction:
         """A repository transaction that also records wallet operations applied since the last one."""
-        applied, self._applied = self._applied, []
-        try:
-            async with self.repository.transaction() as uow:
-                if applied:
-                    await uow.mark_wallet_ops_done(applied)
-                yield uow
-        except BaseException:
-            self._applied[:0] = applied
-            raise
+        return _Transaction(self)
 
     async def _flush_applied(self) -> None:
         if self._applied:
@@ -718,6 +709,47 @@ class OrderService:
             held = await self.wallet.reserved(op.ref)
             if held > op.keep:
                 await self.wallet.release(op.ref, held - op.keep)
+
+
+class _Transaction:
+    """The repository's transaction, plus marking applied wallet operations done inside it."""
+
+    __slots__ = ("_applied", "_context", "_service")
+
+    def __init__(self, service: OrderService) -> None:
+        self._service = service
+        self._applied: list[int] = []
+        self._context: AbstractAsyncContextManager[Any] | None = None
+
+    async def __aenter__(self) -> Any:
+        service = self._service
+        self._applied, service._applied = service._applied, []
+        self._context = context = service.repository.transaction()
+        uow = await context.__aenter__()
+        if self._applied:
+            try:
+                await uow.mark_wallet_ops_done(self._applied)
+            except BaseException as exc:
+                await self.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+        return uow
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._context is not None
+        try:
+            await self._context.__aexit__(exc_type, exc, tb)
+        except BaseException:
+            self._restore()
+            raise
+        if exc_type is not None:
+            self._restore()
+
+    def _restore(self) -> None:
+        if self._applied:
+            self._service._applied[:0] = self._applied
+            self._applied = []
 
 
 @dataclass(frozen=True)
