@@ -369,9 +369,8 @@ class OrderService:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[key] = done  # no await since the check: one request per key at a time
         try:
-            existing = await self.repository.get_order_by_client_id(user_id, client_order_id)
-            if existing is not None and existing.status is not OrderStatus.PENDING:
-                return Placement(existing, (), replayed=True)
+            # A repeat is caught by the repository's (user, client_order_id) uniqueness when the
+            # pending row is written: no lookup before every placement.
             return await self._place_locked(request)
         finally:
             del self._inflight[key]
@@ -454,16 +453,22 @@ class OrderService:
                 client_order_id=req.client_order_id,
                 post_only=req.post_only,
             )
-            try:
-                async with self._transaction() as uow:
-                    await uow.create_order(pending)
-            except DuplicateOrderError:
-                if req.client_order_id is None:
-                    raise
-                existing = await self.repository.get_order_by_client_id(req.user_id, req.client_order_id)
-                if existing is None:
-                    raise
-                return Placement(existing, (), replayed=True)
+            for attempt in (1, 2):
+                try:
+                    async with self._transaction() as uow:
+                        await uow.create_order(pending)
+                    break
+                except DuplicateOrderError:
+                    if req.client_order_id is None:
+                        raise
+                    existing = await self.repository.get_order_by_client_id(req.user_id, req.client_order_id)
+                    if existing is None:
+                        raise
+                    if existing.status is not OrderStatus.PENDING or attempt == 2:
+                        return Placement(existing, (), replayed=True)
+                    # Left over by an earlier attempt whose undo failed (it is not in flight: the
+                    # in-flight map admits one request per key): finish the undo, then place anew.
+                    await self._undo_pending(existing.id, release=True, strict=True)
             asset, amount = self._reservation_for(req)
             if amount > 0:
                 try:
@@ -498,14 +503,19 @@ class OrderService:
                     return cost
         return cost
 
-    async def _undo_pending(self, order_id: int, *, release: bool) -> None:
-        """Take back a pending order: its reservation (when one may exist) and its row."""
+    async def _undo_pending(self, order_id: int, *, release: bool, strict: bool = False) -> None:
+        """Take back a pending order: its reservation (when one may exist) and its row.
+
+        A failure is logged and left for the next attempt or recovery, or raised when ``strict``.
+        """
         try:
             if release:
                 await self.wallet.release(_ref(order_id))
             async with self._transaction() as uow:
                 await uow.delete_order(order_id)
         except (TradebookError, OSError) as exc:
+            if strict:
+                raise
             log.warning("could not undo pending order %s (recovery will): %s", order_id, exc)
 
     async def _execute(self, pending: OrderRecord) -> Placement:
