@@ -532,7 +532,11 @@ class OrderService:
             time_in_force=pending.time_in_force,
             post_only=pending.post_only,
         )
-        report = engine.submit(order)
+        try:
+            report = engine.submit(order)
+        except BaseException:  # refused by the engine (say, a level that would overflow): nothing happened
+            await self._undo_pending(pending.id, release=True)
+            raise
         now = self._clock()
         sequence = self._next_sequence
         self._next_sequence += 1

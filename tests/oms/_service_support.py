@@ -1,0 +1,288 @@
+"""Shared set-up and checks for the OrderService unit tests (memory adapters only).
+
+``service_env`` builds a started :class:`OrderService` over a
+:class:`MemoryOrderRepository` and a wallet (a :class:`SpyWallet` around a
+:class:`MemoryWallet` by default) with deposits for three users.
+``check_invariants`` is the conservation and consistency check every scenario
+ends with: reservations equal what active orders need, every asset's total is
+unchanged, and each book holds exactly the repository's active orders.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from tradebook import Instrument, OrderStatus, Side
+from tradebook.errors import WalletUnavailableError
+from tradebook.oms import MemoryOrderRepository, MemoryWallet, OrderService
+
+D = Decimal
+BTC = Instrument("BTC/USDT", "0.01", "0.001")
+ETH = Instrument("ETH/USDT", "0.01", "0.01")
+USERS = ("alice", "bob", "carol")
+#: What every user holds at the start of a scenario.
+DEPOSITS = {"USDT": D("100000"), "BTC": D("100"), "ETH": D("1000")}
+FEES = "fees"
+
+
+class SpyWallet:
+    """A :class:`MemoryWallet` wrapper that records calls and fails on demand.
+
+    ``down`` is a set of method names (``reserve``, ``release``, ``reserved``,
+    ``settle``, ``balances``) that raise :class:`WalletUnavailableError` without
+    reaching the ledger. ``calls`` lists ``(method, args)`` of every call that
+    reached the ledger.
+    """
+
+    def __init__(self, inner: MemoryWallet | None = None) -> None:
+        self.inner = inner if inner is not None else MemoryWallet()
+        self.down: set[str] = set()
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.attempts: Counter[str] = Counter()
+
+    def _enter(self, name: str, *args: Any) -> None:
+        self.attempts[name] += 1
+        if name in self.down:
+            raise WalletUnavailableError(f"wallet unavailable ({name} is down in this test)")
+        self.calls.append((name, args))
+
+    def called(self, name: str) -> list[tuple[Any, ...]]:
+        """The arguments of every call of ``name`` that reached the ledger."""
+        return [args for method, args in self.calls if method == name]
+
+    async def deposit(self, user_id: str, asset: str, amount: Decimal | int | str) -> None:
+        await self.inner.deposit(user_id, asset, amount)
+
+    async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Any:
+        self._enter("reserve", user_id, asset, amount, ref)
+        return await self.inner.reserve(user_id, asset, amount, ref)
+
+    async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
+        self._enter("release", ref, amount)
+        return await self.inner.release(ref, amount)
+
+    async def reserved(self, ref: str) -> Decimal:
+        self._enter("reserved", ref)
+        return await self.inner.reserved(ref)
+
+    async def settle(self, settlement: Any) -> None:
+        self._enter("settle", settlement)
+        await self.inner.settle(settlement)
+
+    async def balances(self, user_id: str) -> Any:
+        self._enter("balances", user_id)
+        return await self.inner.balances(user_id)
+
+    async def totals(self) -> dict[str, Decimal]:
+        return await self.inner.totals()
+
+
+class FailingRepository:
+    """A :class:`MemoryOrderRepository` wrapper whose transactions can fail at commit.
+
+    ``fail_on`` names a unit-of-work method (``create_order``, ``update_order``,
+    ``cancel_order``, ...): the next transaction that calls it raises
+    ``error`` after its body, instead of committing (so it rolls back), once.
+    ``fail_active_orders`` makes :meth:`active_orders` raise (a rebuild fails).
+    """
+
+    def __init__(self, inner: MemoryOrderRepository | None = None) -> None:
+        self.inner = inner if inner is not None else MemoryOrderRepository()
+        self.fail_on: str | None = None
+        self.error: BaseException = OSError("disk full (injected)")
+        self.fail_active_orders = False
+        self.failures = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self.inner.transaction() as uow:
+            spy = _RecordingUnitOfWork(uow)
+            yield spy
+            if self.fail_on is not None and self.fail_on in spy.called:
+                self.fail_on = None
+                self.failures += 1
+                raise self.error
+
+    async def active_orders(self, symbol: str) -> Any:
+        if self.fail_active_orders:
+            raise OSError("cannot read active orders (injected)")
+        return await self.inner.active_orders(symbol)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class _RecordingUnitOfWork:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.called: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        self.called.add(name)
+        return getattr(self.inner, name)
+
+
+class StepClock:
+    """An injected clock: each call returns the next second after 2030-01-01 UTC."""
+
+    def __init__(self) -> None:
+        self.start = datetime(2030, 1, 1, tzinfo=timezone.utc)
+        self.ticks = 0
+
+    def __call__(self) -> datetime:
+        self.ticks += 1
+        return self.start + timedelta(seconds=self.ticks)
+
+
+@dataclass
+class Env:
+    """A started service and everything it runs on."""
+
+    service: OrderService
+    repo: Any
+    wallet: Any
+    ledger: MemoryWallet
+    instruments: tuple[Instrument, ...]
+    users: tuple[str, ...]
+    initial_totals: dict[str, Decimal] = field(default_factory=dict)
+
+    async def balance(self, user: str, asset: str) -> tuple[Decimal, Decimal]:
+        """``(available, reserved)`` of one user's asset, straight from the ledger."""
+        found = (await self.ledger.balances(user)).get(asset)
+        return (D(0), D(0)) if found is None else (found.available, found.reserved)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Everything a refused command must leave unchanged."""
+        return await state_of(self)
+
+    async def check(self) -> None:
+        await check_invariants(self)
+
+
+async def fund(ledger: MemoryWallet, users: Iterable[str], deposits: dict[str, Decimal] = DEPOSITS) -> None:
+    for user in users:
+        for asset, amount in deposits.items():
+            await ledger.deposit(user, asset, amount)
+
+
+@asynccontextmanager
+async def service_env(
+    *,
+    instruments: tuple[Instrument, ...] = (BTC, ETH),
+    repo: Any = None,
+    wallet: Any = None,
+    users: tuple[str, ...] = USERS,
+    deposits: dict[str, Decimal] | None = DEPOSITS,
+    **options: Any,
+) -> AsyncIterator[Env]:
+    """A started service over memory adapters; the invariants are checked when the block ends cleanly."""
+    repo = repo if repo is not None else MemoryOrderRepository()
+    wallet = wallet if wallet is not None else SpyWallet()
+    ledger = ledger_of(wallet)
+    if deposits:
+        await fund(ledger, users, deposits)
+    service = OrderService(repo, wallet, instruments, **options)
+    await service.start()
+    env = Env(service, repo, wallet, ledger, instruments, users, await ledger.totals())
+    yield env
+    await service.close()
+
+
+def ledger_of(wallet: Any) -> MemoryWallet:
+    """The :class:`MemoryWallet` at the bottom of a stack of wrappers."""
+    while not isinstance(wallet, MemoryWallet):
+        wallet = wallet.inner if hasattr(wallet, "inner") else wallet.wallet
+    return wallet
+
+
+def repo_of(repo: Any) -> MemoryOrderRepository:
+    """The :class:`MemoryOrderRepository` under a wrapper."""
+    while not isinstance(repo, MemoryOrderRepository):
+        repo = repo.inner
+    return repo
+
+
+def book_of(service: OrderService, symbol: str) -> Any:
+    """The symbol's live book (the service keeps one engine per symbol)."""
+    return service._engines[symbol].book(symbol)
+
+
+def book_orders(service: OrderService, symbol: str) -> dict[int, tuple[Side, Decimal, Decimal]]:
+    """``{order id: (side, price, remaining quantity)}`` of every order resting in the book."""
+    book = book_of(service, symbol)
+    out = {}
+    for levels in (book.bids, book.asks):
+        for level in levels:
+            for order in level:
+                out[order.id] = (order.side, order.price, order.remaining_quantity)
+    return out
+
+
+def book_queues(service: OrderService, symbol: str) -> list[tuple[Side, Decimal, list[int]]]:
+    """Each level's order ids in time priority, best levels first."""
+    book = book_of(service, symbol)
+    return [(level.side, level.price, [o.id for o in level]) for levels in (book.bids, book.asks) for level in levels]
+
+
+def need(order: Any, inst: Instrument) -> tuple[str, Decimal]:
+    """The asset and amount an active order's reservation must hold."""
+    if order.side is Side.SELL:
+        return inst.base, order.remaining_quantity
+    return inst.quote, order.price * order.remaining_quantity
+
+
+async def state_of(env: Env) -> dict[str, Any]:
+    """Orders, trades, outbox, every balance and every book, for before/after comparisons."""
+    repo = repo_of(env.repo)
+    balances = {}
+    for user in (*env.users, FEES):
+        for asset, bal in (await env.ledger.balances(user)).items():
+            balances[(user, asset)] = (bal.available, bal.reserved)
+    return {
+        "orders": dict(repo._orders),
+        "trades": dict(repo._trades),
+        "ops": dict(repo._ops),
+        "reservations": dict(env.ledger._reservations),
+        "balances": balances,
+        "books": {inst.symbol: book_queues(env.service, inst.symbol) for inst in env.instruments},
+        "depth": {inst.symbol: env.service.depth(inst.symbol, 1000) for inst in env.instruments},
+    }
+
+
+async def check_invariants(env: Env) -> None:
+    """Reservations match active orders exactly, totals are conserved, books match the repository."""
+    repo = repo_of(env.repo)
+    needed: Counter[tuple[str, str]] = Counter()
+    for inst in env.instruments:
+        symbol = inst.symbol
+        active = await repo.active_orders(symbol)
+        in_book = book_orders(env.service, symbol)
+        assert {o.id: (o.side, o.price, o.remaining_quantity) for o in active} == in_book
+        # priority: within a level, the book's queue follows the repository's sequence order
+        by_id = {o.id: o for o in active}
+        for _side, _price, ids in book_queues(env.service, symbol):
+            sequences = [by_id[i].sequence for i in ids]
+            assert sequences == sorted(sequences)
+        book = book_of(env.service, symbol)
+        if book.best_bid is not None and book.best_ask is not None:
+            assert book.best_bid.price < book.best_ask.price, f"{symbol} book is crossed"
+        for order in active:
+            asset, amount = need(order, inst)
+            assert await env.ledger.reserved(str(order.id)) == amount, f"order {order.id} reservation"
+            needed[(order.user_id, asset)] += amount
+    for order in repo._orders.values():
+        assert D(0) <= order.filled_quantity <= order.quantity
+        assert order.status is not OrderStatus.PENDING, f"order {order.id} left PENDING"
+    for user in (*env.users, FEES):
+        for asset, bal in (await env.ledger.balances(user)).items():
+            assert bal.reserved == needed[(user, asset)], f"{user} {asset} reserved {bal.reserved}"
+            assert bal.available >= 0
+    active_refs = {str(o.id) for inst in env.instruments for o in await repo.active_orders(inst.symbol)}
+    assert set(env.ledger._reservations) == active_refs, "a reservation outlived its order"
+    assert await env.ledger.totals() == env.initial_totals
