@@ -3,8 +3,9 @@
 ``tradebook demo`` replays random but reproducible order flow (adds clustered
 near the mid, cancels, fills, amends) into an :class:`OrderBook` through the raw
 integer API, then prints the depth ladder, the live backend and the throughput.
-``tradebook info`` says which backend is live and why; ``tradebook --version``
-prints the version.
+``tradebook info`` says which backend is live and why; ``tradebook db ...``
+migrates and inspects an order-management database (:mod:`tradebook.oms.db_cli`);
+``tradebook --version`` prints the version.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 from . import BACKEND, Instrument, OrderBook, Side, __version__, _compat
 from .errors import InvalidInstrumentError
+from .oms.db_cli import add_db_command
 
 __all__ = ["generate_flow", "main", "replay"]
 
@@ -253,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the tradebook version, the live backend (and why), the Python and the platform.",
     )
     info.set_defaults(run=_info)
+
+    add_db_command(commands)
     return parser
 
 
