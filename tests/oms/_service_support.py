@@ -10,6 +10,7 @@ unchanged, and each book holds exactly the repository's active orders.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -37,7 +38,9 @@ class SpyWallet:
     ``down`` is a set of method names (``reserve``, ``release``, ``reserved``,
     ``settle``, ``balances``) that raise :class:`WalletUnavailableError` without
     reaching the ledger. ``calls`` lists ``(method, args)`` of every call that
-    reached the ledger.
+    reached the ledger. ``gates`` maps a user id to an :class:`asyncio.Event`:
+    that user's ``reserve`` waits for it (and sets ``waiting[user]`` meanwhile),
+    so a test can hold a placement inside its symbol's lock.
     """
 
     def __init__(self, inner: MemoryWallet | None = None) -> None:
@@ -45,12 +48,20 @@ class SpyWallet:
         self.down: set[str] = set()
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.attempts: Counter[str] = Counter()
+        self.gates: dict[str, asyncio.Event] = {}
+        self.waiting: dict[str, asyncio.Event] = {}
 
     def _enter(self, name: str, *args: Any) -> None:
         self.attempts[name] += 1
         if name in self.down:
             raise WalletUnavailableError(f"wallet unavailable ({name} is down in this test)")
         self.calls.append((name, args))
+
+    def gate(self, user_id: str) -> asyncio.Event:
+        """Hold the user's next reservations until the returned event is set."""
+        self.waiting[user_id] = asyncio.Event()
+        gate = self.gates[user_id] = asyncio.Event()
+        return gate
 
     def called(self, name: str) -> list[tuple[Any, ...]]:
         """The arguments of every call of ``name`` that reached the ledger."""
@@ -61,6 +72,10 @@ class SpyWallet:
 
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Any:
         self._enter("reserve", user_id, asset, amount, ref)
+        gate = self.gates.get(user_id)
+        if gate is not None:
+            self.waiting[user_id].set()
+            await gate.wait()
         return await self.inner.reserve(user_id, asset, amount, ref)
 
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
