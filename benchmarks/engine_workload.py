@@ -145,7 +145,7 @@ def base_orders(seed: int = SEED, n_deep: int = wl.N_ORDERS) -> list[wl.OrderTup
     rng = random.Random(seed)
     deep = wl.get_workload().orders if n_deep == wl.N_ORDERS else wl.get_workload(n_orders=n_deep, n_adds=0).orders
     orders = [(oid, side, ticks - FRONT if side is BUY else ticks + FRONT, lots) for oid, side, ticks, lots in deep]
-    oid = FRONT_ID0
+    oid = max(FRONT_ID0, n_deep + 1)  # past the deep book's ids 1..n_deep (the default book's stay as they were)
     for offset in range(FRONT):
         for side in (BUY, SELL):
             for _ in range(rng.choice(FRONT_ORDERS)):
@@ -231,7 +231,7 @@ class _Sim:
         self.ids: list[Hashable] = [o[0] for o in orders]
         self.pos: dict[Hashable, int] = {oid: i for i, oid in enumerate(self.ids)}
         self.refill: tuple[deque[int], deque[int]] = (deque(), deque())  # per side (sell=1): emptied front ticks
-        self.next_id = NEW_ID0
+        self.next_id = max(NEW_ID0, max((o[0] for o in orders), default=0) + 1)  # past every id in the book
         self.trades = self.traded = 0
 
     def _live(self, oid: Hashable) -> None:
