@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -700,3 +701,155 @@ async def test_health_report_when_pg_stat_statements_is_installed_but_not_loaded
             await conn.execute("DROP EXTENSION IF EXISTS pg_stat_statements")
     assert report.slow_statements is None
     assert "installed but cannot be read" in (report.statements_note or "")
+
+
+# -- the same answers as the memory adapters, on random command streams ----------------------
+
+
+async def outcome(call: object, *args: object, **kwargs: object) -> tuple[object, ...]:
+    """``("ok", result)`` or ``("err", error type, message)``."""
+    try:
+        return ("ok", await call(*args, **kwargs))  # type: ignore[operator]
+    except Exception as exc:
+        return ("err", type(exc).__name__, str(exc))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_wallet_answers_like_the_memory_wallet(seed: int, wallet: PostgresWallet) -> None:
+    from tradebook.oms import MemoryWallet
+
+    rng = random.Random(seed)
+    memory = MemoryWallet()
+    users, refs = ["a", "b", "c"], [f"r{i}" for i in range(6)]
+    trade_id = 0
+    for step in range(300):
+        amount = rng.choice(["1", "2.5", "0.1", "10", "100", "0.0001", "0", "-1"])
+        kind = rng.choice(["deposit", "reserve", "release", "release_part", "settle", "balances", "reserved"])
+        if kind == "deposit":
+            name, args = "deposit", (rng.choice(users), rng.choice(["BTC", "USD"]), amount)
+        elif kind == "reserve":
+            name, args = "reserve", (rng.choice(users), rng.choice(["BTC", "USD"]), Decimal(amount), rng.choice(refs))
+        elif kind == "release":
+            name, args = "release", (rng.choice(refs),)
+        elif kind == "release_part":
+            name, args = "release", (rng.choice(refs), Decimal(amount))
+        elif kind == "settle":
+            trade_id += rng.random() < 0.8  # sometimes a replay
+            fees = rng.random() < 0.3
+            settlement = Settlement(
+                trade_id,
+                "BTC",
+                "USD",
+                rng.choice(users),
+                rng.choice(users),
+                rng.choice(refs),
+                rng.choice(refs),
+                Decimal(rng.choice(["1", "0.5"])),
+                Decimal(rng.choice(["10", "5", "1"])),
+                Decimal("0.01") if fees else Decimal(0),
+                Decimal("0.1") if fees else Decimal(0),
+                "fees" if fees and rng.random() < 0.8 else None,
+            )
+            name, args = "settle", (settlement,)
+        else:
+            name, args = kind, ((rng.choice([*users, "fees"]),) if kind == "balances" else (rng.choice(refs),))
+        expected = await outcome(getattr(memory, name), *args)
+        assert await outcome(getattr(wallet, name), *args) == expected, (step, name, args)
+    assert await wallet.totals() == await memory.totals()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_repository_answers_like_the_memory_repository(seed: int, repo: PostgresOrderRepository) -> None:
+    from tradebook.oms import MemoryOrderRepository, Release, WalletOp
+
+    rng = random.Random(seed)
+    memory = MemoryOrderRepository()
+    users, symbols = ["a", "b"], ["X/Y", "Z/Y"]
+
+    def at() -> datetime:
+        return NOW + timedelta(seconds=rng.randint(0, 100))
+
+    def command() -> tuple[str, tuple[object, ...], dict[str, object]]:
+        kind = rng.choice(["create", "update", "cancel", "delete", "trades", "ops", "done"])
+        order_id = rng.randint(1, 15)
+        if kind == "create":
+            record = order(
+                order_id,
+                rng.choice(users),
+                symbol=rng.choice(symbols),
+                side=rng.choice(list(Side)),
+                status=rng.choice(list(OrderStatus)),
+                created_at=at(),
+                client_order_id=rng.choice([None, "c1", "c2"]),
+                sequence=rng.choice([None, rng.randint(1, 50)]),
+            )
+            return "create_order", (record,), {}
+        if kind == "update":
+            changes = {
+                "status": rng.choice(list(OrderStatus)),
+                "filled_quantity": Decimal(rng.choice(["0", "1", "2"])),
+                "updated_at": at(),
+                "sequence": rng.choice([None, rng.randint(1, 50)]),
+            }
+            return "update_order", (order_id,), changes
+        if kind == "cancel":
+            return "cancel_order", (order_id,), {"updated_at": at()}
+        if kind == "delete":
+            return "delete_order", (order_id,), {}
+        if kind == "trades":
+            count = rng.randint(1, 3)
+            trades = [trade(rng.randint(1, 20), "1.5", "2", at(), rng.choice(symbols)) for _ in range(count)]
+            return "record_trades", (trades,), {}
+        if kind == "ops":
+            ops = [
+                WalletOp(rng.randint(1, 10), rng.choice(symbols), Release(str(rng.randint(1, 5)), Decimal("1.5")))
+                for _ in range(rng.randint(1, 2))
+            ]
+            return "add_wallet_ops", (ops,), {}
+        return "mark_wallet_ops_done", ([rng.randint(1, 10) for _ in range(2)],), {}
+
+    async def apply(target: object, commands: list, roll_back: bool) -> list[object]:
+        results: list[object] = []
+        try:
+            async with target.transaction() as uow:  # type: ignore[attr-defined]
+                for name, args, kwargs in commands:
+                    results.append(await outcome(getattr(uow, name), *args, **kwargs))
+                if roll_back:
+                    raise LookupError("roll back")
+        except LookupError:
+            results.append("rolled back")
+        return results
+
+    for step in range(120):
+        commands = [command() for _ in range(rng.randint(1, 4))]
+        roll_back = rng.random() < 0.2
+        expected = await apply(memory, commands, roll_back)
+        assert await apply(repo, commands, roll_back) == expected, (step, commands)
+        query = OrderQuery(
+            symbol=rng.choice([None, *symbols]),
+            status=rng.choice([None, *OrderStatus]),
+            side=rng.choice([None, Side.BUY]),
+            since=rng.choice([None, NOW + timedelta(seconds=50)]),
+            until=rng.choice([None, NOW + timedelta(seconds=70)]),
+            limit=rng.choice([1, 3, 100]),
+            cursor=rng.choice([None, "10", "5"]),
+        )
+        trades_filter = {
+            "symbol": rng.choice([None, *symbols]),
+            "user_id": rng.choice([None, *users]),
+            "limit": rng.choice([1, 2, 100]),
+            "cursor": rng.choice([None, "10"]),
+        }
+        reads: list[tuple[str, tuple[object, ...], dict[str, object]]] = [
+            ("get_order", (rng.randint(1, 15),), {}),
+            ("get_order_by_client_id", (rng.choice(users), rng.choice(["c1", "c2"])), {}),
+            ("list_orders", (rng.choice(users), query), {}),
+            ("active_orders", (rng.choice(symbols),), {}),
+            ("pending_orders", (), {}),
+            ("list_trades", (), trades_filter),
+            ("pending_wallet_ops", (), {}),
+            ("last_ids", (), {}),
+        ]
+        for name, args, kwargs in reads:
+            expected_read = await outcome(getattr(memory, name), *args, **kwargs)
+            assert await outcome(getattr(repo, name), *args, **kwargs) == expected_read, (step, name, args, kwargs)

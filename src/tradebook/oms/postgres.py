@@ -369,6 +369,7 @@ class PostgresUnitOfWork:
 
     def __init__(self, conn: _Conn) -> None:
         self._conn = conn
+        self._done: set[int] = set()
 
     async def create_order(self, order: OrderRecord) -> None:
         """Insert a new order; :class:`~tradebook.DuplicateOrderError` on a taken id or client order id."""
@@ -473,11 +474,17 @@ class PostgresUnitOfWork:
             )
 
     async def mark_wallet_ops_done(self, op_ids: Sequence[int]) -> None:
-        """Delete applied operations from the outbox."""
-        if not op_ids:
-            return
-        with _mapped(PersistenceError, "could not mark the wallet operations done"):
-            await self._conn.execute("DELETE FROM wallet_ops WHERE id = ANY(%s::bigint[])", (list(op_ids),))
+        """Take applied operations out of the outbox when the unit commits.
+
+        Staged like the memory adapter's: until the commit, the operations
+        still count as stored (adding one of their ids again is a duplicate).
+        """
+        self._done.update(op_ids)
+
+    async def _before_commit(self) -> None:
+        if self._done:
+            with _mapped(PersistenceError, "could not mark the wallet operations done"):
+                await self._conn.execute("DELETE FROM wallet_ops WHERE id = ANY(%s::bigint[])", (sorted(self._done),))
 
 
 class PostgresOrderRepository:
@@ -518,7 +525,9 @@ class PostgresOrderRepository:
         self._check_open()
         with _mapped(PersistenceError, "the transaction failed and was rolled back"):
             async with self._pool.connection() as conn, conn.transaction():
-                yield PostgresUnitOfWork(conn)
+                uow = PostgresUnitOfWork(conn)
+                yield uow
+                await uow._before_commit()
 
     async def _fetch(self, query: sql.SQL | sql.Composed | str, params: Sequence[Any] = ()) -> list[TupleRow]:
         self._check_open()
