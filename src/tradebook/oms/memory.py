@@ -314,9 +314,10 @@ class MemoryWallet:
         existing = self._reservations.get(ref)
         if existing is not None:
             return existing
-        account = self._account(user_id, asset)
-        if account.available < value:
-            raise InsufficientBalanceError(f"user {user_id!r} has {account.available} {asset} available, needs {value}")
+        account = self._accounts.get((user_id, asset))  # a refused reservation leaves no empty account behind
+        if account is None or account.available < value:
+            held = _ZERO if account is None else account.available
+            raise InsufficientBalanceError(f"user {user_id!r} has {held} {asset} available, needs {value}")
         account.available -= value
         account.reserved += value
         reservation = self._reservations[ref] = Reservation(ref, user_id, asset, value)
