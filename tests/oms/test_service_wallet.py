@@ -196,7 +196,7 @@ async def test_an_open_breaker_fails_fast_without_calling_the_wallet():
     "row stays behind",
 )
 async def test_an_open_breaker_leaves_no_order_row():
-    ctx, spy, breaker, clock = await breaker_env(failure_threshold=1, reset_timeout=30.0)
+    ctx, spy, breaker, _clock = await breaker_env(failure_threshold=1, reset_timeout=30.0)
     async with ctx as env:
         spy.down = {"balances"}
         with pytest.raises(WalletUnavailableError):
