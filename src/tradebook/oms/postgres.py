@@ -678,45 +678,44 @@ class PostgresWallet:
         )
 
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
-        """Set ``amount`` aside under ``ref``; see :meth:`~tradebook.oms.WalletClient.reserve`."""
+        """Set ``amount`` aside under ``ref``; see :meth:`~tradebook.oms.WalletClient.reserve`.
+
+        A refused reservation changes nothing (no empty balance row either).
+        """
         value = _amount(amount)
-        shortfall: str | None = None
         async with self._transaction() as conn:
             existing = await _reservation(conn, ref)
             if existing is not None:
                 return existing
-            # The account exists from now on even if the reservation fails, as in the memory wallet.
-            await conn.execute(
-                "INSERT INTO wallet_balances (user_id, asset, available, reserved) VALUES (%s, %s, 0, 0)"
-                " ON CONFLICT DO NOTHING",
-                (user_id, asset),
-            )
-            # A concurrent reserve of the same ref makes this wait, then find the ref taken.
-            cur = await conn.execute(
-                "INSERT INTO wallet_reservations (ref, user_id, asset, amount) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (ref) DO NOTHING",
-                (ref, user_id, asset, value),
-            )
-            if cur.rowcount == 0:
-                taken = await _reservation(conn, ref)
-                if taken is not None:
-                    return taken
-            # Conditional: concurrent reserves queue on the row lock and re-check what is left.
+            # Conditional, so concurrent reserves queue on the row lock and re-check what is left.
             cur = await conn.execute(
                 "UPDATE wallet_balances SET available = available - %s, reserved = reserved + %s"
                 " WHERE user_id = %s AND asset = %s AND available >= %s",
                 (value, value, user_id, asset, value),
             )
             if cur.rowcount == 1:
-                return Reservation(ref, user_id, asset, value)
-            await conn.execute("DELETE FROM wallet_reservations WHERE ref = %s", (ref,))
+                # A concurrent reserve of the same ref makes this wait, then find the ref taken.
+                cur = await conn.execute(
+                    "INSERT INTO wallet_reservations (ref, user_id, asset, amount) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (ref) DO NOTHING",
+                    (ref, user_id, asset, value),
+                )
+                if cur.rowcount == 1:
+                    return Reservation(ref, user_id, asset, value)
+                await conn.execute(
+                    "UPDATE wallet_balances SET available = available + %s, reserved = reserved - %s"
+                    " WHERE user_id = %s AND asset = %s",
+                    (value, value, user_id, asset),
+                )
+                taken = await _reservation(conn, ref)
+                if taken is not None:
+                    return taken
             cur = await conn.execute(
                 "SELECT available FROM wallet_balances WHERE user_id = %s AND asset = %s", (user_id, asset)
             )
             row = await cur.fetchone()
-            available = _ZERO if row is None else row[0]
-            shortfall = f"user {user_id!r} has {available} {asset} available, needs {value}"
-        raise InsufficientBalanceError(shortfall)
+        held = _ZERO if row is None else row[0]
+        raise InsufficientBalanceError(f"user {user_id!r} has {held} {asset} available, needs {value}")
 
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
         """Return part or all of reservation ``ref`` to available; returns what was released."""
