@@ -340,3 +340,38 @@ def test_negative_top_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit) as exited:
         cli.main(["db", "health", "--database", "postgresql://x@y/z", "--top", "-1"])
     assert exited.value.code == 2
+
+
+def test_health_text_lists_the_slowest_statements(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    postgres = pytest.importorskip("tradebook.oms.postgres")
+    long_query = "SELECT " + ", ".join(f"column_{i}" for i in range(40)) + " FROM orders"
+    report = postgres.HealthReport(
+        schema="tb",
+        server_version="15.0",
+        indexes=[postgres.IndexUsage("orders", "orders_pkey", 3, 8192, True)],
+        unused_indexes=[],
+        tables=[postgres.TableHealth("orders", 10, 0, 0.0, 8192, 16384, None, None)],
+        slow_statements=[
+            postgres.SlowStatement("SELECT\n  1", 5, 12.5, 62.5, 5),
+            postgres.SlowStatement(long_query, 1, 0.25, 0.25, 0),
+        ],
+        statements_note=None,
+    )
+
+    async def fake_report(dsn: str, schema: str, *, statements: int) -> object:
+        assert (schema, statements) == ("tb", 2)
+        return report
+
+    monkeypatch.setattr(postgres, "health_report", fake_report)
+    status, out, _ = run(capsys, "db", "health", "--database", "postgresql://x@y/z", "--schema", "tb", "--top", "2")
+    assert status == 0
+    assert "unused indexes (never scanned, not unique): none" in out
+    assert "slowest statements (mean time, pg_stat_statements):" in out
+    assert "12.500 ms x 5" in out and "SELECT 1\n" in out  # whitespace folded
+    assert "column_0" in out and out.count("...") == 1  # long statements shortened
+
+    report.slow_statements.clear()
+    status, out, _ = run(capsys, "db", "health", "--database", "postgresql://x@y/z", "--schema", "tb", "--top", "2")
+    assert "slowest statements: none recorded yet" in out
