@@ -469,6 +469,8 @@ class OrderService:
                     # Left over by an earlier attempt whose undo failed (it is not in flight: the
                     # in-flight map admits one request per key): finish the undo, then place anew.
                     await self._undo_pending(existing.id, release=True, strict=True)
+                except OSError as exc:  # as _execute and cancel_order do: a storage failure is a PersistenceError
+                    raise PersistenceError(f"order {order_id} was not stored: {exc}") from exc
             asset, amount = self._reservation_for(req)
             if amount > 0:
                 try:
