@@ -102,7 +102,9 @@ class Contestant:
         return None
 
     def version(self) -> str | None:
-        return dist_version(self.dist) if self.dist else None
+        if self.dist:
+            return dist_version(self.dist)
+        return str(importlib.import_module("tradebook").__version__) if self.key.startswith("tradebook") else None
 
     def load(self) -> None:
         if self.module:
@@ -180,7 +182,7 @@ class TradebookBook(Contestant):
     """tradebook's ``OrderBook`` (compiled or pure, raw or Decimal API)."""
 
     table = TABLE_BOOK
-    dist = "tradebook"
+    dist = None  # importable from a checkout (PYTHONPATH=src) without being installed
 
     def __init__(self, backend: str, decimal: bool) -> None:
         super().__init__()
@@ -297,7 +299,7 @@ class TradebookEngine(Contestant):
     """tradebook's ``MatchingEngine`` (compiled or pure, raw or Decimal API)."""
 
     table = TABLE_ENGINE
-    dist = "tradebook"
+    dist = None  # importable from a checkout (PYTHONPATH=src) without being installed
 
     def __init__(self, backend: str, decimal: bool) -> None:
         super().__init__()
