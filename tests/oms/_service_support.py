@@ -50,6 +50,7 @@ class SpyWallet:
         self.attempts: Counter[str] = Counter()
         self.gates: dict[str, asyncio.Event] = {}
         self.waiting: dict[str, asyncio.Event] = {}
+        self.interleave = False  # when true, every call yields to the event loop first (as a remote wallet would)
 
     def _enter(self, name: str, *args: Any) -> None:
         self.attempts[name] += 1
@@ -71,6 +72,8 @@ class SpyWallet:
         await self.inner.deposit(user_id, asset, amount)
 
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Any:
+        if self.interleave:
+            await asyncio.sleep(0)
         self._enter("reserve", user_id, asset, amount, ref)
         gate = self.gates.get(user_id)
         if gate is not None:
@@ -79,18 +82,26 @@ class SpyWallet:
         return await self.inner.reserve(user_id, asset, amount, ref)
 
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
+        if self.interleave:
+            await asyncio.sleep(0)
         self._enter("release", ref, amount)
         return await self.inner.release(ref, amount)
 
     async def reserved(self, ref: str) -> Decimal:
+        if self.interleave:
+            await asyncio.sleep(0)
         self._enter("reserved", ref)
         return await self.inner.reserved(ref)
 
     async def settle(self, settlement: Any) -> None:
+        if self.interleave:
+            await asyncio.sleep(0)
         self._enter("settle", settlement)
         await self.inner.settle(settlement)
 
     async def balances(self, user_id: str) -> Any:
+        if self.interleave:
+            await asyncio.sleep(0)
         self._enter("balances", user_id)
         return await self.inner.balances(user_id)
 
@@ -113,9 +124,12 @@ class FailingRepository:
         self.error: BaseException = OSError("disk full (injected)")
         self.fail_active_orders = False
         self.failures = 0
+        self.interleave = False  # when true, transactions yield to the event loop (as a database would)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
+        if self.interleave:
+            await asyncio.sleep(0)
         async with self.inner.transaction() as uow:
             spy = _RecordingUnitOfWork(uow)
             yield spy
