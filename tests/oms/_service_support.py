@@ -267,7 +267,11 @@ def need(order: Any, inst: Instrument) -> tuple[str, Decimal]:
 
 
 async def state_of(env: Env) -> dict[str, Any]:
-    """Orders, trades, outbox, every balance and every book, for before/after comparisons."""
+    """Orders, trades, reservations, every balance and every book, for before/after comparisons.
+
+    The outbox is left out: taking operations that were already applied out of
+    it is housekeeping that any transaction may do.
+    """
     repo = repo_of(env.repo)
     balances = {}
     for user in (*env.users, FEES):
@@ -276,7 +280,6 @@ async def state_of(env: Env) -> dict[str, Any]:
     return {
         "orders": dict(repo._orders),
         "trades": dict(repo._trades),
-        "ops": dict(repo._ops),
         "reservations": dict(env.ledger._reservations),
         "balances": balances,
         "books": {inst.symbol: book_queues(env.service, inst.symbol) for inst in env.instruments},
