@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/compare.py                 # full run (~10 min): rewrites docs/performance.md's tables and the plots
+    python benchmarks/compare.py                 # full run (~3 min): rewrites docs/performance.md's tables and the plots
     python benchmarks/compare.py --quick --no-write   # tiny sizes, seconds: a smoke test (what CI runs)
     python benchmarks/compare.py --only nanobook,order-book --no-scaling --no-write
 
