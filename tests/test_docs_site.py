@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def test_every_public_name_is_in_the_api_reference():
         documented |= set(re.findall(r"^::: tradebook\.(\w+)\s*$", page.read_text(), flags=re.MULTILINE))
     missing = sorted(set(tradebook.__all__) - documented)
     assert not missing, f"add these to a page in docs/reference/ (a '::: tradebook.NAME' line each): {missing}"
-    unknown = sorted(documented - set(tradebook.__all__))
+    modules = {name for name in documented if importlib.util.find_spec(f"tradebook.{name}") is not None}
+    unknown = sorted(documented - set(tradebook.__all__) - modules)
     assert not unknown, f"docs/reference/ documents names that are not in tradebook.__all__: {unknown}"
 
 

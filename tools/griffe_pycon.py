@@ -1,16 +1,28 @@
-"""A Griffe extension for the docs site: show docstrings' doctest examples as ``pycon`` code blocks.
+"""A Griffe extension for the docs site: docstrings written for the REPL and Sphinx, shown as Markdown.
 
 tradebook's docstrings carry plain doctests (``>>>`` lines and their output),
-which the test suite runs. Rendered as Markdown those lines would read as
-nested quotes; this extension fences each run of them when mkdocstrings loads
-the API, leaving the source untouched. Used by ``mkdocs.yml``.
+which the test suite runs, and Sphinx cross-reference roles such as
+``:class:`~tradebook.MatchingEngine```. Rendered as Markdown the doctests would
+read as nested quotes and the roles as stray text; this extension fences each
+run of doctest lines as a ``pycon`` block and turns each role into inline code
+when mkdocstrings loads the API, leaving the sources untouched. Used by
+``mkdocs.yml``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import griffe
+
+_ROLE = re.compile(r":(?:class|func|meth|mod|attr|exc|data|obj|const):`(~?)([^`]+)`")
+
+
+def plain_roles(text: str) -> str:
+    """``:class:`~a.b.C``` -> ```C```, ``:mod:`a.b``` -> ```a.b```."""
+    text = _ROLE.sub(lambda m: f"`{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}`", text)
+    return text.replace("`\\ ", "`")  # RST's escaped space after a role ("`Protocol`\\ s")
 
 
 def fence_doctests(text: str) -> str:
@@ -35,8 +47,14 @@ def fence_doctests(text: str) -> str:
 
 
 class PyconDoctests(griffe.Extension):
-    """Fence doctest examples in every docstring mkdocstrings loads."""
+    """Fence doctest examples and flatten Sphinx roles in every docstring mkdocstrings loads."""
 
     def on_instance(self, *, node: Any, obj: griffe.Object, agent: Any, **kwargs: Any) -> None:
-        if obj.docstring is not None and ">>>" in obj.docstring.value:
-            obj.docstring.value = fence_doctests(obj.docstring.value)
+        if obj.docstring is None:
+            return
+        text = obj.docstring.value
+        if ">>>" in text:
+            text = fence_doctests(text)
+        if ":`" in text:
+            text = plain_roles(text)
+        obj.docstring.value = text
