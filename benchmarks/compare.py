@@ -128,6 +128,7 @@ class Config:
     takers: int  # marketable orders per matching batch
     scaling_sizes: list[int]
     scaling_repeats: int
+    rounds: int = 1  # the comparison tables are run this many times over; each cell is the median round
     timeout: int = 1800
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -140,6 +141,7 @@ FULL = Config(
     takers=ew.MATCHING_BATCH,
     scaling_sizes=[1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000],
     scaling_repeats=7,
+    rounds=3,
 )
 QUICK = Config(
     n_deep=2_000,
@@ -400,6 +402,31 @@ def loadavg() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
+def merge_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from several rounds: per operation the median of the rounds' medians (all batches kept)."""
+    row = dict(runs[0])
+    if len(runs) == 1 or row.get("status") != "ran":
+        return row
+    merged: dict[str, Any] = {}
+    for op in row.get("results") or {}:
+        results = [r["results"].get(op) for r in runs if r.get("status") == "ran"]
+        errors = [r for r in results if r is None or "error" in r]
+        if errors:
+            merged[op] = errors[0] or {"error": "missing in a round"}
+            continue
+        merged[op] = {
+            **results[0],
+            "median_ns": statistics.median(r["median_ns"] for r in results),
+            "round_medians_ns": [round(r["median_ns"], 1) for r in results],
+            "min_ns": min(r["min_ns"] for r in results),
+            "max_ns": max(r["max_ns"] for r in results),
+            "batches_ns": [x for r in results for x in r["batches_ns"]],
+        }
+    row["results"] = merged
+    row["rounds"] = len(runs)
+    return row
+
+
 def run_all(args: argparse.Namespace, cfg: Config, tmp: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"environment": environment(), "load_start": loadavg()}
     started = time.perf_counter()
@@ -423,20 +450,35 @@ def run_all(args: argparse.Namespace, cfg: Config, tmp: Path) -> dict[str, Any]:
         with open(path, "wb") as fh:
             pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
         del data
-        for table in (TABLE_BOOK, TABLE_ENGINE):
-            for key in ORDER[table]:
-                if only is not None and key not in only and key != BASELINE:
-                    continue
-                t0 = time.perf_counter()
-                spec = {"kind": "contestant", "table": table, "key": key, "data": str(path), "config": spec_cfg}
-                row = spawn(spec, cfg.timeout)
-                if "key" not in row:  # the worker itself failed: keep the row, say why
-                    c = make(table, key)
-                    row = {"table": table, "key": key, "label": c.label, "version": c.version(), "api": c.api, **row}
-                tables[table].append(row)
-                log(f"{table:>6} {row['label']:<32} {row['status']:<14} ({time.perf_counter() - t0:.0f} s)")
-                for op, res in (row.get("results") or {}).items():
-                    log(f"         {op:<11} {fmt_cell(res)}")
+        rounds: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for n in range(cfg.rounds):  # whole rounds, so a burst of load on the machine hits every library alike
+            for table in (TABLE_BOOK, TABLE_ENGINE):
+                for key in ORDER[table]:
+                    if only is not None and key not in only and key != BASELINE:
+                        continue
+                    if n and rounds[table, key][0].get("status") != "ran":
+                        continue  # not installed, not supported: once is enough
+                    t0 = time.perf_counter()
+                    spec = {"kind": "contestant", "table": table, "key": key, "data": str(path), "config": spec_cfg}
+                    row = spawn(spec, cfg.timeout)
+                    if "key" not in row:  # the worker itself failed: keep the row, say why
+                        c = make(table, key)
+                        row = {
+                            "table": table,
+                            "key": key,
+                            "label": c.label,
+                            "version": c.version(),
+                            "api": c.api,
+                            **row,
+                        }
+                    rounds.setdefault((table, key), []).append(row)
+                    log(
+                        f"[{n + 1}/{cfg.rounds}] {table:>6} {row['label']:<30} {row['status']:<8} "
+                        f"({time.perf_counter() - t0:.0f} s)  "
+                        + ", ".join(f"{op} {fmt_cell(r)}" for op, r in (row.get("results") or {}).items())
+                    )
+        for (table, _key), runs in rounds.items():
+            tables[table].append(merge_rounds(runs))
     report["tables"] = tables
 
     scaling: list[dict[str, Any]] = []
@@ -481,6 +523,7 @@ def run_all(args: argparse.Namespace, cfg: Config, tmp: Path) -> dict[str, Any]:
         "timer": "time.perf_counter_ns",
         "gc": "on while timing; gc.collect() after each book is built",
         "isolation": "one fresh process per contestant and per scaling point",
+        "rounds": cfg.rounds,
         "quick": args.quick,
     }
     report["load_end"] = loadavg()
@@ -653,8 +696,9 @@ def render(report: dict[str, Any], plots: dict[str, str]) -> str:
     out.append(
         f"- Method: {method['isolation']}; each book built untimed, then `gc.collect()`; GC stays on while timing "
         f"(threshold {tuple(env['gc']['threshold'])}). Per operation one untimed warm-up batch, then "
-        f"{method['repeats']} timed batches ({method['timer']}); the figure is the median batch's time per "
-        "operation, the Python loop included. Batch sizes: "
+        f"{method['repeats']} timed batches ({method['timer']}); a round's figure is the median batch's time per "
+        f"operation, the Python loop included, and the tables run {method.get('rounds', 1)} whole round(s), "
+        "each cell showing the median round. Batch sizes: "
         + ", ".join(f"{OP_LABELS[k]} {v:,}" for k, v in method["batch"].items())
         + f", match {method['takers_per_batch']:,} marketable orders (chunks of 16 timed, refills untimed). "
         "The book is put back between batches and checked against a reference model afterwards."
@@ -827,6 +871,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="skip the comparison tables")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling run")
     parser.add_argument("--repeats", type=int, help="timed batches per figure")
+    parser.add_argument("--rounds", type=int, help="run the comparison tables this many times (median round)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw report as JSON")
     parser.add_argument("--render", metavar="JSON", help="no measuring: rewrite the page and plots from a saved report")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -844,6 +889,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = QUICK if args.quick else FULL
     if args.repeats:
         cfg.repeats = cfg.scaling_repeats = args.repeats
+    if args.rounds:
+        cfg.rounds = args.rounds
     write = args.write or not (args.no_write or args.quick)
     if not gc.isenabled():
         gc.enable()
