@@ -107,18 +107,22 @@ class MemoryUnitOfWork:
         self._orders[order_id] = None
 
     async def record_trades(self, trades: Sequence[TradeRecord]) -> None:
-        """Stage trades."""
+        """Stage trades (all of them, or none when one id is taken)."""
+        staged: dict[int, TradeRecord] = {}
         for trade in trades:
-            if trade.id in self._repo._trades or trade.id in self._trades:
+            if trade.id in self._repo._trades or trade.id in self._trades or trade.id in staged:
                 raise DuplicateOrderError(f"trade id {trade.id} already exists")
-            self._trades[trade.id] = trade
+            staged[trade.id] = trade
+        self._trades.update(staged)
 
     async def add_wallet_ops(self, ops: Sequence[WalletOp]) -> None:
-        """Stage outbox entries."""
+        """Stage outbox entries (all of them, or none when one id is taken)."""
+        staged: dict[int, WalletOp] = {}
         for op in ops:
-            if op.id in self._repo._ops or op.id in self._ops:
+            if op.id in self._repo._ops or op.id in self._ops or op.id in staged:
                 raise DuplicateOrderError(f"wallet operation id {op.id} already exists")
-            self._ops[op.id] = op
+            staged[op.id] = op
+        self._ops.update(staged)
 
     async def mark_wallet_ops_done(self, op_ids: Sequence[int]) -> None:
         """Stage the removal of applied outbox entries."""
