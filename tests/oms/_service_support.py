@@ -115,12 +115,15 @@ class FailingRepository:
     ``fail_on`` names a unit-of-work method (``create_order``, ``update_order``,
     ``cancel_order``, ...): the next transaction that calls it raises
     ``error`` after its body, instead of committing (so it rolls back), once.
-    ``fail_active_orders`` makes :meth:`active_orders` raise (a rebuild fails).
+    ``raise_in`` names a unit-of-work method that raises ``error`` itself when
+    called, once. ``fail_active_orders`` makes :meth:`active_orders` raise (a
+    rebuild fails).
     """
 
     def __init__(self, inner: MemoryOrderRepository | None = None) -> None:
         self.inner = inner if inner is not None else MemoryOrderRepository()
         self.fail_on: str | None = None
+        self.raise_in: str | None = None
         self.error: BaseException = OSError("disk full (injected)")
         self.fail_active_orders = False
         self.failures = 0
@@ -131,7 +134,7 @@ class FailingRepository:
         if self.interleave:
             await asyncio.sleep(0)
         async with self.inner.transaction() as uow:
-            spy = _RecordingUnitOfWork(uow)
+            spy = _RecordingUnitOfWork(uow, self)
             yield spy
             if self.fail_on is not None and self.fail_on in spy.called:
                 self.fail_on = None
@@ -148,12 +151,22 @@ class FailingRepository:
 
 
 class _RecordingUnitOfWork:
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, repo: FailingRepository) -> None:
         self.inner = inner
+        self.repo = repo
         self.called: set[str] = set()
 
     def __getattr__(self, name: str) -> Any:
         self.called.add(name)
+        if name == self.repo.raise_in:
+            self.repo.raise_in = None
+            self.repo.failures += 1
+            error = self.repo.error
+
+            async def fail(*args: Any, **kwargs: Any) -> None:
+                raise error
+
+            return fail
         return getattr(self.inner, name)
 
 

@@ -73,6 +73,7 @@ async def test_a_repeat_of_a_cancelled_order_does_not_place_it_again(env):
 
 
 async def test_twenty_concurrent_repeats_make_one_order_and_one_reservation(env):
+    env.wallet.interleave = True  # the wallet yields on every call: the requests really overlap
     results = await asyncio.gather(
         *(env.service.place("bob", S, "BUY", "1", "100", client_order_id="burst") for _ in range(20))
     )
@@ -91,6 +92,7 @@ async def test_twenty_concurrent_repeats_make_one_order_and_one_reservation(env)
 
 async def test_twenty_concurrent_crossing_repeats_make_one_trade(env):
     await env.service.place_order("alice", S, "SELL", "10", "100")
+    env.wallet.interleave = True
     results = await asyncio.gather(
         *(env.service.place("bob", S, "BUY", "1", "100", client_order_id="burst") for _ in range(20))
     )

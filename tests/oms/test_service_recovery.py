@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from _service_support import BTC, DEPOSITS, D, FailingRepository, book_queues, repo_of, service_env
 
-from tradebook import OrderStatus, OrderType, PersistenceError, Side, TimeInForce
+from tradebook import OrderConflictError, OrderStatus, OrderType, PersistenceError, Side, TimeInForce
 from tradebook.oms import OrderQuery, OrderRecord, OrderService, RecoveryReport
 
 S, E = "BTC/USDT", "ETH/USDT"
@@ -303,3 +303,46 @@ async def test_list_orders_after_recovery_matches_before(env):
     await restart(env)
     after = {u: (await env.service.list_orders(u, OrderQuery(limit=1000))).items for u in env.users}
     assert after == before
+
+
+async def test_an_unexpected_error_in_the_commit_propagates_as_is_and_still_leaves_nothing():
+    repo = FailingRepository()
+    async with service_env(repo=repo) as env:
+        await env.service.place_order("alice", S, "SELL", "1", "100")
+        before = await env.snapshot()
+        repo.fail_on, repo.error = "update_order", RuntimeError("a bug in the adapter")
+        with pytest.raises(RuntimeError, match="a bug"):
+            await env.service.place("bob", S, "BUY", "1", "100")
+        assert await env.snapshot() == before
+        await env.check()
+
+
+async def test_a_conflict_reported_by_the_repository_during_a_cancel_stays_a_conflict():
+    repo = FailingRepository()
+    async with service_env(repo=repo) as env:
+        order = await env.service.place_order("bob", S, "BUY", "1", "100")
+        before = await env.snapshot()
+        repo.raise_in, repo.error = "cancel_order", OrderConflictError("changed under us")
+        with pytest.raises(OrderConflictError, match="changed under us"):
+            await env.service.cancel_order("bob", order.id)
+        assert await env.snapshot() == before
+        assert (await env.service.cancel_order("bob", order.id)).status is OrderStatus.CANCELLED
+        await env.check()
+
+
+async def test_a_failure_to_mark_applied_operations_done_fails_that_command_only():
+    repo = FailingRepository()
+    async with service_env(repo=repo) as env:
+        await env.service.place_order("alice", S, "SELL", "1", "100")
+        await env.service.place_order("bob", S, "BUY", "1", "100")  # two operations applied, not yet marked done
+        assert len(await env.repo.pending_wallet_ops()) == 2
+        before = await env.snapshot()
+        repo.raise_in = "mark_wallet_ops_done"
+        with pytest.raises(PersistenceError):
+            await env.service.place("carol", S, "BUY", "1", "99")
+        assert await env.snapshot() == before
+        assert len(await env.repo.pending_wallet_ops()) == 2
+        # the next transaction marks them done after all
+        await env.service.place_order("carol", S, "BUY", "1", "99")
+        assert await env.repo.pending_wallet_ops() == []
+        await env.check()
