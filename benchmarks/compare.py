@@ -483,6 +483,7 @@ def run_all(args: argparse.Namespace, cfg: Config, tmp: Path) -> dict[str, Any]:
 
     scaling: list[dict[str, Any]] = []
     if not args.no_scaling:
+        points = []
         for size in cfg.scaling_sizes:
             adds_batch = min(10_000, max(100, size // 10))
             repeats = max(cfg.scaling_repeats, min(41, 40_000 // adds_batch))
@@ -498,21 +499,25 @@ def run_all(args: argparse.Namespace, cfg: Config, tmp: Path) -> dict[str, Any]:
                 },
             }
             match_batches = cfg.warmup + cfg.scaling_repeats
-            log(f"scaling: {size:,}-order book ...")
+            log(f"scaling: generating the {size:,}-order book ...")
             data = make_data(size, adds_batch * (cfg.warmup + repeats), match_batches, cfg.takers)
             path = tmp / f"scaling-{size}.pkl"
             with open(path, "wb") as fh:
                 pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
             del data
-            for backend in ("cython", "python"):
-                spec = {"kind": "scaling", "backend": backend, "data": str(path), "config": point_cfg}
-                row = spawn(spec, cfg.timeout)
-                row.setdefault("backend", backend)
-                row.setdefault("size", size)
-                scaling.append(row)
-                shown = ", ".join(f"{op} {fmt_cell(r)}" for op, r in (row.get("results") or {}).items())
-                log(f"  {backend:>6} {row['size']:>9,}: {row['status']}  {shown}")
-            path.unlink()
+            points.append((size, path, point_cfg))
+        runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for n in range(cfg.rounds):
+            for size, path, point_cfg in points:
+                for backend in ("cython", "python"):
+                    spec = {"kind": "scaling", "backend": backend, "data": str(path), "config": point_cfg}
+                    row = spawn(spec, cfg.timeout)
+                    row.setdefault("backend", backend)
+                    row.setdefault("size", size)
+                    runs.setdefault((backend, size), []).append(row)
+                    shown = ", ".join(f"{op} {fmt_cell(r)}" for op, r in (row.get("results") or {}).items())
+                    log(f"[{n + 1}/{cfg.rounds}] scaling {backend:>6} {row['size']:>9,}: {row['status']}  {shown}")
+        scaling = [merge_rounds(rows) for rows in runs.values()]
     report["scaling"] = scaling
     report["method"] = {
         "repeats": cfg.repeats,
