@@ -30,6 +30,7 @@ The module also has the helpers behind ``tradebook db``: :func:`migrate`,
 
 from __future__ import annotations
 
+import asyncio
 import re
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -321,11 +322,12 @@ def _list_orders_query(user_id: str, query: OrderQuery) -> tuple[sql.Composed, l
 async def _insert_in_order(
     conn: _Conn, query: sql.SQL | sql.Composed, rows: Sequence[Sequence[Any]], ids: Sequence[int], table: str, noun: str
 ) -> None:
-    """Insert ``rows`` one by one (``ON CONFLICT DO NOTHING RETURNING id``) like the memory adapter.
+    """Insert all of ``rows`` or none of them, like the memory adapter.
 
-    On the first duplicate: the rows before it stay, the rows after it are
-    taken out again, and :class:`DuplicateOrderError` is raised. The
-    transaction stays usable (no statement failed).
+    Each row goes in with ``ON CONFLICT DO NOTHING RETURNING id``; when one
+    (in list order, the first) was refused, the rows this call did insert are
+    taken out again and :class:`DuplicateOrderError` names the refused id. No
+    statement fails, so the transaction stays usable.
     """
     if not rows:
         return
@@ -338,13 +340,12 @@ async def _insert_in_order(
                 break
     if all(inserted):
         return
-    first = inserted.index(False)
-    later = [row_id for row_id, ok in zip(ids[first + 1 :], inserted[first + 1 :], strict=True) if ok]
-    if later:
+    ours = [row_id for row_id, ok in zip(ids, inserted, strict=True) if ok]
+    if ours:
         await conn.execute(
-            sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(sql.Identifier(table)), (later,)
+            sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(sql.Identifier(table)), (ours,)
         )
-    raise DuplicateOrderError(f"{noun} id {ids[first]} already exists")
+    raise DuplicateOrderError(f"{noun} id {ids[inserted.index(False)]} already exists")
 
 
 _INSERT_ORDER = sql.SQL(
@@ -491,16 +492,19 @@ class PostgresOrderRepository:
     """An :class:`~tradebook.oms.OrderRepository` in PostgreSQL; open it with :meth:`open`.
 
     Each transaction holds one pooled connection from ``BEGIN`` to ``COMMIT``;
-    reads take a connection for one statement (autocommit). Concurrent
-    transactions run at ``READ COMMITTED`` and never see each other's
-    uncommitted rows.
+    reads take a connection for one statement (autocommit) and see committed
+    data only. As in the memory adapter, the transactions of one repository
+    run one at a time (an :class:`asyncio.Lock`, taken before the connection),
+    so each sees the previous one's commit; reads run beside them.
     """
 
     def __init__(self, pool: _Pool, schema: str) -> None:
         """Wrap an open pool whose connections use ``schema`` (prefer :meth:`open`)."""
         self._pool = pool
+        #: The PostgreSQL schema the repository works in.
         self.schema = schema
         self._closed = False
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -523,11 +527,12 @@ class PostgresOrderRepository:
     async def transaction(self) -> AsyncIterator[PostgresUnitOfWork]:
         """A unit of work on one connection; it commits when the block ends without an exception."""
         self._check_open()
-        with _mapped(PersistenceError, "the transaction failed and was rolled back"):
-            async with self._pool.connection() as conn, conn.transaction():
-                uow = PostgresUnitOfWork(conn)
-                yield uow
-                await uow._before_commit()
+        async with self._lock:
+            with _mapped(PersistenceError, "the transaction failed and was rolled back"):
+                async with self._pool.connection() as conn, conn.transaction():
+                    uow = PostgresUnitOfWork(conn)
+                    yield uow
+                    await uow._before_commit()
 
     async def _fetch(self, query: sql.SQL | sql.Composed | str, params: Sequence[Any] = ()) -> list[TupleRow]:
         self._check_open()
@@ -635,6 +640,7 @@ class PostgresWallet:
     def __init__(self, pool: _Pool, schema: str) -> None:
         """Wrap an open pool whose connections use ``schema`` (prefer :meth:`open`)."""
         self._pool = pool
+        #: The PostgreSQL schema the wallet works in.
         self.schema = schema
         self._closed = False
 

@@ -2,9 +2,12 @@
 -- (balances, reservations, settled trade ids), in one schema.
 --
 -- Decimals are NUMERIC without a declared scale (exact, whatever the instrument's
--- grid; never float), timestamps are timestamptz, enums are text with CHECK
--- constraints. Objects are created unqualified: the migration runner sets the
--- search_path to the target schema.
+-- grid, trailing zeros kept; never float), timestamps are timestamptz, enums are
+-- text with CHECK constraints. Order and trade values are not range-checked here:
+-- the engine validates them, and the repository stores what it is given, like the
+-- memory adapter. The ledger keeps its invariants (no negative balance). Objects
+-- are created unqualified: the migration runner sets the search_path to the
+-- target schema.
 
 CREATE TABLE orders (
     id              bigint      PRIMARY KEY,
@@ -13,9 +16,9 @@ CREATE TABLE orders (
     side            text        NOT NULL CHECK (side IN ('BUY', 'SELL')),
     type            text        NOT NULL CHECK (type IN ('LIMIT', 'MARKET')),
     time_in_force   text        NOT NULL CHECK (time_in_force IN ('GTC', 'IOC', 'FOK')),
-    price           numeric     CHECK (price > 0),
-    quantity        numeric     NOT NULL CHECK (quantity > 0),
-    filled_quantity numeric     NOT NULL DEFAULT 0 CHECK (filled_quantity >= 0),
+    price           numeric,
+    quantity        numeric     NOT NULL,
+    filled_quantity numeric     NOT NULL DEFAULT 0,
     status          text        NOT NULL CHECK (
         status IN ('PENDING', 'OPEN', 'PARTIALLY_FILLED', 'FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED')
     ),
@@ -57,8 +60,8 @@ CREATE INDEX orders_sequence_idx ON orders (sequence) WHERE sequence IS NOT NULL
 CREATE TABLE trades (
     id            bigint      PRIMARY KEY,
     symbol        text        NOT NULL,
-    price         numeric     NOT NULL CHECK (price > 0),
-    quantity      numeric     NOT NULL CHECK (quantity > 0),
+    price         numeric     NOT NULL,
+    quantity      numeric     NOT NULL,
     buy_order_id  bigint      NOT NULL,
     sell_order_id bigint      NOT NULL,
     buyer_id      text        NOT NULL,
