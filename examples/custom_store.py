@@ -165,13 +165,24 @@ class JournalUnitOfWork:
         self.orders[order_id] = order.replace(status=OrderStatus.CANCELLED, updated_at=updated_at)
 
     async def delete_order(self, order_id: int) -> None:
-        if self._get(order_id) is not None:
+        order = self._get(order_id)
+        if order is not None and order.status is not OrderStatus.PENDING:
+            raise OrderConflictError(f"order {order_id} is {order.status.value}: only a pending order can be deleted")
+        if order is not None:
             self.orders[order_id] = None
 
+    @staticmethod
+    def _new_ids(ids: list[int], taken: set[int], what: str) -> None:
+        """Refuse a batch that repeats an id, or reuses one: then none of it is staged."""
+        if len(set(ids)) != len(ids) or taken.intersection(ids):
+            raise DuplicateOrderError(f"{what} ids {ids} repeat or reuse an id")
+
     async def record_trades(self, trades: Sequence[TradeRecord]) -> None:
+        self._new_ids([t.id for t in trades], {*self.repo.trades, *(t.id for t in self.trades)}, "trade")
         self.trades.extend(trades)
 
     async def add_wallet_ops(self, ops: Sequence[WalletOp]) -> None:
+        self._new_ids([op.id for op in ops], {*self.repo.op_ids, *(op.id for op in self.ops)}, "wallet operation")
         self.ops.extend(ops)
 
     async def mark_wallet_ops_done(self, op_ids: Sequence[int]) -> None:
@@ -186,6 +197,8 @@ class JournalRepository:
         self.orders: dict[int, OrderRecord] = {}
         self.trades: dict[int, TradeRecord] = {}
         self.ops: dict[int, WalletOp] = {}  # the outbox: applied operations leave it
+        self.op_ids: set[int] = set()  # every operation id ever committed (ids are never reused)
+        self.closed = False
         self.high = [0, 0, 0, 0]  # the largest order id, trade id, sequence, op id ever committed
         self._lock = asyncio.Lock()  # one transaction at a time: commits stay in journal order
         if path.exists():
@@ -207,12 +220,18 @@ class JournalRepository:
             self.high[1] = max(self.high[1], trade.id)
         for op_id, symbol, kind, payload in entry["ops"]:
             self.ops[op_id] = WalletOp.from_payload(op_id, symbol, kind, payload)
+            self.op_ids.add(op_id)
             self.high[3] = max(self.high[3], op_id)
         for op_id in entry["done"]:
             self.ops.pop(op_id, None)
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("the repository is closed")
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[JournalUnitOfWork]:
+        self._check_open()
         async with self._lock:
             uow = JournalUnitOfWork(self)
             yield uow  # an exception in the block skips the rest: nothing is written
@@ -231,18 +250,23 @@ class JournalRepository:
     # -- queries ----------------------------------------------------------------------------------
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
+        self._check_open()
         return self.orders.get(order_id)
 
     async def get_order_by_client_id(self, user_id: str, client_order_id: str) -> OrderRecord | None:
+        self._check_open()
         return next(
             (o for o in self.orders.values() if o.user_id == user_id and o.client_order_id == client_order_id), None
         )
 
-    @staticmethod
-    def _page(rows: list[Any], limit: int, cursor: str | None) -> Page[Any]:
-        if not 1 <= limit <= 1000:
-            raise InvalidRequestError(f"limit must be from 1 to 1000, not {limit!r}")
-        if cursor is not None and not cursor.isdigit():
+    def _page(self, rows: list[Any], limit: object, cursor: object) -> Page[Any]:
+        """Newest (highest id) first; the cursor is the last id shown, as text."""
+        self._check_open()
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidRequestError(f"limit must be an integer from 1 to 1000, not {limit!r}")
+        if cursor is not None and not (
+            isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) <= 19
+        ):
             raise InvalidRequestError(f"cursor {cursor!r} is not one this repository issued")
         rows = sorted((r for r in rows if cursor is None or r.id < int(cursor)), key=lambda r: r.id, reverse=True)
         more = len(rows) > limit
@@ -262,11 +286,13 @@ class JournalRepository:
         return self._page(rows, query.limit, query.cursor)
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
+        self._check_open()
         active = [o for o in self.orders.values() if o.symbol == symbol and o.status in ACTIVE_STATUSES]
         return sorted(active, key=lambda o: (o.sequence or 0, o.id))
 
     async def pending_orders(self) -> list[OrderRecord]:
-        return [o for o in self.orders.values() if o.status is OrderStatus.PENDING]
+        self._check_open()
+        return sorted((o for o in self.orders.values() if o.status is OrderStatus.PENDING), key=lambda o: o.id)
 
     async def list_trades(
         self, *, symbol: str | None = None, user_id: str | None = None, limit: int = 100, cursor: str | None = None
@@ -279,13 +305,15 @@ class JournalRepository:
         return self._page(rows, limit, cursor)
 
     async def pending_wallet_ops(self) -> list[WalletOp]:
+        self._check_open()
         return [self.ops[i] for i in sorted(self.ops)]
 
     async def last_ids(self) -> tuple[int, int, int, int]:
+        self._check_open()
         return self.high[0], self.high[1], self.high[2], self.high[3]
 
     async def close(self) -> None:
-        pass  # the journal file is closed after every commit
+        self.closed = True  # the journal file itself is closed after every commit
 
 
 # == the wallet ================================================================================
@@ -327,6 +355,8 @@ class AccountsWallet:
         self.settled: set[int] = set()  # trade ids already applied: settling is idempotent
 
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
+        if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+            raise ValueError(f"a reservation must be a positive, finite Decimal, not {amount!r}")
         held = self.accounts.holds.get(ref)
         if held is not None and held[2] > 0:  # a retried reservation reserves nothing twice
             return Reservation(ref, held[0], held[1], held[2])
@@ -350,7 +380,15 @@ class AccountsWallet:
     async def settle(self, s: Settlement) -> None:
         if s.trade_id in self.settled:
             return
+        if (s.buyer_fee or s.seller_fee) and s.fee_account is None:
+            raise ValueError("a settlement with fees needs a fee account")
         acc = self.accounts
+        buy, sell = acc.holds.get(s.buy_ref), acc.holds.get(s.sell_ref)
+        # Check everything first: a settlement that cannot be paid changes nothing (and can come again).
+        if buy is None or buy[1] != s.quote or buy[2] < s.notional:
+            raise InsufficientBalanceError(f"reservation {s.buy_ref!r} cannot pay {s.notional} {s.quote}")
+        if sell is None or sell[1] != s.base or sell[2] < s.quantity:
+            raise InsufficientBalanceError(f"reservation {s.sell_ref!r} cannot deliver {s.quantity} {s.base}")
         acc.take_from_hold(s.buy_ref, s.notional)  # the buyer pays from its quote hold
         acc.take_from_hold(s.sell_ref, s.quantity)  # the seller delivers from its base hold
         acc.credit(s.buyer_id, s.base, s.quantity - s.buyer_fee)
@@ -368,7 +406,7 @@ class AccountsWallet:
         for user, asset, held in self.accounts.holds.values():
             if user == user_id:
                 out.setdefault(asset, [Decimal(0), Decimal(0)])[1] += held
-        return {asset: Balance(asset, free, held) for asset, (free, held) in out.items()}
+        return {asset: Balance(asset, free, held) for asset, (free, held) in sorted(out.items())}
 
 
 # == using them ===================================================================================
