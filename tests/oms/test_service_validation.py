@@ -14,7 +14,6 @@ from _service_support import BTC, ETH, D, service_env
 
 from tradebook import (
     Instrument,
-    InsufficientBalanceError,
     InvalidOrderError,
     InvalidPriceError,
     InvalidQuantityError,
@@ -209,14 +208,6 @@ async def test_an_order_the_engine_refuses_leaves_nothing_behind():
         await env.check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InsufficientBalanceError,
-    reason="service/wallet bug: money arithmetic runs in the default Decimal context (28 significant digits), "
-    "but price x quantity can need up to ~38; the rounded reservation cannot pay the rounded notionals of two "
-    "partial fills, the committed placement raises InsufficientBalanceError, and the stuck settlement then "
-    "fails every later command on the symbol",
-)
 async def test_amounts_beyond_28_significant_digits_are_exact_or_refused():
     fine = Instrument("FINE/USD", "0.00000001", "0.00000001")
     price, q1, q2 = D("12345678901.23456789"), D("793764298.77626437"), D("276332364.73355572")

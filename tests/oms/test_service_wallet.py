@@ -6,7 +6,7 @@ import pytest
 from _service_support import DEPOSITS, D, SpyWallet, service_env
 
 from tradebook import InsufficientBalanceError, OrderStatus, WalletUnavailableError
-from tradebook.oms import BreakerState, CircuitBreakerWallet, OrderService
+from tradebook.oms import BreakerState, CircuitBreakerWallet, OrderService, Release
 
 S, E = "BTC/USDT", "ETH/USDT"
 USDT0, BTC0 = DEPOSITS["USDT"], DEPOSITS["BTC"]
@@ -98,11 +98,6 @@ async def test_wallet_down_for_reservations_leaves_nothing_behind(env):
     assert await env.balance("bob", "USDT") == (USDT0 - 100, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: when the wallet is down for release too, _undo_pending keeps the PENDING row "
-    "(for a later attempt or recovery); place() documents that it leaves no order row, and list_orders shows it",
-)
 async def test_wallet_down_entirely_leaves_no_order_row():
     async with service_env() as env:
         await seed_book(env)
@@ -135,17 +130,22 @@ async def test_wallet_down_entirely_reserves_nothing_and_a_retry_places_the_orde
     assert again.replayed is True and again.order.id == retry.order.id
 
 
-async def test_a_row_left_by_a_wallet_outage_is_removed_at_start(env):
+async def test_a_release_owed_after_a_wallet_outage_is_applied_at_start(env):
     env.wallet.down = {"reserve", "release"}
     with pytest.raises(WalletUnavailableError):
         await env.service.place("bob", S, "BUY", "1", "100", client_order_id="w1")
+    assert (await env.service.list_orders("bob")).items == []  # no row, only the owed release
+    assert [op.op for op in await env.repo.pending_wallet_ops()] == [Release("1")]
     env.wallet.down = set()
     await env.service.close()
     second = OrderService(env.repo, env.wallet, env.instruments)
     report = await second.start()
-    assert len(report.pending_removed) == 1
+    assert (report.pending_removed, report.wallet_ops_applied) == ([], 1)
     env.service = second
-    assert (await second.list_orders("bob")).items == []
+    assert await env.repo.pending_wallet_ops() == []
+    # the id of the undone order is not handed out again
+    placed = await second.place("bob", S, "BUY", "1", "90", client_order_id="w1")
+    assert placed.order.id == 2
 
 
 # -- the circuit breaker in front of the wallet --------------------------------------
@@ -190,11 +190,6 @@ async def test_an_open_breaker_fails_fast_without_calling_the_wallet():
         assert placed.order.status is OrderStatus.OPEN and breaker.state is BreakerState.CLOSED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: with the breaker open the release in _undo_pending fails fast too, so the PENDING "
-    "row stays behind",
-)
 async def test_an_open_breaker_leaves_no_order_row():
     ctx, spy, breaker, _clock = await breaker_env(failure_threshold=1, reset_timeout=30.0)
     async with ctx as env:

@@ -8,9 +8,12 @@ loop; neither is thread-safe.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import decimal
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from ..enums import OrderStatus
 from ..errors import DuplicateOrderError, InsufficientBalanceError, OrderConflictError, OrderNotFoundError
@@ -30,6 +33,9 @@ from .models import (
 __all__ = ["MemoryOrderRepository", "MemoryUnitOfWork", "MemoryWallet"]
 
 _ZERO = Decimal(0)
+# The ledger's own arithmetic context, whatever the caller's: exact for any amount a
+# 64-bit grid can express (price x quantity alone can need 38 significant digits).
+LEDGER_CONTEXT = decimal.Context(prec=80, traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
 
 
 class MemoryUnitOfWork:
@@ -280,6 +286,20 @@ def _page(found: list, limit: int, key) -> Page:  # type: ignore[type-arg,no-unt
     return Page(items, next_cursor)
 
 
+_M = TypeVar("_M", bound=Callable[..., Awaitable[Any]])
+
+
+def _exact(method: _M) -> _M:
+    """Run a wallet method under :data:`LEDGER_CONTEXT`."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with decimal.localcontext(LEDGER_CONTEXT):
+            return await method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class _Account:
     __slots__ = ("available", "reserved")
 
@@ -307,11 +327,13 @@ class MemoryWallet:
             account = self._accounts[(user_id, asset)] = _Account()
         return account
 
+    @_exact
     async def deposit(self, user_id: str, asset: str, amount: Decimal | int | str) -> None:
         """Credit ``amount`` of ``asset`` to the user's available balance."""
         value = _amount(amount)
         self._account(user_id, asset).available += value
 
+    @_exact
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
         """Set ``amount`` aside under ``ref``; see :meth:`WalletClient.reserve`."""
         value = _amount(amount)
@@ -327,6 +349,7 @@ class MemoryWallet:
         reservation = self._reservations[ref] = Reservation(ref, user_id, asset, value)
         return reservation
 
+    @_exact
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
         """Return part or all of reservation ``ref`` to available."""
         reservation = self._reservations.get(ref)
@@ -353,6 +376,7 @@ class MemoryWallet:
         reservation = self._reservations.get(ref)
         return _ZERO if reservation is None else reservation.amount
 
+    @_exact
     async def settle(self, settlement: Settlement) -> None:
         """Apply one trade's movements (once per trade id)."""
         s = settlement
@@ -386,6 +410,7 @@ class MemoryWallet:
             if user == user_id
         }
 
+    @_exact
     async def totals(self) -> dict[str, Decimal]:
         """Every asset's total over all users (available plus reserved): conserved by trading."""
         totals: dict[str, Decimal] = {}

@@ -29,6 +29,7 @@ One service instance must own a repository at a time (it allocates ids).
 from __future__ import annotations
 
 import asyncio
+import decimal
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -74,6 +75,9 @@ __all__ = ["OrderService", "Placement", "RecoveryReport"]
 log = logging.getLogger("tradebook.oms")
 
 _ZERO = Decimal(0)
+# Money arithmetic: price x quantity alone can need 38 significant digits (two 19-digit
+# integers of ticks and lots), and sums of them more; the default context keeps 28.
+_MONEY = decimal.Context(prec=80, traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
 _MAX_ID_LENGTH = 128
 _MAX_CLIENT_ID_LENGTH = 64
 
@@ -186,22 +190,27 @@ class OrderService:
         """Recover from the repository and open for business; see the module docs."""
         if self._started:
             raise RuntimeError("the service is already started")
+        with decimal.localcontext(_MONEY):
+            return await self._start()
+
+    async def _start(self) -> RecoveryReport:
         report = RecoveryReport()
         last_order, last_trade, last_sequence, last_op = await self.repository.last_ids()
         self._next_order_id, self._next_trade_id = last_order + 1, last_trade + 1
         self._next_sequence, self._next_op_id = last_sequence + 1, last_op + 1
+        for op in await self.repository.pending_wallet_ops():
+            self._outbox.setdefault(op.symbol, []).append(op)
+            if isinstance(op.op, Release) and op.op.ref.isdigit():
+                # a release queued for a deleted pending order: never hand its id out again
+                self._next_order_id = max(self._next_order_id, int(op.op.ref) + 1)
         for order in await self.repository.pending_orders():
-            await self.wallet.release(_ref(order.id))
-            async with self.repository.transaction() as uow:
-                await uow.delete_order(order.id)
+            await self._undo_pending(order.id, order.symbol, release=True, strict=True)
             report.pending_removed.append(order.id)
             log.info("recovery: removed order %s, pending when the service stopped", order.id)
-        for op in await self.repository.pending_wallet_ops():
-            if op.symbol in self._outbox:
-                self._outbox[op.symbol].append(op)
-        for symbol in self._instruments:
+        for symbol in list(self._outbox):
             report.wallet_ops_applied += await self._drain_outbox(symbol)
             report.wallet_ops_outstanding += len(self._outbox[symbol])
+        for symbol in self._instruments:
             report.orders_restored[symbol] = await self._rebuild(symbol)
         await self._flush_applied()
         self._started = True
@@ -357,6 +366,32 @@ class OrderService:
         :class:`~tradebook.PersistenceError`; each leaves no order row and no
         reservation behind.
         """
+        with decimal.localcontext(_MONEY):
+            return await self._place(
+                user_id,
+                symbol,
+                side,
+                quantity,
+                price,
+                type=type,
+                time_in_force=time_in_force,
+                post_only=post_only,
+                client_order_id=client_order_id,
+            )
+
+    async def _place(
+        self,
+        user_id: str,
+        symbol: str,
+        side: Side | str,
+        quantity: Decimal | int | str,
+        price: Decimal | int | str | None,
+        *,
+        type: OrderType | str,
+        time_in_force: TimeInForce | str,
+        post_only: bool,
+        client_order_id: str | None,
+    ) -> Placement:
         self._check_open()
         request = self._validate(
             user_id, symbol, side, quantity, price, type, time_in_force, post_only, client_order_id
@@ -468,7 +503,7 @@ class OrderService:
                         return Placement(existing, (), replayed=True)
                     # Left over by an earlier attempt whose undo failed (it is not in flight: the
                     # in-flight map admits one request per key): finish the undo, then place anew.
-                    await self._undo_pending(existing.id, release=True, strict=True)
+                    await self._undo_pending(existing.id, existing.symbol, release=True, strict=True)
                 except OSError as exc:  # as _execute and cancel_order do: a storage failure is a PersistenceError
                     raise PersistenceError(f"order {order_id} was not stored: {exc}") from exc
             asset, amount = self._reservation_for(req)
@@ -476,7 +511,7 @@ class OrderService:
                 try:
                     await self.wallet.reserve(req.user_id, asset, amount, _ref(order_id))
                 except BaseException as exc:
-                    await self._undo_pending(order_id, release=not isinstance(exc, InsufficientBalanceError))
+                    await self._undo_pending(order_id, symbol, release=not isinstance(exc, InsufficientBalanceError))
                     raise
             return await self._execute(pending)
 
@@ -505,20 +540,27 @@ class OrderService:
                     return cost
         return cost
 
-    async def _undo_pending(self, order_id: int, *, release: bool, strict: bool = False) -> None:
-        """Take back a pending order: its reservation (when one may exist) and its row.
+    async def _undo_pending(self, order_id: int, symbol: str, *, release: bool, strict: bool = False) -> None:
+        """Take back a pending order: delete its row and, when a reservation may exist, release it.
 
-        A failure is logged and left for the next attempt or recovery, or raised when ``strict``.
+        The release is queued in the outbox in the same transaction as the delete, so a wallet
+        that is down (or a breaker that is open) does not keep the row: the release is applied
+        now if the wallet answers, else before the symbol's next command or at start. A failure
+        to write is logged and left for the next attempt or recovery, or raised when ``strict``.
         """
+        ops = [self._op(symbol, Release(_ref(order_id)))] if release else []
         try:
-            if release:
-                await self.wallet.release(_ref(order_id))
             async with self._transaction() as uow:
                 await uow.delete_order(order_id)
+                if ops:
+                    await uow.add_wallet_ops(ops)
         except (TradebookError, OSError) as exc:
             if strict:
                 raise
             log.warning("could not undo pending order %s (recovery will): %s", order_id, exc)
+            return
+        self._outbox.setdefault(symbol, []).extend(ops)
+        await self._drain_outbox(symbol)
 
     async def _execute(self, pending: OrderRecord) -> Placement:
         symbol = pending.symbol
@@ -537,7 +579,7 @@ class OrderService:
         try:
             report = engine.submit(order)
         except BaseException:  # refused by the engine (say, a level that would overflow): nothing happened
-            await self._undo_pending(pending.id, release=True)
+            await self._undo_pending(pending.id, symbol, release=True)
             raise
         now = self._clock()
         sequence = self._next_sequence
@@ -589,7 +631,7 @@ class OrderService:
                     await uow.add_wallet_ops(ops)
         except BaseException as exc:
             await self._recover_symbol(symbol)
-            await self._undo_pending(taker.id, release=True)
+            await self._undo_pending(taker.id, symbol, release=True)
             if isinstance(exc, (TradebookError, OSError)):
                 raise PersistenceError(f"order {taker.id} was not stored and is undone: {exc}") from exc
             raise
@@ -655,6 +697,10 @@ class OrderService:
         another user's, :class:`~tradebook.OrderConflictError` if it is no
         longer active (filled, cancelled, expired, rejected).
         """
+        with decimal.localcontext(_MONEY):
+            return await self._cancel(user_id, order_id)
+
+    async def _cancel(self, user_id: str, order_id: int) -> OrderRecord:
         self._check_open()
         _check_user(user_id)
         order_id = _check_order_id(order_id)
@@ -710,6 +756,11 @@ class OrderService:
                 await self._apply(op.op)
             except WalletUnavailableError as exc:
                 log.warning("wallet unavailable; %d wallet operation(s) of %s wait: %s", len(queue), symbol, exc)
+                break
+            except (TradebookError, OSError) as exc:
+                # A refusal here is a bug or a wallet changed behind our back: keep the operation
+                # (in order) for a retry and a human, but do not fail the command that was committed.
+                log.error("wallet refused operation %s of %s (kept for retry): %r", op.id, symbol, exc)
                 break
             queue.pop(0)
             self._applied.append(op.id)

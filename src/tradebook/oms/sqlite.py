@@ -30,6 +30,7 @@ import functools
 import os
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -52,7 +53,7 @@ from ..errors import (
     WalletUnavailableError,
 )
 from ._paging import check_limit, decode_cursor, encode_cursor
-from .memory import _amount
+from .memory import LEDGER_CONTEXT, _amount
 from .models import Balance, OrderQuery, OrderRecord, Page, Reservation, Settlement, TradeRecord, WalletOp
 
 __all__ = [
@@ -305,6 +306,30 @@ def _describe(exc: sqlite3.Error, path: str) -> str:
     return f"SQLite error on {path}: {detail}"
 
 
+def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
+    """Switch the file to WAL (a no-op when it already is); the journal mode it ends in.
+
+    Changing the journal mode needs an exclusive lock, and SQLite reports
+    "database is locked" at once, without its busy handler, when another
+    connection is opening the same new file at that moment: so retry until
+    the busy timeout.
+    """
+    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while mode != "wal":
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            continue
+        break
+    return mode
+
+
 def _connect(path: str, busy_timeout: float, *, reader: bool) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL, ``synchronous=NORMAL``."""
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
@@ -313,8 +338,8 @@ def _connect(path: str, busy_timeout: float, *, reader: bool) -> sqlite3.Connect
         if reader:
             conn.execute("PRAGMA query_only = ON")
         else:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            mode = _enable_wal(conn, busy_timeout)
+            if mode != "wal":
                 raise PersistenceError(f"{path} cannot use write-ahead logging (journal mode stays {mode!r})")
         conn.execute("PRAGMA synchronous = NORMAL")
     except BaseException:
@@ -929,7 +954,7 @@ class SQLiteWallet:
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` in one transaction on the wallet's thread, with the caller's decimal context."""
         self._check_open()
-        context = decimal.getcontext().copy()
+        context = LEDGER_CONTEXT  # exact whatever the caller's context
 
         def transaction(conn: sqlite3.Connection) -> T:
             with decimal.localcontext(context):
@@ -1031,7 +1056,7 @@ class SQLiteWallet:
 
     async def totals(self) -> dict[str, Decimal]:
         """Every asset's total over all users (available plus reserved): conserved by trading."""
-        context = decimal.getcontext().copy()
+        context = LEDGER_CONTEXT  # exact whatever the caller's context
 
         def job(conn: sqlite3.Connection) -> dict[str, Decimal]:
             totals: dict[str, Decimal] = {}
