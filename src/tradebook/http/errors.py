@@ -1,0 +1,144 @@
+"""From errors to responses: every failure becomes ``{"error": {"code", "message", "details"}}``.
+
+The status comes from the error's stable ``code`` (:data:`STATUS_BY_CODE`); the
+library's own errors keep their codes (``insufficient_balance`` and so on), and
+the HTTP layer adds a few of its own (``invalid_json``, ``unauthenticated``,
+``payload_too_large``, ``not_found``, ``method_not_allowed``). Bad input of any
+kind is a 4xx; a 500 (``internal_error``) means a bug, and is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import TradebookError
+from .schemas import JSONResponse
+
+__all__ = ["ERROR_RESPONSES", "STATUS_BY_CODE", "error_response", "install_error_handlers", "status_for"]
+
+log = logging.getLogger("tradebook.http")
+
+#: The HTTP status of each error code.
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_json": 400,
+    "invalid_order": 400,
+    "invalid_price": 400,
+    "invalid_quantity": 400,
+    "unknown_symbol": 400,
+    "symbol_mismatch": 400,
+    "unauthenticated": 401,
+    "not_found": 404,
+    "order_not_found": 404,
+    "method_not_allowed": 405,
+    "order_conflict": 409,
+    "duplicate_order": 409,
+    "payload_too_large": 413,
+    "insufficient_balance": 422,
+    "wallet_unavailable": 503,
+    "persistence_error": 503,
+    "internal_error": 500,
+}
+
+_CODE_BY_HTTP_STATUS = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+#: OpenAPI descriptions of the error statuses, for ``responses=``.
+ERROR_RESPONSES: dict[int, str] = {
+    400: "Malformed or invalid request (bad JSON, wrong types, unknown fields, off-grid or absurd numbers, "
+    "unknown symbol): invalid_request, invalid_json, invalid_order, invalid_price, invalid_quantity, "
+    "unknown_symbol",
+    401: "No valid credentials: unauthenticated",
+    404: "No such order for this user (another user's order is not found either): order_not_found",
+    409: "The order can no longer be cancelled (filled, cancelled, expired, rejected): order_conflict",
+    413: "The request body is larger than the server accepts: payload_too_large",
+    422: "The wallet cannot reserve what the order needs: insufficient_balance",
+    503: "The wallet or the database is unavailable; nothing was done: wallet_unavailable, persistence_error",
+}
+
+
+def status_for(exc: TradebookError) -> int:
+    """The HTTP status of a library error, from its code (validation errors 400, lookups 404 otherwise)."""
+    status = STATUS_BY_CODE.get(exc.code)
+    if status is not None:
+        return status
+    if isinstance(exc, ValueError):
+        return 400
+    if isinstance(exc, KeyError):
+        return 404
+    return 500
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    """The one JSON shape of every error."""
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details}}, status_code=status, headers=headers
+    )
+
+
+def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors, trimmed to what is JSON-safe and useful: where, what, and the kind."""
+    details = []
+    for err in errors:
+        loc = [part if isinstance(part, (str, int)) else str(part) for part in err.get("loc", ())]
+        details.append(
+            {
+                "field": ".".join(str(p) for p in loc[1:]) or None,
+                "location": loc[:1],
+                "message": err.get("msg"),
+                "type": err.get("type"),
+            }
+        )
+    return details
+
+
+def install_error_handlers(app: FastAPI, on_error: Callable[[Request, str], None] | None = None) -> None:
+    """Make every error of ``app`` a JSON error response; ``on_error(request, code)`` sees each one."""
+
+    def respond(request: Request, status: int, code: str, message: str, details: Any = None, **kw: Any) -> Response:
+        if on_error is not None:
+            on_error(request, code)
+        return error_response(status, code, message, details, **kw)
+
+    async def tradebook_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TradebookError)
+        status = status_for(exc)
+        if status >= 500:
+            log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return respond(request, status, exc.code if status != 500 else "internal_error", str(exc), headers=headers)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return respond(request, 400, "invalid_json", "the request body is not valid JSON")
+        details = _validation_details(errors)
+        first = details[0] if details else {}
+        where = first.get("field") or "request"
+        return respond(request, 400, "invalid_request", f"{where}: {first.get('message', 'invalid')}", details)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        status = exc.status_code
+        code = _CODE_BY_HTTP_STATUS.get(status, "invalid_request" if status < 500 else "internal_error")
+        message = str(exc.detail) if exc.detail else code.replace("_", " ")
+        return respond(request, status, code, message, headers=dict(exc.headers) if exc.headers else None)
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return respond(request, 500, "internal_error", "internal server error; it has been logged")
+
+    app.add_exception_handler(TradebookError, tradebook_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
