@@ -95,14 +95,21 @@ async def test_a_bad_deposit_changes_nothing(store: Store, amount: Any, error: t
     assert await store.wallet.balances("alice") == {"USDT": Balance("USDT", D(5), D(0))}
 
 
-async def test_arithmetic_uses_the_callers_decimal_context(store: Store) -> None:
+async def test_arithmetic_is_exact_beyond_the_default_decimal_context(store: Store) -> None:
     big = D("1234567890123456789012345678.8")  # 29 digits: more than the default context (28) keeps
+    await store.wallet.deposit("alice", "X", big)
+    await store.wallet.deposit("alice", "X", D("0.1"))
+    assert await balance(store, "alice", "X") == (D("1234567890123456789012345678.9"), D(0))
     with decimal.localcontext() as context:
-        context.prec = 60
-        await store.wallet.deposit("alice", "X", big)
-        await store.wallet.deposit("alice", "X", D("0.1"))
-        assert await balance(store, "alice", "X") == (D("1234567890123456789012345678.9"), D(0))
-        assert (await store.wallet.totals())["X"] == D("1234567890123456789012345678.9")
+        context.prec = 5  # a caller's narrow context does not round the ledger
+        await store.wallet.deposit("alice", "X", D("0.01"))
+        assert (await store.wallet.totals())["X"] == D("1234567890123456789012345678.91")
+    assert await balance(store, "alice", "X") == (D("1234567890123456789012345678.91"), D(0))
+    await store.wallet.reserve("alice", "X", D("0.000000000000000000000000001"), "tiny")
+    assert await balance(store, "alice", "X") == (
+        D("1234567890123456789012345678.909999999999999999999999999"),
+        D("0.000000000000000000000000001"),
+    )
 
 
 # -- reserve ----------------------------------------------------------------------------------

@@ -917,8 +917,9 @@ class SQLiteWallet:
 
     Same behaviour as :class:`~tradebook.oms.MemoryWallet`; each operation is
     one SQLite transaction (``BEGIN IMMEDIATE``), so concurrent reserves, from
-    coroutines or from other processes, never overdraw. Decimal arithmetic uses
-    the caller's :mod:`decimal` context. SQLite failures raise
+    coroutines or from other processes, never overdraw. Decimal arithmetic runs
+    in the ledger's own 80-digit context (exact whatever the caller's context),
+    as the memory ledger's does. SQLite failures raise
     :class:`~tradebook.WalletUnavailableError`. See
     :class:`SQLiteOrderRepository` about sharing a file with a repository.
     """
@@ -952,7 +953,7 @@ class SQLiteWallet:
         return await self._conn.run(job)
 
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` in one transaction on the wallet's thread, with the caller's decimal context."""
+        """Run ``job`` in one transaction on the wallet's thread, in the ledger's exact decimal context."""
         self._check_open()
         context = LEDGER_CONTEXT  # exact whatever the caller's context
 
