@@ -141,10 +141,11 @@ def create_app(
             return
         async with open_service() as opened:
             state.attach(opened)
+            state.stopping = False
             try:
                 yield
             finally:
-                state.stopping = True
+                state.stopping = True  # until the service is closed; a later startup opens a new one
 
     options: dict[str, Any] = {}
     if not opentelemetry and "telemetry" in inspect.signature(FastAPI).parameters:

@@ -45,6 +45,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "insufficient_balance": 422,
     "wallet_unavailable": 503,
     "persistence_error": 503,
+    "service_unavailable": 503,
     "internal_error": 500,
 }
 
@@ -60,7 +61,8 @@ ERROR_RESPONSES: dict[int, str] = {
     409: "The order can no longer be cancelled (filled, cancelled, expired, rejected): order_conflict",
     413: "The request body is larger than the server accepts: payload_too_large",
     422: "The wallet cannot reserve what the order needs: insufficient_balance",
-    503: "The wallet or the database is unavailable; nothing was done: wallet_unavailable, persistence_error",
+    503: "The wallet or the database is unavailable, or the server is stopping; nothing was done: "
+    "wallet_unavailable, persistence_error, service_unavailable",
 }
 
 

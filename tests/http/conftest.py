@@ -1,0 +1,162 @@
+"""Fixtures of the HTTP API tests: an in-process app over each store, clients with tokens.
+
+``api`` is parametrized over ``memory``, ``sqlite`` and ``postgres`` (the same
+stores as the order-management tests, opened by ``tests/oms/_stores.py``;
+PostgreSQL cases run in a schema of their own, dropped afterwards, and skip
+without ``TRADEBOOK_TEST_POSTGRES_DSN`` unless ``TRADEBOOK_REQUIRE_POSTGRES``
+is set). ``memory_api`` is the memory store alone, for tests about the HTTP
+layer itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tradebook import Instrument
+from tradebook.http import TokenAuthenticator, create_app
+from tradebook.http.metrics import PrometheusMetrics
+from tradebook.oms import OrderService
+
+_OMS_TESTS = Path(__file__).resolve().parent.parent / "oms"
+if str(_OMS_TESTS) not in sys.path:
+    sys.path.append(str(_OMS_TESTS))
+
+from _stores import open_store  # noqa: E402  (tests/oms, put on the path above)
+
+
+def _load_oms_conftest() -> Any:
+    """tests/oms/conftest.py under a name of its own (its helpers, not its fixtures)."""
+    spec = importlib.util.spec_from_file_location("_tradebook_oms_test_helpers", _OMS_TESTS / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+oms_helpers = _load_oms_conftest()
+postgres_dsn_or_skip = oms_helpers.postgres_dsn_or_skip
+new_schema_name = oms_helpers.new_schema_name
+drop_schema = oms_helpers.drop_schema
+store_location = oms_helpers.store_location
+
+SECRET = "tests-secret-0123456789-0123456789-abcdef"
+BTC = Instrument("BTC/USDT", "0.01", "0.001", max_quantity="1000")
+ETH = Instrument("ETH/USDT", "0.01", "0.001")
+INSTRUMENTS = (BTC, ETH)
+USERS = ("alice", "bob", "carol")
+DEPOSITS = {"BTC": Decimal(10), "ETH": Decimal(100), "USDT": Decimal(1_000_000)}
+STORE_KINDS = ("memory", "sqlite", "postgres")
+
+
+@dataclass
+class Api:
+    """An app over a started service, an httpx client on it, and a token per user."""
+
+    kind: str
+    client: httpx.AsyncClient
+    service: OrderService
+    wallet: Any
+    repository: Any
+    auth: TokenAuthenticator
+    metrics: PrometheusMetrics
+    app: Any
+    _headers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def headers(self, user: str) -> dict[str, str]:
+        """The Authorization header of ``user``."""
+        if user not in self._headers:
+            self._headers[user] = {"Authorization": f"Bearer {self.auth.issue(user, ttl=3600)}"}
+        return self._headers[user]
+
+    async def place(self, user: str, expect: int | None = 201, **fields: Any) -> dict[str, Any]:
+        """POST an order (BTC/USDT limit by default); check the status; return the JSON body."""
+        body = {"symbol": "BTC/USDT", **fields}
+        response = await self.client.post("/api/v1/orders", json=body, headers=self.headers(user))
+        if expect is not None:
+            assert response.status_code == expect, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def get(self, user: str, path: str, **params: Any) -> httpx.Response:
+        """GET ``path`` as ``user``."""
+        return await self.client.get(path, params=params, headers=self.headers(user))
+
+    async def delete(self, user: str, path: str) -> httpx.Response:
+        """DELETE ``path`` as ``user``."""
+        return await self.client.delete(path, headers=self.headers(user))
+
+
+async def open_api(
+    kind: str, tmp_path: Path, *, wrap_wallet: Callable[[Any], Any] | None = None, **app_options: Any
+) -> tuple[Api, dict[str, Any]]:
+    """Open a store of ``kind``, fund the users, start a service and put an app in front of it.
+
+    ``wrap_wallet`` puts something between the service and the store's wallet
+    (a circuit breaker, a wallet that fails on demand).
+    """
+    location = store_location(kind, tmp_path)
+    store = await open_store(kind, **location)
+    for user in USERS:
+        for asset, amount in DEPOSITS.items():
+            await store.wallet.deposit(user, asset, amount)
+    wallet = store.wallet if wrap_wallet is None else wrap_wallet(store.wallet)
+    service = OrderService(store.repository, wallet, INSTRUMENTS)
+    await service.start()
+    auth = TokenAuthenticator(SECRET)
+    metrics = PrometheusMetrics()
+    app = create_app(service, authenticator=auth, metrics=metrics, **app_options)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    api = Api(kind, client, service, store.wallet, store.repository, auth, metrics, app)
+    return api, location
+
+
+async def close_api(api: Api, location: dict[str, Any]) -> None:
+    """Close what :func:`open_api` opened (and drop a PostgreSQL schema)."""
+    await api.client.aclose()
+    await api.service.close()
+    await api.repository.close()
+    await api.wallet.close()
+    if api.kind == "postgres":
+        await drop_schema(location["dsn"], location["schema"])
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+    """The API over each store: memory, SQLite, PostgreSQL."""
+    opened, location = await open_api(request.param, tmp_path)
+    try:
+        yield opened
+    finally:
+        await close_api(opened, location)
+
+
+@pytest.fixture
+async def memory_api(tmp_path: Path) -> AsyncIterator[Api]:
+    """The API over the memory store."""
+    opened, location = await open_api("memory", tmp_path)
+    try:
+        yield opened
+    finally:
+        await close_api(opened, location)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is the one error shape with this status and code; returns the error object."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"code", "message", "details"}, error
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"]
+    return error
