@@ -444,28 +444,28 @@ async def test_readers_do_not_see_an_uncommitted_transaction(store: Store) -> No
     assert await repo.last_ids() == (2, 5, 1, 9)
 
 
-async def test_concurrent_transactions_are_serialised(store: Store) -> None:
+async def test_concurrent_transactions_all_commit_and_stay_isolated(store: Store) -> None:
+    """Transactions may run side by side (the service never writes one row from two at once)."""
     repo = store.repository
-    await create(store, order(1, filled=D(0)))
+    # four at once: each holds a pooled connection and reads through another one
+    await create(store, *(order(n, filled=D(0)) for n in range(1, 5)))
+    started = asyncio.Event()
 
-    async def fill_a_bit(n: int) -> None:
+    async def fill(n: int) -> None:
         async with repo.transaction() as uow:
-            current = await repo.get_order(1)
-            assert current is not None
             await uow.create_order(order(100 + n, user="bob"))
+            await uow.update_order(n, status=OrderStatus.PARTIALLY_FILLED, filled_quantity=D("0.01"), updated_at=T0)
             await asyncio.sleep(0)
-            await uow.update_order(
-                1,
-                status=OrderStatus.PARTIALLY_FILLED,
-                filled_quantity=current.filled_quantity + D("0.01"),
-                updated_at=T0,
-            )
+            started.set()
+            # a read outside the transaction does not see its writes before the commit
+            assert await repo.get_order(100 + n) is None
 
-    await asyncio.gather(*(fill_a_bit(n) for n in range(20)))
-    got = await repo.get_order(1)
-    assert got is not None
-    assert got.filled_quantity == D("0.20")  # no lost update: each transaction saw the previous commit
-    assert await ids(store, "bob", limit=100) == list(range(119, 99, -1))
+    await asyncio.gather(*(fill(n) for n in range(1, 5)))
+    assert started.is_set()
+    for n in range(1, 5):
+        got = await repo.get_order(n)
+        assert got is not None and got.filled_quantity == D("0.01")
+    assert await ids(store, "bob", limit=100) == [104, 103, 102, 101]
 
 
 # -- list_orders ------------------------------------------------------------------------------

@@ -504,7 +504,6 @@ class PostgresOrderRepository:
         #: The PostgreSQL schema the repository works in.
         self.schema = schema
         self._closed = False
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -527,12 +526,13 @@ class PostgresOrderRepository:
     async def transaction(self) -> AsyncIterator[PostgresUnitOfWork]:
         """A unit of work on one connection; it commits when the block ends without an exception."""
         self._check_open()
-        async with self._lock:
-            with _mapped(PersistenceError, "the transaction failed and was rolled back"):
-                async with self._pool.connection() as conn, conn.transaction():
-                    uow = PostgresUnitOfWork(conn)
-                    yield uow
-                    await uow._before_commit()
+        # Transactions run side by side, each on its own connection, isolated by PostgreSQL
+        # (READ COMMITTED); the service never has two of them write the same row.
+        with _mapped(PersistenceError, "the transaction failed and was rolled back"):
+            async with self._pool.connection() as conn, conn.transaction():
+                uow = PostgresUnitOfWork(conn)
+                yield uow
+                await uow._before_commit()
 
     async def _fetch(self, query: sql.SQL | sql.Composed | str, params: Sequence[Any] = ()) -> list[TupleRow]:
         self._check_open()
