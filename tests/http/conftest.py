@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tradebook import Instrument
+from tradebook import Instrument, WalletUnavailableError
 from tradebook.http import TokenAuthenticator, create_app
 from tradebook.http.metrics import PrometheusMetrics
 from tradebook.oms import OrderService
@@ -147,6 +147,26 @@ async def memory_api(tmp_path: Path) -> AsyncIterator[Api]:
         yield opened
     finally:
         await close_api(opened, location)
+
+
+class SwitchableWallet:
+    """A wallet that answers normally until switched off, then raises WalletUnavailableError."""
+
+    def __init__(self, wallet: Any) -> None:
+        self.wallet = wallet
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.wallet, name)
+        if name in ("close", "deposit"):
+            return target
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                raise WalletUnavailableError("the wallet is down (test)")
+            return await target(*args, **kwargs)
+
+        return call
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import INSTRUMENTS, SECRET, Api, assert_error, close_api, open_api
-from tradebook import PersistenceError, WalletUnavailableError
+from conftest import INSTRUMENTS, SECRET, Api, SwitchableWallet, assert_error, close_api, open_api
+from tradebook import PersistenceError
 from tradebook.http import TokenAuthenticator, create_app
 from tradebook.oms import CircuitBreakerWallet, MemoryOrderRepository, MemoryWallet, OrderService
 
@@ -192,26 +192,6 @@ async def test_unknown_routes_and_methods(memory_api: Api) -> None:
     response = await memory_api.client.put("/api/v1/orders", json=VALID, headers=memory_api.headers("alice"))
     assert_error(response, 405, "method_not_allowed")
     assert "POST" in response.headers["allow"]
-
-
-class SwitchableWallet:
-    """A wallet that answers normally until switched off, then raises WalletUnavailableError."""
-
-    def __init__(self, wallet: Any) -> None:
-        self.wallet = wallet
-        self.down = False
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.wallet, name)
-        if name in ("close", "deposit"):
-            return target
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            if self.down:
-                raise WalletUnavailableError("the wallet is down (test)")
-            return await target(*args, **kwargs)
-
-        return call
 
 
 async def test_wallet_down_is_503_and_the_breaker_shows_on_health(tmp_path: Path) -> None:

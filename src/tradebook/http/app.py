@@ -30,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic import ValidationError
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import BACKEND, __version__
@@ -375,6 +376,18 @@ def _openapi(app: FastAPI, authenticator: Authenticator) -> dict[str, Any]:
     return schema
 
 
+def _route_template(scope: Scope) -> str:
+    """The path template of the request's route (``/api/v1/orders/{order_id}``), for metric labels."""
+    route = scope.get("route")
+    if route is None:  # answered before routing (401, 413) or no route at all (404)
+        router = getattr(scope.get("app"), "router", None)
+        for candidate in getattr(router, "routes", ()):
+            if candidate.matches(scope)[0] is not Match.NONE:
+                route = candidate
+                break
+    return getattr(route, "path", None) or "unmatched"
+
+
 class _Edge:
     """Outermost request handling: body cap, authentication of ``/api/``, metrics and the access log."""
 
@@ -417,9 +430,7 @@ class _Edge:
             await self.app(scope, receive, send_status)
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.state.metrics.request(scope["method"], template, status, elapsed)
+            self.state.metrics.request(scope["method"], _route_template(scope), status, elapsed)
             if self.log_requests:
                 access_log.info(
                     "%s %s %s",
