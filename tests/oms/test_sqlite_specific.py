@@ -76,11 +76,13 @@ async def test_wal_mode_and_synchronous_normal(db: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         conn.close()
         normal = 1
-        assert await repo._writer.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == normal
+        assert wallet._shared is repo._shared  # one writing connection per file in a process
+        assert await repo._shared.conn.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == normal
         assert await repo._reader.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == normal
         assert await repo._reader.run(lambda c: c.execute("PRAGMA query_only").fetchone()[0]) == 1
-        assert await wallet._conn.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == normal
-        assert await repo._writer.run(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0]) == 5000
+        # inline statements never wait; a call refused for a lock is redone on the thread with 5 s
+        assert await repo._shared.conn.run(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0]) == 0
+        assert repo._shared.conn._busy_ms == 5000
     finally:
         await repo.close()
         await wallet.close()
@@ -329,7 +331,7 @@ async def test_a_broken_connection_is_a_persistence_error(db: Path) -> None:
         with pytest.raises(PersistenceError, match="closed database") as info:
             await repo.get_order(1)
         assert isinstance(info.value.__cause__, sqlite3.ProgrammingError)
-        await repo._writer.run(lambda c: c.close())
+        await repo._shared.conn.run(lambda c: c.close())
         with pytest.raises(PersistenceError):
             async with repo.transaction() as uow:
                 await uow.create_order(order(1))
@@ -349,11 +351,11 @@ async def test_a_failed_commit_is_a_persistence_error_and_rolls_back(db: Path) -
             " DEFERRABLE INITIALLY DEFERRED)"
         )
         conn.close()
-        await repo._writer.run(lambda c: c.execute("PRAGMA foreign_keys = ON"))
+        await repo._shared.conn.run(lambda c: c.execute("PRAGMA foreign_keys = ON"))
         with pytest.raises(PersistenceError, match="FOREIGN KEY") as info:
             async with repo.transaction() as uow:
                 await uow.create_order(order(1))
-                await repo._writer.run(lambda c: c.execute("INSERT INTO child VALUES (1, 42)"))
+                await repo._shared.conn.run(lambda c: c.execute("INSERT INTO child VALUES (1, 42)"))
         assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
         assert await repo.get_order(1) is None
         async with repo.transaction() as uow:  # the connection is clean again
@@ -453,8 +455,9 @@ async def test_close_releases_the_threads(db: Path) -> None:
     await repo.get_order(1)
     await wallet.balances("alice")
     mine = set(sqlite_threads()) - before
-    assert len(mine) == 3  # repository writer and reader, wallet
+    assert len(mine) == 2  # the file's shared writer (repository and wallet) and the repository's reader
     await repo.close()
+    await wallet.balances("alice")
     await wallet.close()
     await wallet.close()
     deadline = time.monotonic() + 10
@@ -465,24 +468,59 @@ async def test_close_releases_the_threads(db: Path) -> None:
         await wallet.balances("alice")
 
 
-async def test_sqlite_calls_never_run_on_the_event_loop_thread(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    loop_thread = threading.get_ident()
+async def test_a_write_lock_held_by_another_process_is_waited_for_off_the_event_loop(db: Path) -> None:
+    repo = await SQLiteOrderRepository.open(db)
+    held, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:  # another connection, as another process would have
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait(10)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not release.is_set():
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    async def let_go() -> None:
+        await asyncio.sleep(0.3)
+        release.set()
+
+    try:
+        await asyncio.to_thread(held.wait, 10)
+        tick_task, go_task = asyncio.create_task(ticker()), asyncio.create_task(let_go())
+        async with repo.transaction() as uow:  # waits for the lock on the connection's thread
+            await uow.create_order(order(1))
+        await asyncio.gather(tick_task, go_task)
+        assert ticks > 10, "the event loop was blocked while the write lock was held elsewhere"
+        assert await repo.get_order(1) is not None
+    finally:
+        release.set()
+        holder.join()
+        await repo.close()
+
+
+async def test_a_wallet_call_inside_a_repository_transaction_is_refused(db: Path) -> None:
     repo = await SQLiteOrderRepository.open(db)
     wallet = await SQLiteWallet.open(db)
-    seen: list[int] = []
     try:
-        for conn in (repo._writer, repo._reader, wallet._conn):
-            await conn.run(lambda c: c.set_trace_callback(lambda _sql: seen.append(threading.get_ident())))
         async with repo.transaction() as uow:
             await uow.create_order(order(1))
-        await repo.get_order(1)
-        await wallet.deposit("alice", "USDT", D(1))
-        await wallet.reserve("alice", "USDT", D(1), "r")
+            with pytest.raises(RuntimeError, match="inside a repository transaction"):
+                await wallet.balances("alice")
+        assert await repo.get_order(1) is not None
+        assert await wallet.balances("alice") == {}
     finally:
         await repo.close()
         await wallet.close()
-    assert seen
-    assert loop_thread not in seen
 
 
 # -- durability -------------------------------------------------------------------------------
