@@ -636,6 +636,31 @@ def _rollback(conn: sqlite3.Connection) -> None:
 # --------------------------------------------------------------------------- repository
 
 
+_INSERT_ORDER = f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+_INSERT_TRADE = f"INSERT INTO trades ({_TRADE_COLUMNS}) VALUES ({', '.join('?' * 10)})"
+_INSERT_OP = "INSERT INTO wallet_ops (id, symbol, kind, payload) VALUES (?, ?, ?, ?)"
+
+
+def _insert_all(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[Any]], table: str, noun: str) -> None:
+    """Insert ``rows`` all or none; the first id already taken (or repeated) raises DuplicateOrderError."""
+    try:
+        if len(rows) == 1:
+            conn.execute(insert, rows[0])  # one statement is atomic by itself
+        else:
+            with _savepoint(conn):
+                conn.executemany(insert, rows)
+        return
+    except sqlite3.IntegrityError:
+        pass
+    seen: set[object] = set()
+    for row in rows:
+        row_id = row[0]
+        if row_id in seen or conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,)).fetchone():
+            raise DuplicateOrderError(f"{noun} id {row_id} already exists")
+        seen.add(row_id)
+    raise DuplicateOrderError(f"a {noun} id is already taken")  # pragma: no cover - the loop finds it
+
+
 class SQLiteUnitOfWork:
     """The writes of one :meth:`SQLiteOrderRepository.transaction`, inside one SQLite transaction.
 
@@ -667,20 +692,16 @@ class SQLiteUnitOfWork:
         row = _order_row(order)
 
         def job(conn: sqlite3.Connection) -> None:
+            try:  # one statement on the usual path; the constraints say when it is a duplicate
+                conn.execute(_INSERT_ORDER, row)
+                return
+            except sqlite3.IntegrityError:
+                pass  # the failed statement wrote nothing; the transaction goes on
             if conn.execute("SELECT 1 FROM orders WHERE id = ?", (order.id,)).fetchone() is not None:
                 raise DuplicateOrderError(f"order id {order.id} already exists")
-            if (
-                order.client_order_id is not None
-                and conn.execute(
-                    "SELECT 1 FROM orders WHERE user_id = ? AND client_order_id = ?",
-                    (order.user_id, order.client_order_id),
-                ).fetchone()
-                is not None
-            ):
-                raise DuplicateOrderError(
-                    f"user {order.user_id!r} already has an order with client_order_id {order.client_order_id!r}"
-                )
-            conn.execute(f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 15)})", row)
+            raise DuplicateOrderError(
+                f"user {order.user_id!r} already has an order with client_order_id {order.client_order_id!r}"
+            )
 
         await self._run(job)
 
@@ -719,15 +740,19 @@ class SQLiteUnitOfWork:
         stamp = _timestamp(updated_at)
 
         def job(conn: sqlite3.Connection) -> None:
-            row = (
-                _storable_id(order_id)
-                and conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()
+            if not _storable_id(order_id):
+                raise OrderNotFoundError(f"no order with id {order_id}")
+            cursor = conn.execute(
+                "UPDATE orders SET status = 'CANCELLED', updated_at = ?"
+                " WHERE id = ? AND status IN ('OPEN', 'PARTIALLY_FILLED')",
+                (stamp, order_id),
             )
+            if cursor.rowcount:
+                return
+            row = conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()
             if not row:
                 raise OrderNotFoundError(f"no order with id {order_id}")
-            if row[0] not in ("OPEN", "PARTIALLY_FILLED"):
-                raise OrderConflictError(f"order {order_id} is {row[0]}, not active")
-            conn.execute("UPDATE orders SET status = 'CANCELLED', updated_at = ? WHERE id = ?", (stamp, order_id))
+            raise OrderConflictError(f"order {order_id} is {row[0]}, not active")
 
         await self._run(job)
 
@@ -735,15 +760,13 @@ class SQLiteUnitOfWork:
         """Remove a ``PENDING`` order that was never accepted (no-op if absent)."""
 
         def job(conn: sqlite3.Connection) -> None:
-            row = (
-                _storable_id(order_id)
-                and conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()
-            )
-            if not row:
+            if not _storable_id(order_id):
                 return
-            if row[0] != "PENDING":
+            if conn.execute("DELETE FROM orders WHERE id = ? AND status = 'PENDING'", (order_id,)).rowcount:
+                return
+            row = conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()
+            if row:
                 raise OrderConflictError(f"order {order_id} is {row[0]}; only PENDING orders are deleted")
-            conn.execute("DELETE FROM orders WHERE id = ?", (order_id,))
 
         await self._run(job)
 
@@ -751,15 +774,11 @@ class SQLiteUnitOfWork:
         """Insert trades (ids unique); a duplicate raises :class:`~tradebook.DuplicateOrderError`."""
         rows = [_trade_row(trade) for trade in trades]
 
+        if not rows:
+            return
+
         def job(conn: sqlite3.Connection) -> None:
-            seen: set[int] = set()
-            for row in rows:
-                trade_id = row[0]
-                if trade_id in seen or conn.execute("SELECT 1 FROM trades WHERE id = ?", (trade_id,)).fetchone():
-                    raise DuplicateOrderError(f"trade id {trade_id} already exists")
-                seen.add(trade_id)  # type: ignore[arg-type]
-            with _savepoint(conn):
-                conn.executemany(f"INSERT INTO trades ({_TRADE_COLUMNS}) VALUES ({', '.join('?' * 10)})", rows)
+            _insert_all(conn, _INSERT_TRADE, rows, "trades", "trade")
 
         await self._run(job)
 
@@ -767,14 +786,11 @@ class SQLiteUnitOfWork:
         """Queue wallet operations in the outbox (ids unique)."""
         rows = [(_checked_id(op.id, "wallet operation id"), op.symbol, op.kind, op.payload()) for op in ops]
 
+        if not rows:
+            return
+
         def job(conn: sqlite3.Connection) -> None:
-            seen: set[int] = set()
-            for op_id, *_ in rows:
-                if op_id in seen or conn.execute("SELECT 1 FROM wallet_ops WHERE id = ?", (op_id,)).fetchone():
-                    raise DuplicateOrderError(f"wallet operation id {op_id} already exists")
-                seen.add(op_id)
-            with _savepoint(conn):
-                conn.executemany("INSERT INTO wallet_ops (id, symbol, kind, payload) VALUES (?, ?, ?, ?)", rows)
+            _insert_all(conn, _INSERT_OP, rows, "wallet_ops", "wallet operation")
 
         await self._run(job)
 
@@ -782,9 +798,13 @@ class SQLiteUnitOfWork:
         """Take applied operations out of the outbox (unknown ids are ignored)."""
         ids = [(op_id,) for op_id in op_ids if _storable_id(op_id)]
 
+        if not ids:
+            return
+
         def job(conn: sqlite3.Connection) -> None:
-            with _savepoint(conn):
-                conn.executemany("DELETE FROM wallet_ops WHERE id = ?", ids)
+            for start in range(0, len(ids), 500):  # one statement per 500 ids: all of them or none
+                chunk = [op_id for (op_id,) in ids[start : start + 500]]
+                conn.execute(f"DELETE FROM wallet_ops WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
 
         await self._run(job)
 
@@ -1035,6 +1055,30 @@ def _change_balance(
     )
 
 
+def _change_balances(conn: sqlite3.Connection, deltas: dict[tuple[str, str], list[Decimal]]) -> None:
+    """Add ``[available, reserved]`` deltas to several accounts: one read and one write call for all."""
+    keys = list(deltas)
+    where = " OR ".join(["(user_id = ? AND asset = ?)"] * len(keys))
+    params = [part for key in keys for part in key]
+    current = {
+        (user, asset): (Decimal(available), Decimal(reserved))
+        for user, asset, available, reserved in conn.execute(
+            f"SELECT user_id, asset, available, reserved FROM wallet_balances WHERE {where}", params
+        )
+    }
+    rows = []
+    for key, (available, reserved) in deltas.items():
+        old_available, old_reserved = current.get(key, (_ZERO, _ZERO))
+        rows.append((*key, str(old_available + available), str(old_reserved + reserved)))
+    conn.executemany(_UPSERT_BALANCE, rows)
+
+
+_UPSERT_BALANCE = (
+    "INSERT INTO wallet_balances (user_id, asset, available, reserved) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (user_id, asset) DO UPDATE SET available = excluded.available, reserved = excluded.reserved"
+)
+
+
 def _get_reservation(conn: sqlite3.Connection, ref: str) -> Reservation | None:
     row = conn.execute("SELECT ref, user_id, asset, amount FROM wallet_reservations WHERE ref = ?", (ref,)).fetchone()
     return None if row is None else Reservation(row[0], row[1], row[2], Decimal(row[3]))
@@ -1123,10 +1167,10 @@ class SQLiteWallet:
             existing = _get_reservation(conn, ref)
             if existing is not None:
                 return existing
-            available = (_get_balance(conn, user_id, asset) or (_ZERO, _ZERO))[0]
+            available, reserved = _get_balance(conn, user_id, asset) or (_ZERO, _ZERO)
             if available < value:
                 raise InsufficientBalanceError(f"user {user_id!r} has {available} {asset} available, needs {value}")
-            _change_balance(conn, user_id, asset, available=-value, reserved=value)
+            conn.execute(_UPSERT_BALANCE, (user_id, asset, str(available - value), str(reserved + value)))
             conn.execute(
                 "INSERT INTO wallet_reservations (ref, user_id, asset, amount) VALUES (?, ?, ?, ?)",
                 (ref, user_id, asset, str(value)),
@@ -1171,15 +1215,23 @@ class SQLiteWallet:
                 raise InsufficientBalanceError(f"reservation {s.sell_ref!r} cannot deliver {s.quantity} {s.base}")
             if (s.buyer_fee or s.seller_fee) and s.fee_account is None:
                 raise ValueError("a settlement with fees needs a fee_account")
-            _change_balance(conn, buy.user_id, s.quote, reserved=-s.notional)
-            _shrink(conn, buy, s.notional)
-            _change_balance(conn, sell.user_id, s.base, reserved=-s.quantity)
-            _shrink(conn, sell, s.quantity)
-            _change_balance(conn, s.buyer_id, s.base, available=s.quantity - s.buyer_fee)
-            _change_balance(conn, s.seller_id, s.quote, available=s.notional - s.seller_fee)
+            deltas: dict[tuple[str, str], list[Decimal]] = {}
+
+            def add(user: str, asset: str, available: Decimal = _ZERO, reserved: Decimal = _ZERO) -> None:
+                delta = deltas.setdefault((user, asset), [_ZERO, _ZERO])
+                delta[0] += available
+                delta[1] += reserved
+
+            add(buy.user_id, s.quote, reserved=-s.notional)
+            add(sell.user_id, s.base, reserved=-s.quantity)
+            add(s.buyer_id, s.base, available=s.quantity - s.buyer_fee)
+            add(s.seller_id, s.quote, available=s.notional - s.seller_fee)
             if s.fee_account is not None:
-                _change_balance(conn, s.fee_account, s.base, available=s.buyer_fee)
-                _change_balance(conn, s.fee_account, s.quote, available=s.seller_fee)
+                add(s.fee_account, s.base, available=s.buyer_fee)
+                add(s.fee_account, s.quote, available=s.seller_fee)
+            _change_balances(conn, deltas)
+            _shrink(conn, buy, s.notional)
+            _shrink(conn, sell, s.quantity)
             conn.execute("INSERT INTO wallet_settled_trades (trade_id, settled_at) VALUES (?, ?)", (trade_id, _now()))
 
         await self._write(job)
