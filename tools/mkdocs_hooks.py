@@ -22,11 +22,16 @@ _DIRECTIVE = re.compile(r"^::: tradebook\.(\w+)\s*$", re.MULTILINE)
 
 
 def public_names() -> list[str]:
-    """``tradebook.__all__`` as written in ``src/tradebook/__init__.py``."""
+    """``tradebook.__all__`` as written in ``src/tradebook/__init__.py`` (imported if it is not a plain list)."""
     for node in ast.parse(INIT.read_text()).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-            return [str(name) for name in ast.literal_eval(node.value)]
-    return []
+            try:
+                return [str(name) for name in ast.literal_eval(node.value)]
+            except ValueError:
+                break
+    import tradebook
+
+    return list(tradebook.__all__)
 
 
 def undocumented() -> list[str]:
