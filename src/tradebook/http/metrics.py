@@ -137,6 +137,8 @@ class PrometheusMetrics(Metrics):
         self._service = service
         wallet = service.wallet
         if isinstance(wallet, CircuitBreakerWallet):
+            for state in BreakerState:  # every series from the start, so rate() sees the first transition
+                self._transitions.labels(state.value)
             wallet.listeners.append(self._breaker_changed)
 
     def _breaker_changed(self, state: BreakerState) -> None:
