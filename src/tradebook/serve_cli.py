@@ -104,7 +104,8 @@ def add_server_commands(commands: Any) -> None:
             "               log_level, shutdown_timeout\n"
             '  [auth]       mode = "token" | "trusted-header", secret_env, user_header\n'
             "  [fees]       maker_fee_rate, taker_fee_rate (decimal strings), fee_account\n"
-            "  [wallet]     breaker (true/false), breaker_threshold, breaker_reset, timeout\n"
+            "  [wallet]     breaker (true/false), breaker_threshold, breaker_reset,\n"
+            "               timeout (seconds per call to a PostgreSQL wallet)\n"
             "  [[instruments]]  symbol, tick_size, lot_size, and optionally min_quantity, max_quantity,\n"
             "                   min_notional, min_price, max_price (decimals as strings)\n"
             '  [[accounts]]     user, balances = { ASSET = "amount", ... } (credited once per asset)\n\n'

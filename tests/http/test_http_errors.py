@@ -306,3 +306,71 @@ async def test_the_openapi_document(memory_api: Api) -> None:
                         "$ref": "#/components/schemas/ErrorResponse"
                     }
     assert (await memory_api.client.get("/openapi.json")).json() == doc  # built once
+
+
+async def test_the_fast_path_and_the_routes_answer_alike(tmp_path: Path) -> None:
+    """Placing, getting and cancelling by id skip FastAPI by default; with fast_path=False the routes answer."""
+    transcripts = []
+    for fast in (True, False):
+        api, location = await open_api("memory", tmp_path / str(fast), fast_path=fast)
+        try:
+            steps: list[httpx.Response] = [
+                await post(api, {**VALID, "client_order_id": "a"}),
+                await post(api, {**VALID, "client_order_id": "a"}),
+                await post(api, content=b"{", **{"content-type": "application/json"}),
+                await post(api, {**VALID, "price": 1}),
+                await post(api, {**VALID, "symbol": "ETH/USDT", "quantity": "900000.000"}),
+                await post(api, {**VALID, "symbol": "NOPE/USD"}),
+                await api.get("alice", "/api/v1/orders/1"),
+                await api.get("alice", "/api/v1/orders/001"),
+                await api.get("bob", "/api/v1/orders/1"),
+                await api.get("alice", "/api/v1/orders/0"),
+                await api.get("alice", f"/api/v1/orders/{2**63}"),
+                await api.get("alice", "/api/v1/orders/abc"),
+                await api.delete("bob", "/api/v1/orders/1"),
+                await api.delete("alice", "/api/v1/orders/1"),
+                await api.delete("alice", "/api/v1/orders/1"),
+                await api.client.put("/api/v1/orders/1", headers=api.headers("alice")),
+                await api.client.post("/api/v1/orders/1", headers=api.headers("alice")),
+            ]
+            transcript = []
+            for response in steps:
+                body = response.json()
+                for key in ("created_at", "updated_at"):
+                    body.pop(key, None)
+                transcript.append((response.status_code, body, response.headers.get("location")))
+            rejected = {
+                reason: api.metrics.registry.get_sample_value("tradebook_orders_rejected_total", {"reason": reason})
+                for reason in ("invalid_json", "invalid_request", "insufficient_balance", "unknown_symbol")
+            }
+            transcripts.append((transcript, rejected))
+        finally:
+            await close_api(api, location)
+    (fast_transcript, fast_rejected), (route_transcript, route_rejected) = transcripts
+    statuses = [status for status, _, _ in fast_transcript]
+    assert statuses == [201, 200, 400, 400, 422, 400, 200, 200, 404, 404, 404, 400, 404, 200, 409, 405, 405]
+    assert fast_transcript == route_transcript
+    assert (
+        fast_rejected
+        == route_rejected
+        == {
+            "invalid_json": 1,
+            "invalid_request": 1,
+            "insufficient_balance": 1,
+            "unknown_symbol": 1,
+        }
+    )
+
+
+async def test_an_unexpected_error_on_the_fast_path_is_a_logged_500(
+    memory_api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(memory_api.service, "place", boom)
+    error = assert_error(await post(memory_api, VALID), 500, "internal_error")
+    assert "secret" not in error["message"]
+    assert any("unexpected error on POST /api/v1/orders" in r.getMessage() for r in caplog.records)
+    value = memory_api.metrics.registry.get_sample_value
+    assert value("tradebook_orders_rejected_total", {"reason": "internal_error"}) == 1

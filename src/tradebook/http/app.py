@@ -40,7 +40,7 @@ from ..oms.breaker import BreakerState, CircuitBreakerWallet
 from ..oms.models import OrderQuery
 from ..oms.service import OrderService
 from .auth import AuthenticationError, Authenticator, TrustedHeaderAuthenticator
-from .errors import ERROR_RESPONSES, error_response, install_error_handlers
+from .errors import ERROR_RESPONSES, error_response, install_error_handlers, response_for
 from .metrics import Metrics, create_metrics
 from .schemas import (
     BalancesOut,
@@ -100,6 +100,51 @@ class _State:
         self.metrics.bind(service)
 
 
+class _Orders:
+    """The order endpoints' work, shared by the FastAPI routes and the fast path of :class:`_Edge`."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    async def place(self, user_id: str, body: bytes) -> JSONResponse:
+        """``POST /api/v1/orders`` with this body."""
+        # pydantic parses the JSON itself, strictly: a JSON number is not a decimal string.
+        try:
+            order = OrderIn.model_validate_json(body)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False, include_input=False)
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+        service = self.state.service
+        start = time.perf_counter()
+        placement = await service.place(
+            user_id,
+            order.symbol,
+            order.side,
+            order.quantity,
+            order.price,
+            type=order.type,
+            time_in_force=order.time_in_force,
+            post_only=order.post_only,
+            client_order_id=order.client_order_id,
+        )
+        content = order_json(placement.order)
+        if placement.replayed:
+            return JSONResponse(content, status_code=200)
+        self.state.metrics.placed(placement, time.perf_counter() - start)
+        return JSONResponse(content, status_code=201, headers={"Location": f"{_ORDERS}/{placement.order.id}"})
+
+    async def get(self, user_id: str, order_id: int) -> JSONResponse:
+        """``GET /api/v1/orders/{order_id}``."""
+        return JSONResponse(order_json(await self.state.service.get_order(user_id, order_id)))
+
+    async def cancel(self, user_id: str, order_id: int) -> JSONResponse:
+        """``DELETE /api/v1/orders/{order_id}``."""
+        start = time.perf_counter()
+        record = await self.state.service.cancel_order(user_id, order_id)
+        self.state.metrics.cancelled(record.symbol, time.perf_counter() - start)
+        return JSONResponse(order_json(record))
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse, "description": ERROR_RESPONSES[status]} for status in statuses}
 
@@ -113,6 +158,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     access_log_enabled: bool = False,
     opentelemetry: bool = False,
+    fast_path: bool = True,
     title: str = "tradebook",
 ) -> FastAPI:
     """The HTTP API over ``service`` (started, owned by the caller) or over what ``open_service`` opens.
@@ -123,6 +169,11 @@ def create_app(
     per request on the ``tradebook.http.access`` logger. ``opentelemetry`` keeps
     FastAPI's native OpenTelemetry instrumentation (where the installed FastAPI
     has it) on; it is off by default, as it costs time on every request.
+
+    ``fast_path`` answers the busiest endpoints (placing, getting and
+    cancelling an order by its id) straight from the outermost middleware,
+    without FastAPI's per-request machinery; their FastAPI routes give the
+    same answers and document them in the OpenAPI document.
     """
     if (service is None) == (open_service is None):
         raise ValueError("pass either a started service or open_service, not both or neither")
@@ -134,6 +185,7 @@ def create_app(
     state = _State(None, authenticator, recorder)
     if service is not None:
         state.attach(service)
+    orders = _Orders(state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -165,8 +217,8 @@ def create_app(
     )
     app.state.tradebook = state
 
-    def on_error(request: Request, code: str) -> None:
-        if request.method == "POST" and request.url.path == _ORDERS:
+    def on_error(method: str, path: str, code: str) -> None:
+        if method == "POST" and path == _ORDERS:
             recorder.rejected(code)
 
     install_error_handlers(app, on_error)
@@ -175,6 +227,8 @@ def create_app(
         state=state,
         max_body_bytes=max_body_bytes,
         log_requests=access_log_enabled,
+        orders=orders if fast_path else None,
+        on_error=on_error,
     )
 
     @app.post(
@@ -196,31 +250,7 @@ def create_app(
     )
     async def place_order(request: Request) -> JSONResponse:
         """Validate, reserve, match and settle one order; 201 with the order as it stands after matching."""
-        # The body is validated here rather than by FastAPI: pydantic parses the JSON itself (strictly:
-        # a JSON number is not a decimal string), and a request skips FastAPI's generic body handling.
-        try:
-            order = OrderIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False, include_input=False)
-            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
-        service = state.service
-        start = time.perf_counter()
-        placement = await service.place(
-            request.scope[_USER],
-            order.symbol,
-            order.side,
-            order.quantity,
-            order.price,
-            type=order.type,
-            time_in_force=order.time_in_force,
-            post_only=order.post_only,
-            client_order_id=order.client_order_id,
-        )
-        body = order_json(placement.order)
-        if placement.replayed:
-            return JSONResponse(body, status_code=200)
-        recorder.placed(placement, time.perf_counter() - start)
-        return JSONResponse(body, status_code=201, headers={"Location": f"{_ORDERS}/{placement.order.id}"})
+        return await orders.place(request.scope[_USER], await request.body())
 
     @app.get(
         _ORDERS,
@@ -257,8 +287,7 @@ def create_app(
     )
     async def get_order(order_id: int, request: Request) -> JSONResponse:
         """The order; another user's order is 404, as is an unknown one."""
-        record = await state.service.get_order(request.scope[_USER], order_id)
-        return JSONResponse(order_json(record))
+        return await orders.get(request.scope[_USER], order_id)
 
     @app.delete(
         _ORDERS + "/{order_id}",
@@ -269,10 +298,7 @@ def create_app(
     )
     async def cancel_order(order_id: int, request: Request) -> JSONResponse:
         """Cancel the order and release its funds; 409 when it is already filled, cancelled or expired."""
-        start = time.perf_counter()
-        record = await state.service.cancel_order(request.scope[_USER], order_id)
-        recorder.cancelled(record.symbol, time.perf_counter() - start)
-        return JSONResponse(order_json(record))
+        return await orders.cancel(request.scope[_USER], order_id)
 
     @app.get(
         API_PREFIX + "/depth",
@@ -388,14 +414,32 @@ def _route_template(scope: Scope) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
-class _Edge:
-    """Outermost request handling: body cap, authentication of ``/api/``, metrics and the access log."""
+_ORDER_PREFIX = _ORDERS + "/"
 
-    def __init__(self, app: ASGIApp, *, state: _State, max_body_bytes: int, log_requests: bool) -> None:
+
+class _Edge:
+    """Outermost request handling: body cap, authentication of ``/api/``, metrics, the access log.
+
+    With ``orders``, it also answers the busiest endpoints itself (the fast
+    path), with the same code and the same error translation as their routes.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        state: _State,
+        max_body_bytes: int,
+        log_requests: bool,
+        orders: _Orders | None,
+        on_error: Callable[[str, str, str], None],
+    ) -> None:
         self.app = app
         self.state = state
         self.max_body_bytes = max_body_bytes
         self.log_requests = log_requests
+        self.orders = orders
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -404,6 +448,9 @@ class _Edge:
         start = time.perf_counter()
         status = 500
         user_id: str | None = None
+        template: str | None = None
+        method: str = scope["method"]
+        path: str = scope["path"]
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -412,8 +459,8 @@ class _Edge:
             await send(message)
 
         try:
-            receive, problem = await self._read_body(scope, receive)
-            if problem is None and scope["path"].startswith("/api/"):
+            receive, body, problem = await self._read_body(scope, receive)
+            if problem is None and path.startswith("/api/"):
                 try:
                     user_id = await self.state.authenticator.authenticate(Request(scope))
                 except AuthenticationError as exc:
@@ -421,33 +468,66 @@ class _Edge:
                 else:
                     scope[_USER] = user_id
             if problem is not None:
-                if scope["method"] == "POST" and scope["path"] == _ORDERS:
+                if method == "POST" and path == _ORDERS:
                     self.state.metrics.rejected(
                         "payload_too_large" if problem.status_code == 413 else "unauthenticated"
                     )
                 await problem(scope, receive, send_status)
                 return
+            if user_id is not None and self.orders is not None:
+                template = await self._fast(method, path, user_id, body, scope, receive, send_status)
+                if template is not None:
+                    return
             await self.app(scope, receive, send_status)
         finally:
             elapsed = time.perf_counter() - start
-            self.state.metrics.request(scope["method"], _route_template(scope), status, elapsed)
+            self.state.metrics.request(method, template or _route_template(scope), status, elapsed)
             if self.log_requests:
                 access_log.info(
                     "%s %s %s",
-                    scope["method"],
-                    scope["path"],
+                    method,
+                    path,
                     status,
                     extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
+                        "method": method,
+                        "path": path,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 3),
                         "user_id": user_id,
                     },
                 )
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:
-        """Read the whole body up to the cap; a receive that replays it, or a 413 response."""
+    async def _fast(
+        self, method: str, path: str, user_id: str, body: bytes, scope: Scope, receive: Receive, send: Send
+    ) -> str | None:
+        """Answer a busy endpoint directly; its route template, or ``None`` to leave it to the app."""
+        orders = self.orders
+        assert orders is not None
+        call: Any
+        if path == _ORDERS:
+            if method != "POST":
+                return None
+            template, call = _ORDERS, orders.place(user_id, body)
+        elif path.startswith(_ORDER_PREFIX):
+            text = path[len(_ORDER_PREFIX) :]
+            # Plain decimal ids only; anything else goes to the route, which explains what is wrong.
+            if not (text.isascii() and text.isdigit() and len(text) <= 19) or method not in ("GET", "DELETE"):
+                return None
+            order_id = int(text)
+            template = _ORDER_PREFIX + "{order_id}"
+            call = orders.get(user_id, order_id) if method == "GET" else orders.cancel(user_id, order_id)
+        else:
+            return None
+        try:
+            response: Response = await call
+        except Exception as exc:
+            response, code = response_for(exc, method, path)
+            self.on_error(method, path, code)
+        await response(scope, receive, send)
+        return template
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[Receive, bytes, Response | None]:
+        """Read the whole body up to the cap: a receive that replays it, the body, or a 4xx response."""
         length: int | None = None
         chunked = False
         for name, value in scope["headers"]:
@@ -455,25 +535,26 @@ class _Edge:
                 try:
                     length = int(value)
                 except ValueError:
-                    return receive, error_response(400, "invalid_request", "the Content-Length header is not a number")
+                    problem = error_response(400, "invalid_request", "the Content-Length header is not a number")
+                    return receive, b"", problem
             elif name == b"transfer-encoding":
                 chunked = True
         limit = self.max_body_bytes
         too_large = f"the request body exceeds the limit of {limit} bytes"
         if length is not None and length > limit:
-            return receive, error_response(413, "payload_too_large", too_large)
+            return receive, b"", error_response(413, "payload_too_large", too_large)
         if not chunked and not length:
-            return receive, None
+            return receive, b"", None
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break  # the client went away; the app sees an empty body and its answer goes nowhere
+                break  # the client went away; the app sees what came and its answer goes nowhere
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return receive, error_response(413, "payload_too_large", too_large)
+                return receive, b"", error_response(413, "payload_too_large", too_large)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -487,4 +568,4 @@ class _Edge:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        return replay, None
+        return replay, body, None

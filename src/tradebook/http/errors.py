@@ -22,7 +22,14 @@ from starlette.responses import Response
 from ..errors import TradebookError
 from .schemas import JSONResponse
 
-__all__ = ["ERROR_RESPONSES", "STATUS_BY_CODE", "error_response", "install_error_handlers", "status_for"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "STATUS_BY_CODE",
+    "error_response",
+    "install_error_handlers",
+    "response_for",
+    "status_for",
+]
 
 log = logging.getLogger("tradebook.http")
 
@@ -103,44 +110,47 @@ def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return details
 
 
-def install_error_handlers(app: FastAPI, on_error: Callable[[Request, str], None] | None = None) -> None:
-    """Make every error of ``app`` a JSON error response; ``on_error(request, code)`` sees each one."""
+def response_for(exc: Exception, method: str, path: str) -> tuple[Response, str]:
+    """The error response for ``exc`` raised while answering ``method path``, and its code.
 
-    def respond(request: Request, status: int, code: str, message: str, details: Any = None, **kw: Any) -> Response:
-        if on_error is not None:
-            on_error(request, code)
-        return error_response(status, code, message, details, **kw)
-
-    async def tradebook_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, TradebookError)
+    Library errors get the status of their code; request validation errors are
+    400 (``invalid_json`` when the body is not JSON); Starlette's HTTP errors
+    keep their status; anything else is a logged 500 that reveals nothing.
+    """
+    if isinstance(exc, TradebookError):
         status = status_for(exc)
+        code = exc.code if status != 500 else "internal_error"
         if status >= 500:
-            log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, exc)
+            log.error("%s on %s %s: %s", exc.code, method, path, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return respond(request, status, exc.code if status != 500 else "internal_error", str(exc), headers=headers)
-
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
+        return error_response(status, code, str(exc), headers=headers), code
+    if isinstance(exc, RequestValidationError):
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return respond(request, 400, "invalid_json", "the request body is not valid JSON")
+            return error_response(400, "invalid_json", "the request body is not valid JSON"), "invalid_json"
         details = _validation_details(errors)
         first = details[0] if details else {}
         where = first.get("field") or "request"
-        return respond(request, 400, "invalid_request", f"{where}: {first.get('message', 'invalid')}", details)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
+        message = f"{where}: {first.get('message', 'invalid')}"
+        return error_response(400, "invalid_request", message, details), "invalid_request"
+    if isinstance(exc, HTTPException):
         status = exc.status_code
         code = _CODE_BY_HTTP_STATUS.get(status, "invalid_request" if status < 500 else "internal_error")
         message = str(exc.detail) if exc.detail else code.replace("_", " ")
-        return respond(request, status, code, message, headers=dict(exc.headers) if exc.headers else None)
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(status, code, message, headers=headers), code
+    log.error("unexpected error on %s %s", method, path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error; it has been logged"), "internal_error"
 
-    async def unexpected_error(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return respond(request, 500, "internal_error", "internal server error; it has been logged")
 
-    app.add_exception_handler(TradebookError, tradebook_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected_error)
+def install_error_handlers(app: FastAPI, on_error: Callable[[str, str, str], None] | None = None) -> None:
+    """Make every error of ``app`` a JSON error response; ``on_error(method, path, code)`` sees each one."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        response, code = response_for(exc, request.method, request.url.path)
+        if on_error is not None:
+            on_error(request.method, request.url.path, code)
+        return response
+
+    for kind in (TradebookError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(kind, handle)

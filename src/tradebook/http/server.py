@@ -140,7 +140,9 @@ async def open_service(config: ServerConfig) -> AsyncIterator[OrderService]:
                 wallet,
                 failure_threshold=config.breaker_threshold,
                 reset_timeout=config.breaker_reset,
-                call_timeout=config.wallet_timeout,
+                # A PostgreSQL wallet is across a network: bound each call. SQLite and memory wallets run
+                # on the event loop itself, where a timeout could interrupt nothing and costs a task per call.
+                call_timeout=config.wallet_timeout if config.is_postgres else None,
             )
         service = OrderService(
             repository,
@@ -212,6 +214,7 @@ def serve(config: ServerConfig) -> int:
             lifespan="on",
             timeout_graceful_shutdown=math.ceil(config.shutdown_timeout),
             server_header=False,
+            proxy_headers=False,  # nothing here reads the client address or scheme
         )
     )
     server.run()

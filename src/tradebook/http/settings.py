@@ -93,6 +93,10 @@ class ServerConfig:
     ``"token"`` (HMAC-signed bearer tokens, the secret in the environment
     variable ``secret_env``) or ``"trusted-header"`` (the user id in
     ``user_header``, for deployments behind an authenticating gateway).
+    The wallet sits behind a circuit breaker (``wallet_breaker``) that opens
+    after ``breaker_threshold`` consecutive failures and tries again after
+    ``breaker_reset`` seconds; ``wallet_timeout`` bounds each call to a
+    PostgreSQL wallet (SQLite and memory wallets answer on the event loop).
     """
 
     host: str = "127.0.0.1"
