@@ -416,7 +416,7 @@ def engine_state(engine: Any) -> dict[str, Any]:
 def need_engine(backend: Any) -> Any:
     """``backend`` if its matching engine imports; otherwise skip (or fail under TRADEBOOK_REQUIRE_EXTENSIONS)."""
     if backend.MatchingEngine is None:
-        from conftest import _unavailable
+        from _backends import _unavailable
 
         _unavailable(backend.engine_error, skip=True)
     return backend

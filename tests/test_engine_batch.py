@@ -7,7 +7,7 @@ from array import array
 
 import pytest
 
-from conftest import available_backends
+from _backends import available_backends
 from tradebook import (
     ERROR_DUPLICATE,
     ERROR_INVALID,

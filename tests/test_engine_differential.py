@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from _reference_matcher import check_books, trade_key
-from conftest import available_backends
+from _backends import available_backends
 from tradebook import Instrument, TradebookError
 
 ACME = Instrument("ACME/USD", "1", "1")

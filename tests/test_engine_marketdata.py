@@ -17,7 +17,7 @@ from uuid import UUID
 import pytest
 
 from _reference_matcher import Venue, check_books, need_engine, report_key, unchanged
-from conftest import available_backends
+from _backends import available_backends
 from tradebook import (
     Instrument,
     InvalidOrderError,

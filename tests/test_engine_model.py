@@ -29,7 +29,7 @@ from hypothesis.stateful import (
 )
 
 from _reference_matcher import RefEngine, check_books, engine_state, report_key, snapshot_rows
-from conftest import available_backends
+from _backends import available_backends
 from tradebook import Instrument
 
 ACME = Instrument("ACME/USD", "1", "1")

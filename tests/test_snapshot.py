@@ -245,7 +245,7 @@ def test_unsupported_id_types_cannot_be_snapshotted(backend, btc):
 
 
 def test_snapshots_cross_backends(btc):
-    from conftest import available_backends
+    from _backends import available_backends
 
     backends = available_backends()
     for src in backends.values():

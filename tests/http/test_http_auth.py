@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from _http_support import SECRET, Api, assert_error, close_api, open_api
 
-from conftest import SECRET, Api, assert_error, close_api, open_api
 from tradebook.http import (
     AuthenticationError,
     ConfigError,

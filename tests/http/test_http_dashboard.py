@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from _http_support import SwitchableWallet, close_api, open_api
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import SwitchableWallet, close_api, open_api
 from tradebook.oms import CircuitBreakerWallet
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "tradebook.json"

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from _http_support import INSTRUMENTS, SECRET, Api, SwitchableWallet, assert_error, close_api, open_api
 
-from conftest import INSTRUMENTS, SECRET, Api, SwitchableWallet, assert_error, close_api, open_api
 from tradebook import PersistenceError
 from tradebook.http import TokenAuthenticator, create_app
 from tradebook.oms import CircuitBreakerWallet, MemoryOrderRepository, MemoryWallet, OrderService

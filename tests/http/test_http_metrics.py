@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from _http_support import SECRET, Api, SwitchableWallet, assert_error, close_api, open_api
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import SECRET, Api, SwitchableWallet, assert_error, close_api, open_api
 from tradebook.http import TokenAuthenticator, create_app
 from tradebook.http.metrics import Metrics, PrometheusMetrics, create_metrics, prometheus_available
 from tradebook.oms import CircuitBreakerWallet

@@ -5,8 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
-from conftest import DEPOSITS, Api, assert_error
+from _http_support import DEPOSITS, Api, assert_error
 
 ORDER_FIELDS = {
     "id",

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+from _http_support import SECRET, assert_error, drop_schema, new_schema_name, postgres_dsn_or_skip
 
-from conftest import SECRET, assert_error, drop_schema, new_schema_name, postgres_dsn_or_skip
 from tradebook.cli import main
 from tradebook.http import ServerConfig, build_app, verify_token
 from tradebook.http.server import JsonFormatter, configure_logging, redact, serve

@@ -29,9 +29,8 @@ from pathlib import Path
 
 import pytest
 from _crash_common import DEPOSITS, INSTRUMENTS, USERS
-from _stores import open_store
+from _stores import drop_schema, open_store, store_location
 
-from conftest import drop_schema, store_location
 from tradebook import OrderStatus, Side
 from tradebook.oms import OrderService
 

@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from _stores import drop_schema, new_schema_name, postgres_dsn_or_skip
 
 import tradebook.oms
-from conftest import drop_schema, new_schema_name, postgres_dsn_or_skip
 from tradebook import cli
 from tradebook.oms.db_cli import POSTGRES_EXTRA_HINT, parse_database_url
 

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from _stores import drop_schema, new_schema_name, postgres_dsn_or_skip
 
-from conftest import drop_schema, new_schema_name, postgres_dsn_or_skip
 from tradebook import (
     DuplicateOrderError,
     InsufficientBalanceError,
