@@ -30,16 +30,16 @@ The module also has the helpers behind ``tradebook db``: :func:`migrate`,
 
 from __future__ import annotations
 
-import asyncio
 import re
 import zlib
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from types import TracebackType
 from typing import Any
 
 try:
@@ -181,13 +181,26 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-@contextmanager
-def _mapped(error: type[TradebookError], what: str) -> Iterator[None]:
-    """Turn psycopg operational failures (connection lost, pool timeout, ...) into ``error``."""
-    try:
-        yield
-    except psycopg.OperationalError as exc:
-        raise error(f"{what}: {_first_line(exc)}") from exc
+class _mapped:
+    """Turn psycopg operational failures (connection lost, pool timeout, ...) into ``error``.
+
+    A class rather than a generator-based context manager: it wraps every call.
+    """
+
+    __slots__ = ("_error", "_what")
+
+    def __init__(self, error: type[TradebookError], what: str) -> None:
+        self._error = error
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, psycopg.OperationalError):
+            raise self._error(f"{self._what}: {_first_line(exc)}") from exc
 
 
 async def _connect(dsn: str) -> _Conn:
@@ -225,6 +238,24 @@ async def _open_pool(dsn: str, schema: str, min_size: int, max_size: int, name: 
         await pool.close()
         raise
     return pool
+
+
+async def _fetch(
+    pool: _Pool, query: sql.SQL | sql.Composed | str | bytes, params: Sequence[Any] = ()
+) -> list[TupleRow]:
+    """Run one autocommit statement on a pooled connection and return its rows.
+
+    Takes the connection with ``getconn``/``putconn`` rather than the pool's
+    context manager: an autocommit statement has no transaction to end, and a
+    connection returned in the middle of a query (a cancelled call) is
+    discarded by the pool.
+    """
+    conn = await pool.getconn()
+    try:
+        cur = await conn.execute(query, params)
+        return await cur.fetchall()
+    finally:
+        await pool.putconn(conn)
 
 
 def _check_sizes(min_size: int, max_size: int) -> None:
@@ -319,45 +350,39 @@ def _list_orders_query(user_id: str, query: OrderQuery) -> tuple[sql.Composed, l
     return statement, params
 
 
-async def _insert_in_order(
-    conn: _Conn, query: sql.SQL | sql.Composed, rows: Sequence[Sequence[Any]], ids: Sequence[int], table: str, noun: str
-) -> None:
-    """Insert all of ``rows`` or none of them, like the memory adapter.
-
-    Each row goes in with ``ON CONFLICT DO NOTHING RETURNING id``; when one
-    (in list order, the first) was refused, the rows this call did insert are
-    taken out again and :class:`DuplicateOrderError` names the refused id. No
-    statement fails, so the transaction stays usable.
-    """
-    if not rows:
-        return
-    inserted: list[bool] = []
-    async with conn.cursor() as cur:
-        await cur.executemany(query, rows, returning=True)
-        while True:
-            inserted.append(await cur.fetchone() is not None)
-            if not cur.nextset():
-                break
-    if all(inserted):
-        return
-    ours = [row_id for row_id, ok in zip(ids, inserted, strict=True) if ok]
-    if ours:
-        await conn.execute(
-            sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(sql.Identifier(table)), (ours,)
-        )
-    raise DuplicateOrderError(f"{noun} id {ids[inserted.index(False)]} already exists")
-
-
-_INSERT_ORDER = sql.SQL(
-    "INSERT INTO orders ({}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-).format(_ORDER_COLUMNS)
-_INSERT_TRADE = sql.SQL(
-    "INSERT INTO trades ({}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id"
-).format(_TRADE_COLUMNS)
-_INSERT_OP = sql.SQL(
-    "INSERT INTO wallet_ops (id, symbol, kind, payload) VALUES (%s, %s, %s, %s::jsonb)"
+# The statements a unit of work runs, as plain text: psycopg caches their conversion
+# and prepares them on the server after a few uses.
+_INSERT_ORDER = (
+    "INSERT INTO orders (" + _ORDER_COLUMNS.as_string() + ")"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+_ORDER_EXISTS = "SELECT 1 FROM orders WHERE id = %s"
+_ORDER_STATUS = "SELECT status FROM orders WHERE id = %s"
+_UPDATE_ORDER = (
+    "UPDATE orders SET status = %s, filled_quantity = %s, updated_at = %s,"
+    " sequence = coalesce(%s::bigint, sequence) WHERE id = %s"
+)
+_CANCEL_ORDER = "UPDATE orders SET status = 'CANCELLED', updated_at = %s WHERE id = %s AND " + _ACTIVE.as_string()
+_DELETE_ORDER = "DELETE FROM orders WHERE id = %s AND status = 'PENDING'"
+# Whole batches in one statement each. ON CONFLICT DO NOTHING also skips a repeat
+# of an id within the batch; RETURNING tells which rows went in.
+_INSERT_TRADES = (
+    "INSERT INTO trades (" + _TRADE_COLUMNS.as_string() + ")"
+    " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::numeric[], %s::numeric[], %s::bigint[], %s::bigint[],"
+    " %s::text[], %s::text[], %s::text[], %s::timestamptz[])"
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
+_INSERT_OPS = (
+    "INSERT INTO wallet_ops (id, symbol, kind, payload)"
+    " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::jsonb[])"
+    " ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+_BEGIN = b"BEGIN"
+
+
+def _delete_ops(op_ids: set[int]) -> bytes:
+    """``DELETE`` of outbox rows by id, the ids written inline (integers only) to go in one simple query."""
+    return b"DELETE FROM wallet_ops WHERE id IN (" + ",".join(map(str, sorted(op_ids))).encode("ascii") + b")"
 
 
 class PostgresUnitOfWork:
@@ -366,16 +391,65 @@ class PostgresUnitOfWork:
     Every method behaves like :class:`~tradebook.oms.MemoryUnitOfWork`'s; a
     duplicate, a missing order or a conflict raises without breaking the
     transaction, so the caller may go on or leave the block to roll back.
+
+    Each method is one statement, hence one round trip: ``BEGIN`` goes out
+    with the first one (a pipeline), and the deletion of the outbox entries
+    marked done goes out with ``COMMIT`` (one simple query). A unit of work
+    that wrote nothing costs no round trip at all.
     """
 
     def __init__(self, conn: _Conn) -> None:
         self._conn = conn
+        self._cur = conn.cursor()
+        self._begun = False
         self._done: set[int] = set()
+
+    async def _execute(self, query: str, params: Sequence[Any]) -> psycopg.AsyncCursor[TupleRow]:
+        """Run one statement of the transaction on the unit's cursor; the first one takes ``BEGIN`` along."""
+        cur = self._cur
+        if self._begun:
+            await cur.execute(query, params)
+            return cur
+        self._begun = True
+        async with self._conn.pipeline():
+            await cur.execute(_BEGIN)
+            await cur.execute(query, params)  # the cursor holds this one's result
+        return cur
+
+    async def _insert_all(
+        self, query: str, columns: Sequence[list[Any]], ids: list[int], table: str, noun: str
+    ) -> None:
+        """Insert a batch in one statement, all of it or none of it (like the memory adapter).
+
+        When a row was refused (a taken id, or an id repeated in the batch), the
+        rows this call did insert are taken out again and
+        :class:`DuplicateOrderError` names the first refused id, in list order.
+        No statement fails, so the transaction stays usable.
+        """
+        if not ids:
+            return
+        cur = await self._execute(query, columns)
+        inserted = {row[0] for row in await cur.fetchall()}
+        if len(inserted) == len(ids):
+            return
+        seen: set[int] = set()
+        refused = ids[0]
+        for row_id in ids:
+            if row_id in seen or row_id not in inserted:
+                refused = row_id
+                break
+            seen.add(row_id)
+        if inserted:
+            await self._execute(
+                sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])").format(sql.Identifier(table)).as_string(),
+                (sorted(inserted),),
+            )
+        raise DuplicateOrderError(f"{noun} id {refused} already exists")
 
     async def create_order(self, order: OrderRecord) -> None:
         """Insert a new order; :class:`~tradebook.DuplicateOrderError` on a taken id or client order id."""
         with _mapped(PersistenceError, "could not store the order"):
-            cur = await self._conn.execute(
+            cur = await self._execute(
                 _INSERT_ORDER,
                 (
                     order.id,
@@ -398,7 +472,7 @@ class PostgresUnitOfWork:
             if cur.rowcount == 1:
                 return
             # The unique indexes refused the row; say which one.
-            cur = await self._conn.execute("SELECT 1 FROM orders WHERE id = %s", (order.id,))
+            cur = await self._execute(_ORDER_EXISTS, (order.id,))
             taken_id = await cur.fetchone() is not None
         if taken_id:
             raise DuplicateOrderError(f"order id {order.id} already exists")
@@ -407,7 +481,7 @@ class PostgresUnitOfWork:
         )
 
     async def _status(self, order_id: int) -> OrderStatus | None:
-        cur = await self._conn.execute("SELECT status FROM orders WHERE id = %s", (order_id,))
+        cur = await self._execute(_ORDER_STATUS, (order_id,))
         row = await cur.fetchone()
         return None if row is None else OrderStatus(row[0])
 
@@ -422,10 +496,8 @@ class PostgresUnitOfWork:
     ) -> None:
         """Set an order's status and filled quantity (and ``sequence`` when given)."""
         with _mapped(PersistenceError, f"could not update order {order_id}"):
-            cur = await self._conn.execute(
-                "UPDATE orders SET status = %s, filled_quantity = %s, updated_at = %s,"
-                " sequence = coalesce(%s::bigint, sequence) WHERE id = %s",
-                (OrderStatus(status).value, filled_quantity, updated_at, sequence, order_id),
+            cur = await self._execute(
+                _UPDATE_ORDER, (OrderStatus(status).value, filled_quantity, updated_at, sequence, order_id)
             )
         if cur.rowcount == 0:
             raise OrderNotFoundError(f"no order with id {order_id}")
@@ -433,10 +505,7 @@ class PostgresUnitOfWork:
     async def cancel_order(self, order_id: int, *, updated_at: datetime) -> None:
         """Mark an active order ``CANCELLED`` (not found / conflict otherwise)."""
         with _mapped(PersistenceError, f"could not cancel order {order_id}"):
-            cur = await self._conn.execute(
-                sql.SQL("UPDATE orders SET status = 'CANCELLED', updated_at = %s WHERE id = %s AND {}").format(_ACTIVE),
-                (updated_at, order_id),
-            )
+            cur = await self._execute(_CANCEL_ORDER, (updated_at, order_id))
             if cur.rowcount == 1:
                 return
             status = await self._status(order_id)
@@ -447,7 +516,7 @@ class PostgresUnitOfWork:
     async def delete_order(self, order_id: int) -> None:
         """Remove a ``PENDING`` order (no-op if absent; conflict if it was accepted)."""
         with _mapped(PersistenceError, f"could not delete order {order_id}"):
-            cur = await self._conn.execute("DELETE FROM orders WHERE id = %s AND status = 'PENDING'", (order_id,))
+            cur = await self._execute(_DELETE_ORDER, (order_id,))
             if cur.rowcount == 1:
                 return
             status = await self._status(order_id)
@@ -455,24 +524,34 @@ class PostgresUnitOfWork:
             raise OrderConflictError(f"order {order_id} is {status.value}; only PENDING orders are deleted")
 
     async def record_trades(self, trades: Sequence[TradeRecord]) -> None:
-        """Insert trades; :class:`~tradebook.DuplicateOrderError` on a taken trade id."""
-        rows = [
-            (
-                *(t.id, t.symbol, t.price, t.quantity, t.buy_order_id, t.sell_order_id, t.buyer_id, t.seller_id),
-                *(Side(t.taker_side).value, t.created_at),
-            )
-            for t in trades
+        """Insert trades; :class:`~tradebook.DuplicateOrderError` on a taken trade id (then none is stored)."""
+        ids = [t.id for t in trades]
+        columns: list[list[Any]] = [
+            ids,
+            [t.symbol for t in trades],
+            [t.price for t in trades],
+            [t.quantity for t in trades],
+            [t.buy_order_id for t in trades],
+            [t.sell_order_id for t in trades],
+            [t.buyer_id for t in trades],
+            [t.seller_id for t in trades],
+            [Side(t.taker_side).value for t in trades],
+            [t.created_at for t in trades],
         ]
         with _mapped(PersistenceError, "could not store the trades"):
-            await _insert_in_order(self._conn, _INSERT_TRADE, rows, [t.id for t in trades], "trades", "trade")
+            await self._insert_all(_INSERT_TRADES, columns, ids, "trades", "trade")
 
     async def add_wallet_ops(self, ops: Sequence[WalletOp]) -> None:
-        """Queue wallet operations in the outbox (payload as ``jsonb``)."""
-        rows = [(op.id, op.symbol, op.kind, op.payload()) for op in ops]
+        """Queue wallet operations in the outbox (payload as ``jsonb``); all of them or none."""
+        ids = [op.id for op in ops]
+        columns: list[list[Any]] = [
+            ids,
+            [op.symbol for op in ops],
+            [op.kind for op in ops],
+            [op.payload() for op in ops],
+        ]
         with _mapped(PersistenceError, "could not store the wallet operations"):
-            await _insert_in_order(
-                self._conn, _INSERT_OP, rows, [op.id for op in ops], "wallet_ops", "wallet operation"
-            )
+            await self._insert_all(_INSERT_OPS, columns, ids, "wallet_ops", "wallet operation")
 
     async def mark_wallet_ops_done(self, op_ids: Sequence[int]) -> None:
         """Take applied operations out of the outbox when the unit commits.
@@ -480,12 +559,61 @@ class PostgresUnitOfWork:
         Staged like the memory adapter's: until the commit, the operations
         still count as stored (adding one of their ids again is a duplicate).
         """
-        self._done.update(op_ids)
+        self._done.update(int(op_id) for op_id in op_ids)
 
-    async def _before_commit(self) -> None:
+    async def _commit(self) -> None:
+        conn = self._conn
+        if not self._begun:
+            if self._done:  # nothing else to commit: one autocommit statement
+                await self._cur.execute(_delete_ops(self._done))
+            return
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            # A statement failed (and the caller went on): PostgreSQL can only roll back.
+            await conn.rollback()
+            raise PersistenceError("a statement of the transaction failed; it was rolled back")
         if self._done:
-            with _mapped(PersistenceError, "could not mark the wallet operations done"):
-                await self._conn.execute("DELETE FROM wallet_ops WHERE id = ANY(%s::bigint[])", (sorted(self._done),))
+            await self._cur.execute(_delete_ops(self._done) + b"; COMMIT")
+        else:
+            await conn.commit()
+
+    async def _rollback(self) -> None:
+        await self._conn.rollback()  # a no-op when no transaction is open
+
+
+class _PostgresTransaction:
+    """``async with repo.transaction() as uow``: one pooled connection from ``BEGIN`` to ``COMMIT``."""
+
+    __slots__ = ("_conn", "_repo", "_uow")
+
+    def __init__(self, repo: PostgresOrderRepository) -> None:
+        self._repo = repo
+        self._conn: _Conn | None = None
+        self._uow: PostgresUnitOfWork | None = None
+
+    async def __aenter__(self) -> PostgresUnitOfWork:
+        self._repo._check_open()
+        with _mapped(PersistenceError, "could not start a transaction"):
+            self._conn = conn = await self._repo._pool.getconn()
+        self._uow = uow = PostgresUnitOfWork(conn)
+        return uow
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, uow = self._conn, self._uow
+        assert conn is not None and uow is not None
+        try:
+            if exc_type is None:
+                with _mapped(PersistenceError, "the transaction failed and was rolled back"):
+                    await uow._commit()
+            else:
+                # On a broken connection the server rolled back already, and the pool replaces it.
+                with suppress(psycopg.Error):
+                    await uow._rollback()
+        finally:
+            # A connection still in a transaction or a query (a cancelled commit) is rolled back
+            # or discarded by the pool.
+            await self._repo._pool.putconn(conn)
 
 
 class PostgresOrderRepository:
@@ -493,9 +621,7 @@ class PostgresOrderRepository:
 
     Each transaction holds one pooled connection from ``BEGIN`` to ``COMMIT``;
     reads take a connection for one statement (autocommit) and see committed
-    data only. As in the memory adapter, the transactions of one repository
-    run one at a time (an :class:`asyncio.Lock`, taken before the connection),
-    so each sees the previous one's commit; reads run beside them.
+    data only. Transactions and reads run side by side.
     """
 
     def __init__(self, pool: _Pool, schema: str) -> None:
@@ -522,24 +648,19 @@ class PostgresOrderRepository:
         if self._closed:
             raise RuntimeError("the repository is closed")
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresUnitOfWork]:
-        """A unit of work on one connection; it commits when the block ends without an exception."""
-        self._check_open()
-        # Transactions run side by side, each on its own connection, isolated by PostgreSQL
-        # (READ COMMITTED); the service never has two of them write the same row.
-        with _mapped(PersistenceError, "the transaction failed and was rolled back"):
-            async with self._pool.connection() as conn, conn.transaction():
-                uow = PostgresUnitOfWork(conn)
-                yield uow
-                await uow._before_commit()
+    def transaction(self) -> AbstractAsyncContextManager[PostgresUnitOfWork]:
+        """A unit of work on one connection; it commits when the block ends without an exception.
+
+        Transactions run side by side, each on its own connection, isolated by
+        PostgreSQL (READ COMMITTED); the service never has two of them write the
+        same row.
+        """
+        return _PostgresTransaction(self)
 
     async def _fetch(self, query: sql.SQL | sql.Composed | str, params: Sequence[Any] = ()) -> list[TupleRow]:
         self._check_open()
         with _mapped(PersistenceError, "could not read from PostgreSQL"):
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(query, params)
-                return await cur.fetchall()
+            return await _fetch(self._pool, query, params)
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
         """The order with this id, or ``None``."""
@@ -627,14 +748,33 @@ class PostgresOrderRepository:
 # -- the wallet ----------------------------------------------------------------------
 
 
+_DEPOSIT = (
+    "INSERT INTO wallet_balances (user_id, asset, available, reserved) VALUES (%s, %s, %s, 0)"
+    " ON CONFLICT (user_id, asset) DO UPDATE SET available = wallet_balances.available + excluded.available"
+    " RETURNING available"
+)
+# The functions of migration 0003: each operation is one autocommit statement.
+_RESERVE = "SELECT ok, held_user_id, held_asset, amount FROM tb_reserve(%s, %s, %s::numeric, %s)"
+_RELEASE = "SELECT tb_release(%s, %s::numeric)"
+_SETTLE = "SELECT tb_settle(%s::bigint, %s, %s, %s, %s, %s, %s, %s::numeric, %s::numeric, %s::numeric, %s::numeric, %s)"
+_RESERVED = "SELECT amount FROM wallet_reservations WHERE ref = %s"
+_BALANCES = "SELECT asset, available, reserved FROM wallet_balances WHERE user_id = %s ORDER BY asset"
+_TOTALS = "SELECT asset, sum(available + reserved) FROM wallet_balances GROUP BY asset ORDER BY asset"
+# SQLSTATEs tb_settle raises for a settlement it refuses (the statement rolls back).
+_CANNOT_PAY, _CANNOT_DELIVER, _FEES_WITHOUT_ACCOUNT = "TB001", "TB002", "TB003"
+
+
 class PostgresWallet:
     """A :class:`~tradebook.oms.WalletClient` ledger in PostgreSQL, with deposits for set-up.
 
     Matches :class:`~tradebook.oms.MemoryWallet` call for call. Each method is
-    one transaction; balances are changed by conditional or row-locking
-    updates, so concurrent reserves never overdraw. Balance rows are locked in
-    ``(user_id, asset)`` order, reservations before balances, so concurrent
-    settlements cannot deadlock.
+    one statement in autocommit, hence one round trip and one transaction:
+    reserve, release and settle call the server-side functions of migration
+    0003 (``tb_reserve``, ``tb_release``, ``tb_settle``). Balances are changed
+    by conditional or row-locking updates, so concurrent reserves never
+    overdraw; settlements are recorded by trade id in the same transaction as
+    their movements, so each applies once. Reservations are locked before
+    balances, each in key order, so concurrent settlements cannot deadlock.
     """
 
     def __init__(self, pool: _Pool, schema: str) -> None:
@@ -659,29 +799,15 @@ class PostgresWallet:
         if self._closed:
             raise RuntimeError("the wallet is closed")
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Conn]:
-        self._check_open()
-        with _mapped(WalletUnavailableError, "the wallet database failed"):
-            async with self._pool.connection() as conn, conn.transaction():
-                yield conn
-
     async def _fetch(self, query: str, params: Sequence[Any] = ()) -> list[TupleRow]:
         self._check_open()
         with _mapped(WalletUnavailableError, "the wallet database failed"):
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(query, params)
-                return await cur.fetchall()
+            return await _fetch(self._pool, query, params)
 
     async def deposit(self, user_id: str, asset: str, amount: Decimal | int | str) -> None:
         """Credit ``amount`` of ``asset`` to the user's available balance."""
         value = _amount(amount)
-        await self._fetch(
-            "INSERT INTO wallet_balances (user_id, asset, available, reserved) VALUES (%s, %s, %s, 0)"
-            " ON CONFLICT (user_id, asset) DO UPDATE SET available = wallet_balances.available + excluded.available"
-            " RETURNING available",
-            (user_id, asset, value),
-        )
+        await self._fetch(_DEPOSIT, (user_id, asset, value))
 
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
         """Set ``amount`` aside under ``ref``; see :meth:`~tradebook.oms.WalletClient.reserve`.
@@ -689,126 +815,60 @@ class PostgresWallet:
         A refused reservation changes nothing (no empty balance row either).
         """
         value = _amount(amount)
-        async with self._transaction() as conn:
-            existing = await _reservation(conn, ref)
-            if existing is not None:
-                return existing
-            # Conditional, so concurrent reserves queue on the row lock and re-check what is left.
-            cur = await conn.execute(
-                "UPDATE wallet_balances SET available = available - %s, reserved = reserved + %s"
-                " WHERE user_id = %s AND asset = %s AND available >= %s",
-                (value, value, user_id, asset, value),
-            )
-            if cur.rowcount == 1:
-                # A concurrent reserve of the same ref makes this wait, then find the ref taken.
-                cur = await conn.execute(
-                    "INSERT INTO wallet_reservations (ref, user_id, asset, amount) VALUES (%s, %s, %s, %s)"
-                    " ON CONFLICT (ref) DO NOTHING",
-                    (ref, user_id, asset, value),
-                )
-                if cur.rowcount == 1:
-                    return Reservation(ref, user_id, asset, value)
-                await conn.execute(
-                    "UPDATE wallet_balances SET available = available + %s, reserved = reserved - %s"
-                    " WHERE user_id = %s AND asset = %s",
-                    (value, value, user_id, asset),
-                )
-                taken = await _reservation(conn, ref)
-                if taken is not None:
-                    return taken
-            cur = await conn.execute(
-                "SELECT available FROM wallet_balances WHERE user_id = %s AND asset = %s", (user_id, asset)
-            )
-            row = await cur.fetchone()
-        held = _ZERO if row is None else row[0]
+        ((ok, held_user_id, held_asset, held),) = await self._fetch(_RESERVE, (user_id, asset, value, ref))
+        if ok:
+            return Reservation(ref, held_user_id, held_asset, held)
         raise InsufficientBalanceError(f"user {user_id!r} has {held} {asset} available, needs {value}")
 
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
         """Return part or all of reservation ``ref`` to available; returns what was released."""
-        async with self._transaction() as conn:
-            reservation = await _reservation(conn, ref, lock=True)
-            if reservation is None:
-                return _ZERO
-            value = reservation.amount if amount is None else min(_amount(amount, allow_zero=True), reservation.amount)
-            await conn.execute(
-                "UPDATE wallet_balances SET reserved = reserved - %s, available = available + %s"
-                " WHERE user_id = %s AND asset = %s",
-                (value, value, reservation.user_id, reservation.asset),
-            )
-            await _shrink(conn, reservation, value)
-        return value
+        value: Decimal | None = None
+        if amount is not None:
+            try:
+                value = _amount(amount, allow_zero=True)
+            except (TypeError, ValueError):
+                # Like the memory wallet: an unknown ref releases nothing, whatever the amount.
+                if not await self._fetch(_RESERVED, (ref,)):
+                    return _ZERO
+                raise
+        ((released,),) = await self._fetch(_RELEASE, (ref, value))
+        return Decimal(released)
 
     async def reserved(self, ref: str) -> Decimal:
         """What reservation ``ref`` still holds (0 when unknown)."""
-        rows = await self._fetch("SELECT amount FROM wallet_reservations WHERE ref = %s", (ref,))
+        rows = await self._fetch(_RESERVED, (ref,))
         return _ZERO if not rows else Decimal(rows[0][0])
 
     async def settle(self, settlement: Settlement) -> None:
         """Apply one trade's movements, once per ``trade_id``, in one transaction with the record of it."""
         s = settlement
-        async with self._transaction() as conn:
-            # First, so that a concurrent settle of the same trade waits here and then does nothing.
-            cur = await conn.execute(
-                "INSERT INTO wallet_settled_trades (trade_id) VALUES (%s) ON CONFLICT DO NOTHING", (s.trade_id,)
+        try:
+            await self._fetch(
+                _SETTLE,
+                (
+                    *(s.trade_id, s.base, s.quote, s.buyer_id, s.seller_id, s.buy_ref, s.sell_ref),
+                    *(s.quantity, s.notional, s.buyer_fee, s.seller_fee, s.fee_account),
+                ),
             )
-            if cur.rowcount == 0:
-                return
-            cur = await conn.execute(
-                "SELECT ref, user_id, asset, amount FROM wallet_reservations WHERE ref = ANY(%s::text[])"
-                " ORDER BY ref FOR UPDATE",
-                ([s.buy_ref, s.sell_ref],),
-            )
-            held = {row[0]: Reservation(row[0], row[1], row[2], row[3]) for row in await cur.fetchall()}
-            buy, sell = held.get(s.buy_ref), held.get(s.sell_ref)
-            if buy is None or buy.amount < s.notional or buy.asset != s.quote:
-                raise InsufficientBalanceError(f"reservation {s.buy_ref!r} cannot pay {s.notional} {s.quote}")
-            if sell is None or sell.amount < s.quantity or sell.asset != s.base:
-                raise InsufficientBalanceError(f"reservation {s.sell_ref!r} cannot deliver {s.quantity} {s.base}")
-            fee_account = s.fee_account
-            if (s.buyer_fee or s.seller_fee) and fee_account is None:
-                raise ValueError("a settlement with fees needs a fee_account")
-            # (user, asset) -> [available change, reserved change]
-            moves: dict[tuple[str, str], list[Decimal]] = {}
-
-            def move(user: str, asset: str, available: Decimal, reserved: Decimal) -> None:
-                change = moves.setdefault((user, asset), [_ZERO, _ZERO])
-                change[0] += available
-                change[1] += reserved
-
-            move(buy.user_id, s.quote, _ZERO, -s.notional)
-            move(sell.user_id, s.base, _ZERO, -s.quantity)
-            move(s.buyer_id, s.base, s.quantity - s.buyer_fee, _ZERO)
-            move(s.seller_id, s.quote, s.notional - s.seller_fee, _ZERO)
-            if fee_account is not None:
-                move(fee_account, s.base, s.buyer_fee, _ZERO)
-                move(fee_account, s.quote, s.seller_fee, _ZERO)
-            keys = sorted(moves)
-            async with conn.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO wallet_balances (user_id, asset, available, reserved) VALUES (%s, %s, 0, 0)"
-                    " ON CONFLICT DO NOTHING",
-                    keys,
-                )
-                await cur.executemany(
-                    "UPDATE wallet_balances SET available = available + %s, reserved = reserved + %s"
-                    " WHERE user_id = %s AND asset = %s",
-                    [(moves[key][0], moves[key][1], *key) for key in keys],
-                )
-            await _shrink(conn, buy, s.notional)
-            await _shrink(conn, sell, s.quantity)
+        except psycopg.DatabaseError as exc:
+            if exc.sqlstate == _CANNOT_PAY:
+                raise InsufficientBalanceError(f"reservation {s.buy_ref!r} cannot pay {s.notional} {s.quote}") from None
+            if exc.sqlstate == _CANNOT_DELIVER:
+                raise InsufficientBalanceError(
+                    f"reservation {s.sell_ref!r} cannot deliver {s.quantity} {s.base}"
+                ) from None
+            if exc.sqlstate == _FEES_WITHOUT_ACCOUNT:
+                raise ValueError("a settlement with fees needs a fee_account") from None
+            raise
 
     async def balances(self, user_id: str) -> dict[str, Balance]:
         """The user's balances by asset (assets never touched are absent)."""
-        rows = await self._fetch(
-            "SELECT asset, available, reserved FROM wallet_balances WHERE user_id = %s ORDER BY asset", (user_id,)
-        )
+        rows = await self._fetch(_BALANCES, (user_id,))
         return {row[0]: Balance(row[0], row[1], row[2]) for row in rows}
 
     async def totals(self) -> dict[str, Decimal]:
         """Every asset's total over all users (available plus reserved): conserved by trading."""
-        rows = await self._fetch(
-            "SELECT asset, sum(available + reserved) FROM wallet_balances GROUP BY asset ORDER BY asset"
-        )
+        rows = await self._fetch(_TOTALS)
         return {row[0]: row[1] for row in rows}
 
     async def close(self) -> None:
@@ -817,23 +877,6 @@ class PostgresWallet:
             return
         self._closed = True
         await self._pool.close()
-
-
-async def _reservation(conn: _Conn, ref: str, *, lock: bool = False) -> Reservation | None:
-    query = "SELECT ref, user_id, asset, amount FROM wallet_reservations WHERE ref = %s"
-    cur = await conn.execute(query + " FOR UPDATE" if lock else query, (ref,))
-    row = await cur.fetchone()
-    return None if row is None else Reservation(row[0], row[1], row[2], row[3])
-
-
-async def _shrink(conn: _Conn, reservation: Reservation, value: Decimal) -> None:
-    """Take ``value`` off a reservation; it is deleted when nothing is left."""
-    if reservation.amount - value == 0:
-        await conn.execute("DELETE FROM wallet_reservations WHERE ref = %s", (reservation.ref,))
-    elif value:
-        await conn.execute(
-            "UPDATE wallet_reservations SET amount = amount - %s WHERE ref = %s", (value, reservation.ref)
-        )
 
 
 # -- operations: tradebook db ...  ---------------------------------------------------
