@@ -378,6 +378,17 @@ _INSERT_OPS = (
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 _BEGIN = b"BEGIN"
+_ROLLBACK = b"ROLLBACK"
+# The repository's reads.
+_GET_ORDER = "SELECT " + _ORDER_COLUMNS.as_string() + " FROM orders WHERE id = %s"
+_GET_ORDER_BY_CLIENT_ID = (
+    "SELECT " + _ORDER_COLUMNS.as_string() + " FROM orders WHERE user_id = %s AND client_order_id = %s"
+)
+_ACTIVE_ORDERS = (
+    "SELECT " + _ORDER_COLUMNS.as_string() + " FROM orders"
+    " WHERE symbol = %s AND " + _ACTIVE.as_string() + " ORDER BY coalesce(sequence, 0), id"
+)
+_PENDING_ORDERS = "SELECT " + _ORDER_COLUMNS.as_string() + " FROM orders WHERE status = 'PENDING' ORDER BY id"
 
 
 def _delete_ops(op_ids: set[int]) -> bytes:
@@ -569,7 +580,7 @@ class PostgresUnitOfWork:
             return
         if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
             # A statement failed (and the caller went on): PostgreSQL can only roll back.
-            await conn.rollback()
+            await self._cur.execute(_ROLLBACK)
             raise PersistenceError("a statement of the transaction failed; it was rolled back")
         if self._done:
             await self._cur.execute(_delete_ops(self._done) + b"; COMMIT")
@@ -577,7 +588,10 @@ class PostgresUnitOfWork:
             await conn.commit()
 
     async def _rollback(self) -> None:
-        await self._conn.rollback()  # a no-op when no transaction is open
+        # Not conn.rollback(): that also deallocates the connection's prepared statements,
+        # which survive a ROLLBACK (a refused duplicate would cost their re-preparation).
+        if self._begun and self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await self._cur.execute(_ROLLBACK)
 
 
 class _PostgresTransaction:
@@ -664,15 +678,12 @@ class PostgresOrderRepository:
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
         """The order with this id, or ``None``."""
-        rows = await self._fetch(sql.SQL("SELECT {} FROM orders WHERE id = %s").format(_ORDER_COLUMNS), (order_id,))
+        rows = await self._fetch(_GET_ORDER, (order_id,))
         return _order(rows[0]) if rows else None
 
     async def get_order_by_client_id(self, user_id: str, client_order_id: str) -> OrderRecord | None:
         """The user's order with this client order id, or ``None``."""
-        rows = await self._fetch(
-            sql.SQL("SELECT {} FROM orders WHERE user_id = %s AND client_order_id = %s").format(_ORDER_COLUMNS),
-            (user_id, client_order_id),
-        )
+        rows = await self._fetch(_GET_ORDER_BY_CLIENT_ID, (user_id, client_order_id))
         return _order(rows[0]) if rows else None
 
     async def list_orders(self, user_id: str, query: OrderQuery = OrderQuery()) -> Page[OrderRecord]:  # noqa: B008
@@ -683,19 +694,12 @@ class PostgresOrderRepository:
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
         """The symbol's ``OPEN`` and ``PARTIALLY_FILLED`` orders in priority (``sequence``) order."""
-        rows = await self._fetch(
-            sql.SQL("SELECT {} FROM orders WHERE symbol = %s AND {} ORDER BY coalesce(sequence, 0), id").format(
-                _ORDER_COLUMNS, _ACTIVE
-            ),
-            (symbol,),
-        )
+        rows = await self._fetch(_ACTIVE_ORDERS, (symbol,))
         return [_order(row) for row in rows]
 
     async def pending_orders(self) -> list[OrderRecord]:
         """Orders still ``PENDING``, by id."""
-        rows = await self._fetch(
-            sql.SQL("SELECT {} FROM orders WHERE status = 'PENDING' ORDER BY id").format(_ORDER_COLUMNS)
-        )
+        rows = await self._fetch(_PENDING_ORDERS)
         return [_order(row) for row in rows]
 
     async def list_trades(
