@@ -193,6 +193,30 @@ async def test_a_unit_of_work_sends_begin_with_its_first_statement(
     assert [t.id for t in (await repo.list_trades()).items] == [3, 2, 1]
 
 
+@pytest.mark.parametrize("size", [1, 32, 33, 200])  # multi-row VALUES up to 32 rows, unnest() beyond
+async def test_a_batch_of_any_size_is_one_statement_and_all_or_nothing(
+    repo: PostgresOrderRepository, sent: Counter[str], size: int
+) -> None:
+    async with repo.transaction() as uow:
+        await uow.record_trades([trade(n) for n in range(1, size + 1)])
+        await uow.add_wallet_ops([release(n) for n in range(1, size + 1)])
+    assert taken(sent) == (4, 3)
+    assert [t.id for t in (await repo.list_trades(limit=1000)).items] == list(range(size, 0, -1))
+    assert (await repo.list_trades(limit=1)).items == [trade(size)]
+    assert await repo.pending_wallet_ops() == [release(n) for n in range(1, size + 1)]
+    async with repo.transaction() as uow:
+        fresh = [trade(n) for n in range(size + 1, 2 * size + 1)]
+        with pytest.raises(DuplicateOrderError, match=f"trade id {size} already"):
+            await uow.record_trades([*fresh, trade(size), trade(size + 1)])
+        with pytest.raises(DuplicateOrderError, match=f"trade id {2 * size} already"):
+            await uow.record_trades([*fresh, trade(2 * size)])  # repeated within the batch
+        with pytest.raises(DuplicateOrderError, match="wallet operation id 1 already"):
+            await uow.add_wallet_ops([release(n) for n in range(size + 1, 2 * size + 1)] + [release(1)])
+        await uow.record_trades(fresh)  # the refused batches left nothing behind
+    assert [t.id for t in (await repo.list_trades(limit=1000)).items] == list(range(2 * size, 0, -1))
+    assert [op.id for op in await repo.pending_wallet_ops()] == list(range(1, size + 1))
+
+
 async def test_a_refused_duplicate_costs_a_round_trip_more_and_rolls_back(
     repo: PostgresOrderRepository, sent: Counter[str]
 ) -> None:
