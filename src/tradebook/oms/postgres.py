@@ -393,6 +393,9 @@ def _insert_arrays(table: str, columns: str, arrays: str) -> str:
 _INSERT_TRADE_ARRAYS = _insert_arrays(_TRADES[0], _TRADES[1], _TRADE_ARRAYS)
 _INSERT_OP_ARRAYS = _insert_arrays(_OPS[0], _OPS[1], _OP_ARRAYS)
 _BEGIN = b"BEGIN"
+# Pipeline mode needs libpq 14 or later (the binary package bundles one); without it
+# BEGIN takes a round trip of its own.
+_PIPELINE = psycopg.AsyncPipeline.is_supported()
 _ROLLBACK = b"ROLLBACK"
 # The repository's reads.
 _GET_ORDER = "SELECT " + _ORDER_COLUMNS.as_string() + " FROM orders WHERE id = %s"
@@ -419,9 +422,9 @@ class PostgresUnitOfWork:
     transaction, so the caller may go on or leave the block to roll back.
 
     Each method is one statement, hence one round trip: ``BEGIN`` goes out
-    with the first one (a pipeline), and the deletion of the outbox entries
-    marked done goes out with ``COMMIT`` (one simple query). A unit of work
-    that wrote nothing costs no round trip at all.
+    with the first one (a pipeline, with libpq 14 or later), and the deletion
+    of the outbox entries marked done goes out with ``COMMIT`` (one simple
+    query). A unit of work that wrote nothing costs no round trip at all.
     """
 
     def __init__(self, conn: _Conn) -> None:
@@ -437,6 +440,10 @@ class PostgresUnitOfWork:
             await cur.execute(query, params)
             return cur
         self._begun = True
+        if not _PIPELINE:
+            await cur.execute(_BEGIN)
+            await cur.execute(query, params)
+            return cur
         async with self._conn.pipeline():
             await cur.execute(_BEGIN)
             await cur.execute(query, params)  # the cursor holds this one's result
