@@ -24,9 +24,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from _backends import available_backends
 from _helpers import book_state
 from _model import INT64_MAX, Model, assert_matches
-from _backends import available_backends
 from tradebook import Instrument, OrderNotFoundError, Side
 
 INST = Instrument("BTC/USDT", "0.01", "0.001")

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from _reference_matcher import check_books, trade_key
 from _backends import available_backends
+from _reference_matcher import check_books, trade_key
 from tradebook import Instrument, TradebookError
 
 ACME = Instrument("ACME/USD", "1", "1")

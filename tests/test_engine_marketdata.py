@@ -16,8 +16,8 @@ from uuid import UUID
 
 import pytest
 
-from _reference_matcher import Venue, check_books, need_engine, report_key, unchanged
 from _backends import available_backends
+from _reference_matcher import Venue, check_books, need_engine, report_key, unchanged
 from tradebook import (
     Instrument,
     InvalidOrderError,

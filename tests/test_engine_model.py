@@ -28,8 +28,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from _reference_matcher import RefEngine, check_books, engine_state, report_key, snapshot_rows
 from _backends import available_backends
+from _reference_matcher import RefEngine, check_books, engine_state, report_key, snapshot_rows
 from tradebook import Instrument
 
 ACME = Instrument("ACME/USD", "1", "1")
