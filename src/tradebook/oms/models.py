@@ -216,7 +216,8 @@ class WalletOp:
 
     def payload(self) -> str:
         """The operation as JSON text, decimals as strings (what SQL adapters store)."""
-        data = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in dataclasses.asdict(self.op).items()}
+        # vars() rather than dataclasses.asdict: the fields are flat, and asdict deep-copies each one
+        data = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in vars(self.op).items()}
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod

@@ -1164,18 +1164,22 @@ class SQLiteWallet:
         value = _amount(amount)
 
         def job(conn: sqlite3.Connection) -> Reservation:
+            available, reserved = _get_balance(conn, user_id, asset) or (_ZERO, _ZERO)
+            if available >= value:
+                try:  # the usual case, a new ref: no lookup first
+                    conn.execute(
+                        "INSERT INTO wallet_reservations (ref, user_id, asset, amount) VALUES (?, ?, ?, ?)",
+                        (ref, user_id, asset, str(value)),
+                    )
+                except sqlite3.IntegrityError:
+                    pass  # the ref holds funds already: fall through to return it
+                else:
+                    conn.execute(_UPSERT_BALANCE, (user_id, asset, str(available - value), str(reserved + value)))
+                    return Reservation(ref, user_id, asset, value)
             existing = _get_reservation(conn, ref)
             if existing is not None:
                 return existing
-            available, reserved = _get_balance(conn, user_id, asset) or (_ZERO, _ZERO)
-            if available < value:
-                raise InsufficientBalanceError(f"user {user_id!r} has {available} {asset} available, needs {value}")
-            conn.execute(_UPSERT_BALANCE, (user_id, asset, str(available - value), str(reserved + value)))
-            conn.execute(
-                "INSERT INTO wallet_reservations (ref, user_id, asset, amount) VALUES (?, ?, ?, ?)",
-                (ref, user_id, asset, str(value)),
-            )
-            return Reservation(ref, user_id, asset, value)
+            raise InsufficientBalanceError(f"user {user_id!r} has {available} {asset} available, needs {value}")
 
         return await self._write(job)
 
@@ -1207,8 +1211,15 @@ class SQLiteWallet:
         def job(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT 1 FROM wallet_settled_trades WHERE trade_id = ?", (trade_id,)).fetchone():
                 return
-            buy = _get_reservation(conn, s.buy_ref)
-            sell = _get_reservation(conn, s.sell_ref)
+            found = {
+                row[0]: Reservation(row[0], row[1], row[2], Decimal(row[3]))
+                for row in conn.execute(
+                    "SELECT ref, user_id, asset, amount FROM wallet_reservations WHERE ref IN (?, ?)",
+                    (s.buy_ref, s.sell_ref),
+                )
+            }
+            buy = found.get(s.buy_ref)
+            sell = found.get(s.sell_ref)
             if buy is None or buy.amount < s.notional or buy.asset != s.quote:
                 raise InsufficientBalanceError(f"reservation {s.buy_ref!r} cannot pay {s.notional} {s.quote}")
             if sell is None or sell.amount < s.quantity or sell.asset != s.base:
