@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from ..errors import InvalidRequestError
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
-__all__ = ["MAX_PAGE", "check_limit", "decode_cursor", "encode_cursor"]
+from ..errors import InvalidRequestError
+from .models import Page
+
+__all__ = ["MAX_PAGE", "check_limit", "decode_cursor", "encode_cursor", "page_of"]
 
 #: The largest page a listing returns.
 MAX_PAGE = 1000
@@ -29,3 +33,17 @@ def decode_cursor(cursor: object) -> int | None:
     if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) <= 19:
         return int(cursor)
     raise InvalidRequestError(f"cursor {cursor!r} is not one this service issued")
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+_T = TypeVar("_T", bound=_HasId)
+
+
+def page_of(found: Sequence[_T], limit: int) -> Page[_T]:
+    """The first ``limit`` of ``found`` (newest first; up to ``limit + 1`` rows) as a page with its cursor."""
+    items = found[:limit]
+    return Page(items, encode_cursor(items[-1].id) if len(found) > limit else None)

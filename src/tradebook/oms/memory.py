@@ -8,16 +8,14 @@ loop; neither is thread-safe.
 from __future__ import annotations
 
 import asyncio
-import decimal
-import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
 
 from ..enums import OrderStatus
 from ..errors import DuplicateOrderError, InsufficientBalanceError, OrderConflictError, OrderNotFoundError
-from ._paging import check_limit, decode_cursor, encode_cursor
+from ._money import in_money_context
+from ._paging import check_limit, decode_cursor, page_of
 from .models import (
     ACTIVE_STATUSES,
     Balance,
@@ -33,9 +31,6 @@ from .models import (
 __all__ = ["MemoryOrderRepository", "MemoryUnitOfWork", "MemoryWallet"]
 
 _ZERO = Decimal(0)
-# The ledger's own arithmetic context, whatever the caller's: exact for any amount a
-# 64-bit grid can express (price x quantity alone can need 38 significant digits).
-LEDGER_CONTEXT = decimal.Context(prec=80, traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
 
 
 class MemoryUnitOfWork:
@@ -229,7 +224,7 @@ class MemoryOrderRepository:
                 continue
             found.append(order)
         found.sort(key=lambda o: o.id, reverse=True)
-        return _page(found, limit, lambda o: o.id)
+        return page_of(found, limit)
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
         """The symbol's resting orders in priority order."""
@@ -258,7 +253,7 @@ class MemoryOrderRepository:
             and (user_id is None or user_id in (t.buyer_id, t.seller_id))
         ]
         found.sort(key=lambda t: t.id, reverse=True)
-        return _page(found, limit, lambda t: t.id)
+        return page_of(found, limit)
 
     async def pending_wallet_ops(self) -> list[WalletOp]:
         """Outbox entries not yet done, in id order."""
@@ -278,26 +273,6 @@ class MemoryOrderRepository:
     async def close(self) -> None:
         """Mark the repository closed."""
         self._closed = True
-
-
-def _page(found: list, limit: int, key) -> Page:  # type: ignore[type-arg,no-untyped-def]
-    items = found[:limit]
-    next_cursor = encode_cursor(key(items[-1])) if len(found) > limit else None
-    return Page(items, next_cursor)
-
-
-_M = TypeVar("_M", bound=Callable[..., Awaitable[Any]])
-
-
-def _exact(method: _M) -> _M:
-    """Run a wallet method under :data:`LEDGER_CONTEXT`."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with decimal.localcontext(LEDGER_CONTEXT):
-            return await method(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 class _Account:
@@ -327,13 +302,13 @@ class MemoryWallet:
             account = self._accounts[(user_id, asset)] = _Account()
         return account
 
-    @_exact
+    @in_money_context
     async def deposit(self, user_id: str, asset: str, amount: Decimal | int | str) -> None:
         """Credit ``amount`` of ``asset`` to the user's available balance."""
         value = _amount(amount)
         self._account(user_id, asset).available += value
 
-    @_exact
+    @in_money_context
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
         """Set ``amount`` aside under ``ref``; see :meth:`WalletClient.reserve`."""
         value = _amount(amount)
@@ -349,7 +324,7 @@ class MemoryWallet:
         reservation = self._reservations[ref] = Reservation(ref, user_id, asset, value)
         return reservation
 
-    @_exact
+    @in_money_context
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
         """Return part or all of reservation ``ref`` to available."""
         reservation = self._reservations.get(ref)
@@ -376,7 +351,7 @@ class MemoryWallet:
         reservation = self._reservations.get(ref)
         return _ZERO if reservation is None else reservation.amount
 
-    @_exact
+    @in_money_context
     async def settle(self, settlement: Settlement) -> None:
         """Apply one trade's movements (once per trade id)."""
         s = settlement
@@ -410,7 +385,7 @@ class MemoryWallet:
             if user == user_id
         }
 
-    @_exact
+    @in_money_context
     async def totals(self) -> dict[str, Decimal]:
         """Every asset's total over all users (available plus reserved): conserved by trading."""
         totals: dict[str, Decimal] = {}

@@ -29,7 +29,6 @@ One service instance must own a repository at a time (it allocates ids).
 from __future__ import annotations
 
 import asyncio
-import decimal
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -57,6 +56,7 @@ from ..errors import (
     WalletUnavailableError,
 )
 from ..instrument import Instrument
+from ._money import in_money_context
 from .models import (
     ACTIVE_STATUSES,
     Balance,
@@ -75,9 +75,6 @@ __all__ = ["OrderService", "Placement", "RecoveryReport"]
 log = logging.getLogger("tradebook.oms")
 
 _ZERO = Decimal(0)
-# Money arithmetic: price x quantity alone can need 38 significant digits (two 19-digit
-# integers of ticks and lots), and sums of them more; the default context keeps 28.
-_MONEY = decimal.Context(prec=80, traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
 _MAX_ID_LENGTH = 128
 _MAX_CLIENT_ID_LENGTH = 64
 
@@ -186,14 +183,11 @@ class OrderService:
     ) -> None:
         await self.close()
 
+    @in_money_context
     async def start(self) -> RecoveryReport:
         """Recover from the repository and open for business; see the module docs."""
         if self._started:
             raise RuntimeError("the service is already started")
-        with decimal.localcontext(_MONEY):
-            return await self._start()
-
-    async def _start(self) -> RecoveryReport:
         report = RecoveryReport()
         last_order, last_trade, last_sequence, last_op = await self.repository.last_ids()
         self._next_order_id, self._next_trade_id = last_order + 1, last_trade + 1
@@ -343,6 +337,7 @@ class OrderService:
         )
         return placement.order
 
+    @in_money_context
     async def place(
         self,
         user_id: str,
@@ -366,32 +361,6 @@ class OrderService:
         :class:`~tradebook.PersistenceError`; each leaves no order row and no
         reservation behind.
         """
-        with decimal.localcontext(_MONEY):
-            return await self._place(
-                user_id,
-                symbol,
-                side,
-                quantity,
-                price,
-                type=type,
-                time_in_force=time_in_force,
-                post_only=post_only,
-                client_order_id=client_order_id,
-            )
-
-    async def _place(
-        self,
-        user_id: str,
-        symbol: str,
-        side: Side | str,
-        quantity: Decimal | int | str,
-        price: Decimal | int | str | None,
-        *,
-        type: OrderType | str,
-        time_in_force: TimeInForce | str,
-        post_only: bool,
-        client_order_id: str | None,
-    ) -> Placement:
         self._check_open()
         request = self._validate(
             user_id, symbol, side, quantity, price, type, time_in_force, post_only, client_order_id
@@ -690,6 +659,7 @@ class OrderService:
 
     # -- cancelling -------------------------------------------------------------
 
+    @in_money_context
     async def cancel_order(self, user_id: str, order_id: int) -> OrderRecord:
         """Cancel the user's active order and release its funds.
 
@@ -697,10 +667,6 @@ class OrderService:
         another user's, :class:`~tradebook.OrderConflictError` if it is no
         longer active (filled, cancelled, expired, rejected).
         """
-        with decimal.localcontext(_MONEY):
-            return await self._cancel(user_id, order_id)
-
-    async def _cancel(self, user_id: str, order_id: int) -> OrderRecord:
         self._check_open()
         _check_user(user_id)
         order_id = _check_order_id(order_id)

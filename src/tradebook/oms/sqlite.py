@@ -62,8 +62,9 @@ from ..errors import (
     TradebookError,
     WalletUnavailableError,
 )
-from ._paging import check_limit, decode_cursor, encode_cursor
-from .memory import LEDGER_CONTEXT, _amount
+from ._money import MONEY_CONTEXT
+from ._paging import check_limit, decode_cursor, page_of
+from .memory import _amount
 from .models import Balance, OrderQuery, OrderRecord, Page, Reservation, Settlement, TradeRecord, WalletOp
 
 __all__ = [
@@ -938,7 +939,7 @@ class SQLiteOrderRepository:
         def job(conn: sqlite3.Connection) -> list[OrderRecord]:
             return [_order(row) for row in conn.execute(sql, params)]
 
-        return _page(await self._read(job), limit, lambda o: o.id)
+        return page_of(await self._read(job), limit)
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
         """The symbol's ``OPEN`` and ``PARTIALLY_FILLED`` orders in priority (``sequence``) order."""
@@ -987,7 +988,7 @@ class SQLiteOrderRepository:
         def job(conn: sqlite3.Connection) -> list[TradeRecord]:
             return [_trade(row) for row in conn.execute(sql, params)]
 
-        return _page(await self._read(job), limit, lambda t: t.id)
+        return page_of(await self._read(job), limit)
 
     async def pending_wallet_ops(self) -> list[WalletOp]:
         """Outbox operations not yet marked done, in id order."""
@@ -1025,12 +1026,6 @@ def _bound(value: datetime, name: str) -> str:
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise InvalidRequestError(f"{name} must be a timezone-aware datetime, not {value!r}")
     return _timestamp(value)
-
-
-def _page(found: list[T], limit: int, key: Callable[[T], int]) -> Page[T]:
-    items = found[:limit]
-    next_cursor = encode_cursor(key(items[-1])) if len(found) > limit else None
-    return Page(items, next_cursor)
 
 
 # --------------------------------------------------------------------------- wallet
@@ -1136,7 +1131,7 @@ class SQLiteWallet:
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` in one transaction on the shared writer, in the ledger's exact decimal context."""
         self._check_open()
-        context = LEDGER_CONTEXT  # exact whatever the caller's context
+        context = MONEY_CONTEXT  # exact whatever the caller's context
 
         def transaction(conn: sqlite3.Connection) -> T:
             with decimal.localcontext(context):
@@ -1260,7 +1255,7 @@ class SQLiteWallet:
 
     async def totals(self) -> dict[str, Decimal]:
         """Every asset's total over all users (available plus reserved): conserved by trading."""
-        context = LEDGER_CONTEXT  # exact whatever the caller's context
+        context = MONEY_CONTEXT  # exact whatever the caller's context
 
         def job(conn: sqlite3.Connection) -> dict[str, Decimal]:
             totals: dict[str, Decimal] = {}
