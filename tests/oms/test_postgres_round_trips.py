@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from _stores import drop_schema, new_schema_name, postgres_dsn_or_skip
 
 from tradebook import DuplicateOrderError, InsufficientBalanceError, OrderStatus, OrderType, Side, TimeInForce
 from tradebook.oms import OrderRecord, Release, Settlement, TradeRecord, WalletOp
@@ -37,34 +35,6 @@ NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 def begin() -> int:
     """The round trip ``BEGIN`` takes of its own: none in a pipeline (libpq 14 or later)."""
     return 0 if postgres._PIPELINE else 1
-
-
-@pytest.fixture
-async def pg() -> AsyncIterator[tuple[str, str]]:
-    dsn = postgres_dsn_or_skip()
-    schema = new_schema_name()
-    try:
-        yield dsn, schema
-    finally:
-        await drop_schema(dsn, schema)
-
-
-@pytest.fixture
-async def repo(pg: tuple[str, str]) -> AsyncIterator[PostgresOrderRepository]:
-    repository = await PostgresOrderRepository.open(pg[0], schema=pg[1])
-    try:
-        yield repository
-    finally:
-        await repository.close()
-
-
-@pytest.fixture
-async def wallet(pg: tuple[str, str]) -> AsyncIterator[PostgresWallet]:
-    opened = await PostgresWallet.open(pg[0], schema=pg[1])
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from _stores import drop_schema, new_schema_name, postgres_dsn_or_skip
+from _stores import drop_schema
 
 from tradebook import (
     DuplicateOrderError,
@@ -47,35 +46,6 @@ pytestmark = pytest.mark.postgres
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 VERSIONS = [m.version for m in postgres.migrations()]
-
-
-@pytest.fixture
-async def pg() -> AsyncIterator[tuple[str, str]]:
-    """A DSN and a fresh schema name; the schema is dropped afterwards."""
-    dsn = postgres_dsn_or_skip()
-    schema = new_schema_name()
-    try:
-        yield dsn, schema
-    finally:
-        await drop_schema(dsn, schema)
-
-
-@pytest.fixture
-async def repo(pg: tuple[str, str]) -> AsyncIterator[PostgresOrderRepository]:
-    repository = await PostgresOrderRepository.open(pg[0], schema=pg[1])
-    try:
-        yield repository
-    finally:
-        await repository.close()
-
-
-@pytest.fixture
-async def wallet(pg: tuple[str, str]) -> AsyncIterator[PostgresWallet]:
-    opened = await PostgresWallet.open(pg[0], schema=pg[1])
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def connect(dsn: str, schema: str) -> psycopg.AsyncConnection:
