@@ -4,8 +4,6 @@ Everything public is importable from here. ``BACKEND`` tells whether the
 compiled core (``"cython"``) or the pure-Python fallback (``"python"``) is live.
 """
 
-from __future__ import annotations
-
 from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, STATUS_CODES, BatchOp, BatchResult
 from ._common import Depth, L2Delta, LevelSnapshot, MarketDataUpdate, TopOfBook
 from ._compat import (
@@ -83,3 +81,8 @@ __all__ = [
     "WalletUnavailableError",
     "__version__",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names only: not the private submodules the imports above leave behind."""
+    return sorted({*__all__, "__doc__", "__file__", "__name__", "__package__", "__path__", "__spec__"})
