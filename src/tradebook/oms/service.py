@@ -24,6 +24,12 @@ priority. A process killed at any point restarts with no accepted order or
 trade lost or duplicated, and every asset's total unchanged.
 
 One service instance must own a repository at a time (it allocates ids).
+Order ids are dense: a placement refused after its id was taken (a replayed
+``client_order_id``, an unaffordable reservation, an order the engine refuses)
+gives the id back once nothing of it is left, no row, no reservation and no
+queued release, so the next order gets it. An id whose release may still be
+applied (the wallet was unavailable) is never handed out again: a late release
+would free the new order's funds.
 """
 
 from __future__ import annotations
@@ -163,6 +169,7 @@ class OrderService:
         self._applied: list[int] = []  # applied wallet ops not yet marked done in the repository
         self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._next_order_id = self._next_trade_id = self._next_sequence = self._next_op_id = 1
+        self._free_order_ids: set[int] = set()  # given back below _next_order_id, handed out first
         self._broken: set[str] = set()
         self._started = False
         self._closed = False
@@ -439,8 +446,7 @@ class OrderService:
             self._check_symbol(symbol)
             await self._drain_outbox(symbol)
             now = self._clock()
-            order_id = self._next_order_id
-            self._next_order_id += 1
+            order_id = self._take_order_id()
             pending = OrderRecord(
                 id=order_id,
                 user_id=req.user_id,
@@ -469,6 +475,7 @@ class OrderService:
                     if existing is None:
                         raise
                     if existing.status is not OrderStatus.PENDING or attempt == 2:
+                        self._give_back_order_id(order_id)  # its row was never written
                         return Placement(existing, (), replayed=True)
                     # Left over by an earlier attempt whose undo failed (it is not in flight: the
                     # in-flight map admits one request per key): finish the undo, then place anew.
@@ -480,9 +487,32 @@ class OrderService:
                 try:
                     await self.wallet.reserve(req.user_id, asset, amount, _ref(order_id))
                 except BaseException as exc:
-                    await self._undo_pending(order_id, symbol, release=not isinstance(exc, InsufficientBalanceError))
+                    refused = isinstance(exc, InsufficientBalanceError)  # then nothing was reserved
+                    if await self._undo_pending(order_id, symbol, release=not refused) and refused:
+                        self._give_back_order_id(order_id)
                     raise
             return await self._execute(pending)
+
+    def _take_order_id(self) -> int:
+        """The smallest id given back, else the next new one."""
+        if self._free_order_ids:
+            order_id = min(self._free_order_ids)
+            self._free_order_ids.remove(order_id)
+            return order_id
+        order_id = self._next_order_id
+        self._next_order_id += 1
+        return order_id
+
+    def _give_back_order_id(self, order_id: int) -> None:
+        """Hand ``order_id`` out again: nothing of its placement is stored or reserved.
+
+        Placements of other symbols may have taken later ids meanwhile; then it waits in
+        ``_free_order_ids`` for the next placement (after a restart it stays a gap).
+        """
+        self._free_order_ids.add(order_id)
+        while self._next_order_id - 1 in self._free_order_ids:
+            self._next_order_id -= 1
+            self._free_order_ids.remove(self._next_order_id)
 
     def _reservation_for(self, req: _Request) -> tuple[str, Decimal]:
         inst = req.inst
@@ -509,13 +539,16 @@ class OrderService:
                     return cost
         return cost
 
-    async def _undo_pending(self, order_id: int, symbol: str, *, release: bool, strict: bool = False) -> None:
+    async def _undo_pending(self, order_id: int, symbol: str, *, release: bool, strict: bool = False) -> bool:
         """Take back a pending order: delete its row and, when a reservation may exist, release it.
 
         The release is queued in the outbox in the same transaction as the delete, so a wallet
         that is down (or a breaker that is open) does not keep the row: the release is applied
         now if the wallet answers, else before the symbol's next command or at start. A failure
         to write is logged and left for the next attempt or recovery, or raised when ``strict``.
+
+        Returns whether nothing of the order is left: the row deleted and the release, if any,
+        applied and marked done (a release still on record may be applied again at start).
         """
         ops = [self._op(symbol, Release(_ref(order_id)))] if release else []
         try:
@@ -527,9 +560,20 @@ class OrderService:
             if strict:
                 raise
             log.warning("could not undo pending order %s (recovery will): %s", order_id, exc)
-            return
-        self._outbox.setdefault(symbol, []).extend(ops)
+            return False
+        queue = self._outbox.setdefault(symbol, [])
+        queue.extend(ops)
         await self._drain_outbox(symbol)
+        if not ops:
+            return True
+        if any(op is ops[0] for op in queue):
+            return False
+        try:
+            await self._flush_applied()
+        except (TradebookError, OSError) as exc:
+            log.warning("could not mark the release of order %s done (it stays marked applied): %s", order_id, exc)
+            return False
+        return True
 
     async def _execute(self, pending: OrderRecord) -> Placement:
         symbol = pending.symbol
@@ -548,7 +592,8 @@ class OrderService:
         try:
             report = engine.submit(order)
         except BaseException:  # refused by the engine (say, a level that would overflow): nothing happened
-            await self._undo_pending(pending.id, symbol, release=True)
+            if await self._undo_pending(pending.id, symbol, release=True):
+                self._give_back_order_id(pending.id)
             raise
         now = self._clock()
         sequence = self._next_sequence
