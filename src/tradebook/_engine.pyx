@@ -830,6 +830,7 @@ cdef class MatchingEngine:
         cdef int32_t node = t.tail if sell else t.head
         cdef int64_t wanted = tk.lots - tk.filled
         cdef int64_t got = 0
+        cdef int64_t avail
         cdef int32_t r
         cdef Level* level
         cdef Rec* rec
@@ -846,9 +847,13 @@ cdef class MatchingEngine:
                     if tk.mode != STP_CANCEL_MAKER:
                         return False
                 else:
-                    got += rec.qty - rec.filled
-                    if got >= wanted:
+                    # Compare before adding: the sum of resting lots across levels can pass 2**63-1
+                    # (each level's total fits in an int64, the sides' total need not); got < wanted
+                    # keeps both ``wanted - got`` and the new ``got`` in range.
+                    avail = rec.qty - rec.filled
+                    if avail >= wanted - got:
                         return True
+                    got += avail
                 r = rec.next
             node = t.nodes[node].prev if sell else t.nodes[node].next
         return False

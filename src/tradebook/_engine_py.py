@@ -747,9 +747,11 @@ class MatchingEngine:
                     if mode is not _CANCEL_MAKER:
                         return False
                 else:
-                    got += rec[_LOTS] - rec[_FILLED]
-                    if got >= wanted:
+                    # the compiled twin compares before adding so that its int64 sum cannot wrap
+                    avail = rec[_LOTS] - rec[_FILLED]
+                    if avail >= wanted - got:
                         return True
+                    got += avail
                 rec = rec[_NEXT]
             node = node.prev if sell else node.next
         return False
