@@ -155,6 +155,7 @@ cdef class OrderBook:
     cdef void _sync(self, Order o, Rec* rec, int status) noexcept
     cdef object _release_order(self, int32_t r, int status)
     cdef int32_t _room(self, int sell, int64_t price, int64_t extra) except -2
+    cdef int _check_seq(self) except -1
     cdef int32_t _insert(self, object order_id, bint intid, int64_t key, int sell, int64_t ticks, int64_t lots,
                          int64_t filled, int64_t seq, Order obj, int32_t lv) except -2
     cdef object _fill(self, int32_t r, int64_t lots, bint want_order)

@@ -31,7 +31,7 @@ from decimal import Decimal
 from tradebook._common import Depth, LevelSnapshot, SNAPSHOT_FORMAT
 from tradebook._limits import has_limits
 from tradebook._numeric import EXACT, check_units, to_decimal, to_units
-from tradebook._snapshot import order_row, read_snapshot
+from tradebook._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot
 from tradebook.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from tradebook.errors import (
     DuplicateOrderError,
@@ -40,6 +40,7 @@ from tradebook.errors import (
     InvalidQuantityError,
     OrderNotFoundError,
     SymbolMismatchError,
+    TradebookError,
 )
 from tradebook.instrument import Instrument
 
@@ -979,6 +980,18 @@ cdef class OrderBook:
             raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
         return lv
 
+    cdef int _check_seq(self) except -1:
+        """Refuse to hand out a sequence number once ``next_sequence`` has reached 2**63-1.
+
+        The counter is an int64 and ``next_sequence`` must stay one, so the last
+        number handed out is 2**63-2: a book at the limit still cancels, fills,
+        lowers quantities and snapshots (and its snapshot restores), but it takes
+        no new order and re-queues none.
+        """
+        if self._seq >= INT64_MAX:
+            raise TradebookError(SEQ_EXHAUSTED)
+        return 0
+
     cdef int32_t _insert(self, object order_id, bint intid, int64_t key, int sell, int64_t ticks, int64_t lots,
                          int64_t filled, int64_t seq, Order obj, int32_t lv) except -2:
         """Store a new resting order at level ``lv`` (NIL: a new level); the caller holds
@@ -1079,6 +1092,7 @@ cdef class OrderBook:
             if (map_get(&self._ids, key) if intid else self._lookup(o._id)) != NIL:
                 raise DuplicateOrderError(f"an order with id {o._id!r} is already resting")
             lv = self._room(o._sell, ticks, lots)
+            self._check_seq()
             self._insert(o._id, intid, key, o._sell, ticks, lots, 0, self._seq, o, lv)
             o._inst = self._inst
             o._symbol = self._symbol
@@ -1171,6 +1185,7 @@ cdef class OrderBook:
                 self._room(sell, new_ticks, new_lots - rec.qty)
             else:
                 self._room(sell, new_ticks, new_lots - rec.filled)
+            self._check_seq()
             self._reserve()          # a new level may be needed; may reallocate
             rec = &self._recs[r]
             self._unlink(r)
@@ -1307,6 +1322,7 @@ cdef class OrderBook:
             if (map_get(&self._ids, key) if intid else self._lookup(order_id)) != NIL:
                 raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
             lv = self._room(sell, ticks, lots)
+            self._check_seq()
             self._insert(order_id, intid, key, sell, ticks, lots, 0, self._seq, obj, lv)
             self._seq += 1
         finally:

@@ -19,7 +19,7 @@ from typing import Any
 from ._avl_py import PriceTree
 from ._common import SNAPSHOT_FORMAT, Depth, LevelSnapshot
 from ._numeric import EXACT, INT64_MAX, check_units, to_decimal, to_units
-from ._snapshot import order_row, read_snapshot
+from ._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import (
     DuplicateOrderError,
@@ -28,6 +28,7 @@ from .errors import (
     InvalidQuantityError,
     OrderNotFoundError,
     SymbolMismatchError,
+    TradebookError,
 )
 from .instrument import Instrument
 
@@ -542,6 +543,11 @@ class OrderBook:
         if level is not None and level.total + extra > INT64_MAX:
             raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
 
+    def _check_seq(self) -> None:
+        """Refuse to hand out a sequence number once ``next_sequence`` has reached 2**63-1 (see ``_snapshot``)."""
+        if self._seq >= INT64_MAX:
+            raise TradebookError(SEQ_EXHAUSTED)
+
     def _find(self, order_id: object) -> Rec:
         try:
             return self._orders[order_id]  # type: ignore[index,unused-ignore]
@@ -603,6 +609,7 @@ class OrderBook:
                 raise DuplicateOrderError(f"an order with id {order._id!r} is already resting")
             sell = order._side is _SELL
             self._room(sell, ticks, lots)
+            self._check_seq()
             order._inst = inst
             order._symbol = self._symbol
             self._insert(order._id, sell, ticks, lots, 0, self._seq, order)
@@ -682,6 +689,7 @@ class OrderBook:
                 self._room(rec[_SELLS], new_ticks, new_lots - rec[_LOTS])
             else:
                 self._room(rec[_SELLS], new_ticks, new_lots - filled)
+            self._check_seq()
             self._unlink(rec)
             rec[_TICKS] = new_ticks
             rec[_LOTS] = new_lots
@@ -785,11 +793,13 @@ class OrderBook:
                 raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
             # _insert and _link, inlined: this is the pure backend's hottest path.
             level = self._levels[sell].get(price)
+            if level is not None and level.total + quantity > INT64_MAX:
+                raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
+            if self._seq >= INT64_MAX:
+                raise TradebookError(SEQ_EXHAUSTED)
             if level is None:
                 level = self._levels[sell][price] = _Level(sell, price)
                 self._trees[sell].insert(price, level)
-            elif level.total + quantity > INT64_MAX:
-                raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
             tail = level.tail
             rec = [tail, None, level, order_id, sell, price, quantity, 0, self._seq, obj]
             if tail is None:

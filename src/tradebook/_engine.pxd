@@ -62,6 +62,7 @@ cdef class MatchingEngine:
                            list touched) except -1
     cdef int _execute(self, OrderBook book, Taker* tk, Order obj, object tif, ExecutionReport report,
                       list touched) except -1
+    cdef int _check_counters(self, OrderBook book, bint sell, bint market, int64_t ticks) except -1
     cdef bint _fillable(self, OrderBook book, Taker* tk) except -1
     cdef bint _match(self, OrderBook book, Taker* tk, ExecutionReport report, list touched) except -1
     cdef ExecutionReport _amend(self, OrderBook book, object order_id, object lots, object ticks)

@@ -44,6 +44,7 @@ from array import array as _array
 from tradebook._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchResult, as_commands
 from tradebook._common import ENGINE_SNAPSHOT_FORMAT, L2Delta, MarketDataUpdate, TopOfBook
 from tradebook._limits import check_limits
+from tradebook._snapshot import TRADE_IDS_EXHAUSTED
 from tradebook._numeric import INT64_MAX as _INT64_MAX
 from tradebook.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from tradebook.errors import (
@@ -63,6 +64,7 @@ __all__ = ["ExecutionReport", "MatchingEngine", "Trade"]
 log = logging.getLogger("tradebook")
 
 cdef int32_t NIL = -1
+cdef int64_t _INT64_MAX_C = 0x7FFFFFFFFFFFFFFF
 
 cdef object _BUY = Side.BUY
 cdef object _SELL = Side.SELL
@@ -604,6 +606,7 @@ cdef class MatchingEngine:
                 if o._post_only:
                     raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
                 book._room(sell, new_ticks, new_lots - rec.filled)
+                self._check_counters(book, sell, False, new_ticks)
                 book._forget(r)
                 book._unlink(r)
                 book._release_order(r, ST_PENDING)   # detach the Order; the match sets its state
@@ -797,6 +800,7 @@ cdef class MatchingEngine:
                 # trade this order at all. Matching only touches the other side, so the level
                 # found here is still the one a remainder joins.
                 own_level = book._room(tk.sell, tk.ticks, tk.lots - tk.filled)
+            self._check_counters(book, tk.sell, tk.market, tk.ticks)
             tk.seq = book._seq      # accepted: this fixes its time priority
             book._seq += 1
             stopped = self._match(book, tk, report, touched)
@@ -821,6 +825,21 @@ cdef class MatchingEngine:
                     touched.append((tk.sell, tk.ticks))
         if obj is not None:
             _write_back(obj, tk)
+        return 0
+
+    cdef int _check_counters(self, OrderBook book, bint sell, bint market, int64_t ticks) except -1:
+        """Refuse an order before anything changes if its sequence number or its trade ids could pass 2**63-1.
+
+        One command makes at most one trade per resting order, so an order that
+        could trade needs at most ``len(book)`` ids (see ``_snapshot`` for the rule).
+        """
+        book._check_seq()
+        if self._next_trade_id > _INT64_MAX_C - book._n:
+            if book._trees[0 if sell else 1].count != 0 if market else _crosses(book, sell, ticks):
+                raise TradebookError(TRADE_IDS_EXHAUSTED.format(
+                    next_id=self._next_trade_id, left=_INT64_MAX_C - self._next_trade_id, orders=book._n,
+                    symbol=book._symbol,
+                ))
         return 0
 
     cdef bint _fillable(self, OrderBook book, Taker* tk) except -1:

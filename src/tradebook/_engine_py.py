@@ -43,6 +43,7 @@ from ._book_py import (
 from ._common import ENGINE_SNAPSHOT_FORMAT, L2Delta, MarketDataUpdate, TopOfBook
 from ._limits import check_limits, has_limits
 from ._numeric import INT64_MAX, check_units, to_units
+from ._snapshot import TRADE_IDS_EXHAUSTED
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import (
     DuplicateOrderError,
@@ -614,6 +615,7 @@ class MatchingEngine:
                 if order._post_only:
                     raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
                 book._room(sell, new_ticks, new_lots - rec[_FILLED])
+                self._check_counters(book, sell, False, new_ticks)
                 del book._orders[rec[_ID]]
                 book._unlink(rec)
                 rec[_OBJ] = None
@@ -707,6 +709,7 @@ class MatchingEngine:
                 # counter included); if that level exists, the uncrossed book cannot trade this order at all.
                 # Matching only shrinks the remainder, so this check also covers resting it below.
                 book._room(tk.sell, tk.ticks, tk.lots - tk.filled)
+            self._check_counters(book, tk.sell, tk.market, tk.ticks)
             tk.seq = book._seq  # accepted: this fixes its time priority
             book._seq += 1
             stopped = self._match(book, tk, run)
@@ -728,6 +731,26 @@ class MatchingEngine:
                     run.touched.append((tk.sell, tk.ticks))
         if order is not None:
             _write_back(order, tk)
+
+    def _check_counters(self, book: OrderBook, sell: bool, market: bool, ticks: int) -> None:
+        """Refuse an order before anything changes if its sequence number or its trade ids could pass 2**63-1.
+
+        One command makes at most one trade per resting order, so an order that
+        could trade needs at most ``len(book)`` ids (see ``_snapshot`` for the rule).
+        """
+        book._check_seq()
+        orders = len(book._orders)
+        if self._next_trade_id <= INT64_MAX - orders:
+            return
+        if len(book._trees[0 if sell else 1]) != 0 if market else self._crosses(book, sell, ticks):
+            raise TradebookError(
+                TRADE_IDS_EXHAUSTED.format(
+                    next_id=self._next_trade_id,
+                    left=INT64_MAX - self._next_trade_id,
+                    orders=orders,
+                    symbol=book._symbol,
+                )
+            )
 
     @staticmethod
     def _fillable(book: OrderBook, tk: _Taker) -> bool:

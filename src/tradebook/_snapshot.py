@@ -1,4 +1,16 @@
-"""Snapshot rows of resting orders: writing them and reading them back, shared by both backends."""
+"""Snapshot rows of resting orders: writing them and reading them back, shared by both backends.
+
+Counters. A book's ``next_sequence`` and an engine's ``next_trade_id`` are the
+numbers the next accepted order and the next trade get. Both are int64s in the
+compiled core, so both backends keep them in 1..2**63-1 (a snapshot with a
+value outside that range is refused) and never let them pass 2**63-1: a book
+whose ``next_sequence`` is 2**63-1 accepts no new order and re-queues none
+(``TradebookError``, ``SEQ_EXHAUSTED``), and an engine refuses an order that
+could trade when fewer trade ids are left (2**63-1 - ``next_trade_id``) than the
+book has resting orders (``TRADE_IDS_EXHAUSTED``). Either refusal changes
+nothing, and a book or engine at its limit still cancels, snapshots and
+restores from its own snapshot.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +23,16 @@ from .enums import OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enu
 from .errors import InvalidOrderError
 from .instrument import Instrument
 
-__all__ = ["OrderRow", "order_row", "read_snapshot"]
+__all__ = ["SEQ_EXHAUSTED", "TRADE_IDS_EXHAUSTED", "OrderRow", "order_row", "read_snapshot"]
+
+SEQ_EXHAUSTED = (
+    "the book's sequence counter is used up: next_sequence has reached 2**63-1, "
+    "so it accepts no new order and re-queues none"
+)
+TRADE_IDS_EXHAUSTED = (
+    "the engine's trade ids are running out: next_trade_id {next_id} leaves {left} before 2**63-1, "
+    "fewer than the {orders} resting orders of {symbol} that this order could trade with"
+)
 
 
 class OrderRow(NamedTuple):
