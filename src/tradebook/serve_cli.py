@@ -30,7 +30,9 @@ def _import_http() -> Any:
     try:
         import tradebook.http as http
     except ImportError as exc:
-        print(f"tradebook: {_SERVER_EXTRA} ({exc})", file=sys.stderr)
+        # tradebook.http's own ImportError already names the extra to install; say it once.
+        message = str(exc) if "tradebook[server]" in str(exc) else f"{_SERVER_EXTRA} ({exc})"
+        print(f"tradebook: {message}", file=sys.stderr)
         return None
     return http
 
@@ -54,6 +56,9 @@ def _serve(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             log_level=args.log_level,
             shutdown_timeout=args.shutdown_timeout,
+            header_timeout=args.header_timeout,
+            max_connections=args.max_connections,
+            max_token_lifetime=args.max_token_lifetime,
             metrics=False if args.no_metrics else None,
             access_log=False if args.no_access_log else None,
             wallet_breaker=False if args.no_wallet_breaker else None,
@@ -101,8 +106,9 @@ def add_server_commands(commands: Any) -> None:
         epilog=(
             "configuration file (TOML, or JSON with the same structure); flags override it:\n\n"
             "  [server]     host, port, database, schema, max_body_bytes, metrics, access_log,\n"
-            "               log_level, shutdown_timeout\n"
-            '  [auth]       mode = "token" | "trusted-header", secret_env, user_header\n'
+            "               log_level, shutdown_timeout, header_timeout, max_connections\n"
+            '  [auth]       mode = "token" | "trusted-header", secret_env, user_header,\n'
+            "               max_token_lifetime (seconds)\n"
             "  [fees]       maker_fee_rate, taker_fee_rate (decimal strings), fee_account\n"
             "  [wallet]     breaker (true/false), breaker_threshold, breaker_reset,\n"
             "               timeout (seconds per call to a PostgreSQL wallet)\n"
@@ -158,6 +164,25 @@ def add_server_commands(commands: Any) -> None:
         type=float,
         metavar="SECONDS",
         help="how long in-flight requests may take to finish after SIGTERM (default: 30)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="close a connection that has not sent a whole request head within this time of opening or of its "
+        "previous response (default: 10)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="connections served at once; one beyond gets /health or 503, then is closed (default: 1000)",
+    )
+    serve.add_argument(
+        "--max-token-lifetime",
+        type=parse_ttl,
+        metavar="DURATION",
+        help="refuse tokens that expire later than this from now: 3600, 15m, 12h, 30d (default: 30d)",
     )
     serve.set_defaults(run=_serve)
 

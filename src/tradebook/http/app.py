@@ -19,7 +19,9 @@ or a factory that the app opens at startup and closes at shutdown (what
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -28,14 +30,14 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import BACKEND, __version__
 from ..enums import OrderStatus, Side
-from ..errors import TradebookError
+from ..errors import InvalidOrderError, TradebookError
 from ..oms.breaker import BreakerState, CircuitBreakerWallet
 from ..oms.models import OrderQuery
 from ..oms.service import OrderService
@@ -54,6 +56,7 @@ from .schemas import (
     SideName,
     StatusName,
     TradePage,
+    asset_scales,
     balances_json,
     depth_json,
     order_json,
@@ -71,6 +74,32 @@ _USER = "tradebook.user_id"
 _ORDERS = API_PREFIX + "/orders"
 
 access_log = logging.getLogger("tradebook.http.access")
+
+# A path id is ASCII decimal digits with an optional minus sign: no "_", "+", spaces or other scripts' digits,
+# all of which int() would take.
+_ORDER_ID = re.compile(r"-?[0-9]+")
+
+
+def _strict_id(value: object) -> object:
+    if isinstance(value, str) and _ORDER_ID.fullmatch(value) is None:
+        raise ValueError("an order id is an integer written with the digits 0-9 only")
+    return value
+
+
+OrderId = Annotated[int, BeforeValidator(_strict_id)]
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: the object, or 400 when a key appears twice."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:  # pragma: no branch - a repeated key exists
+            if key in seen:
+                message = f"the key {key!r} appears more than once in the JSON object"
+                raise RequestValidationError([{"type": "duplicate_key", "loc": ("body", key), "msg": message}])
+            seen.add(key)
+    return result
 
 
 class ServiceUnavailableError(TradebookError):
@@ -114,6 +143,14 @@ class _Orders:
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_context=False, include_input=False)
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+        # pydantic keeps the last of repeated keys; a body that says two things is refused instead. The body is
+        # a valid flat object by now, so this second parse is small and bounded.
+        json.loads(body, object_pairs_hook=_refuse_duplicate_keys)
+        time_in_force = order.time_in_force
+        if order.type == "MARKET":
+            if time_in_force == "GTC":
+                raise InvalidOrderError("a MARKET order never rests: its time_in_force is IOC (the default) or FOK")
+            time_in_force = time_in_force or "IOC"
         service = self.state.service
         start = time.perf_counter()
         placement = await service.place(
@@ -123,7 +160,7 @@ class _Orders:
             order.quantity,
             order.price,
             type=order.type,
-            time_in_force=order.time_in_force,
+            time_in_force=time_in_force or "GTC",
             post_only=order.post_only,
             client_order_id=order.client_order_id,
         )
@@ -221,7 +258,7 @@ def create_app(
         if method == "POST" and path == _ORDERS:
             recorder.rejected(code)
 
-    install_error_handlers(app, on_error)
+    install_error_handlers(app, on_error, lambda scope: _allowed_methods(app, scope))
     app.add_middleware(
         _Edge,
         state=state,
@@ -285,7 +322,7 @@ def create_app(
         responses=_errors(400, 401, 404, 503),
         tags=["orders"],
     )
-    async def get_order(order_id: int, request: Request) -> JSONResponse:
+    async def get_order(order_id: OrderId, request: Request) -> JSONResponse:
         """The order; another user's order is 404, as is an unknown one."""
         return await orders.get(request.scope[_USER], order_id)
 
@@ -296,7 +333,7 @@ def create_app(
         responses=_errors(400, 401, 404, 409, 503),
         tags=["orders"],
     )
-    async def cancel_order(order_id: int, request: Request) -> JSONResponse:
+    async def cancel_order(order_id: OrderId, request: Request) -> JSONResponse:
         """Cancel the order and release its funds; 409 when it is already filled, cancelled or expired."""
         return await orders.cancel(request.scope[_USER], order_id)
 
@@ -343,7 +380,9 @@ def create_app(
     )
     async def balances(request: Request) -> JSONResponse:
         """Available and reserved amounts of each asset the caller holds."""
-        return JSONResponse(balances_json(await state.service.balances(request.scope[_USER])))
+        service = state.service
+        scales = asset_scales(service.instruments.values())
+        return JSONResponse(balances_json(await service.balances(request.scope[_USER]), scales))
 
     @app.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}}, tags=["operations"])
     async def health() -> JSONResponse:
@@ -402,6 +441,15 @@ def _openapi(app: FastAPI, authenticator: Authenticator) -> dict[str, Any]:
     return schema
 
 
+def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route serves at the request's path (RFC 9110's ``Allow``), sorted."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if route.matches(scope)[0] is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def _route_template(scope: Scope) -> str:
     """The path template of the request's route (``/api/v1/orders/{order_id}``), for metric labels."""
     route = scope.get("route")
@@ -415,6 +463,14 @@ def _route_template(scope: Scope) -> str:
 
 
 _ORDER_PREFIX = _ORDERS + "/"
+
+
+def _declares_body(scope: Scope) -> bool:
+    """True when the request says a body follows (a non-zero Content-Length, or chunked)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
 
 
 class _Edge:
@@ -459,14 +515,22 @@ class _Edge:
             await send(message)
 
         try:
-            receive, body, problem = await self._read_body(scope, receive)
-            if problem is None and path.startswith("/api/"):
+            problem: Response | None = None
+            body = b""
+            if path.startswith("/api/"):
+                # Credentials first, from the headers alone: an anonymous client gets 401 before one byte of
+                # its body is read, whatever else is wrong with the request.
                 try:
                     user_id = await self.state.authenticator.authenticate(Request(scope))
                 except AuthenticationError as exc:
-                    problem = error_response(401, exc.code, str(exc), headers={"WWW-Authenticate": "Bearer"})
+                    headers = {"WWW-Authenticate": "Bearer"}
+                    if _declares_body(scope):  # left unread: close rather than read it to find the next request
+                        headers["Connection"] = "close"
+                    problem = error_response(401, exc.code, str(exc), headers=headers)
                 else:
                     scope[_USER] = user_id
+            if problem is None:
+                receive, body, problem = await self._read_body(scope, receive)
             if problem is not None:
                 if method == "POST" and path == _ORDERS:
                     self.state.metrics.rejected(

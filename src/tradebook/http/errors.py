@@ -143,11 +143,22 @@ def response_for(exc: Exception, method: str, path: str) -> tuple[Response, str]
     return error_response(500, "internal_error", "internal server error; it has been logged"), "internal_error"
 
 
-def install_error_handlers(app: FastAPI, on_error: Callable[[str, str, str], None] | None = None) -> None:
-    """Make every error of ``app`` a JSON error response; ``on_error(method, path, code)`` sees each one."""
+def install_error_handlers(
+    app: FastAPI,
+    on_error: Callable[[str, str, str], None] | None = None,
+    allowed_methods: Callable[[Any], Sequence[str]] | None = None,
+) -> None:
+    """Make every error of ``app`` a JSON error response; ``on_error(method, path, code)`` sees each one.
+
+    ``allowed_methods(scope)`` names every method of the requested resource, for
+    the ``Allow`` header of a 405 (Starlette's says only the methods of the
+    first route whose path matched, while a resource may have several routes).
+    """
 
     async def handle(request: Request, exc: Exception) -> Response:
         response, code = response_for(exc, request.method, request.url.path)
+        if code == "method_not_allowed" and allowed_methods is not None:
+            response.headers["Allow"] = ", ".join(allowed_methods(request.scope))
         if on_error is not None:
             on_error(request.method, request.url.path, code)
         return response

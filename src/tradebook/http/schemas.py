@@ -12,8 +12,8 @@ validating models on the way out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Context, Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from .._common import Depth
+from ..enums import OrderType, TimeInForce
+from ..instrument import Instrument
 from ..oms.models import Balance, OrderRecord, TradeRecord
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "OrderPage",
     "TradeOut",
     "TradePage",
+    "asset_scales",
     "balances_json",
     "decimal_text",
     "depth_json",
@@ -75,7 +78,10 @@ class OrderIn(BaseModel):
     type: TypeName = "LIMIT"
     quantity: DecimalString
     price: DecimalString | None = Field(default=None, description="Required for LIMIT, absent (or null) for MARKET.")
-    time_in_force: TimeInForceName = "GTC"
+    time_in_force: TimeInForceName | None = Field(
+        default=None,
+        description="GTC when absent for LIMIT; IOC when absent for MARKET, which never rests (GTC is refused).",
+    )
     post_only: bool = Field(default=False, description="Refuse the order rather than let it take liquidity.")
     client_order_id: str | None = Field(
         default=None,
@@ -210,13 +216,15 @@ def _time(value: Any) -> str:
 def order_json(order: OrderRecord) -> dict[str, Any]:
     """The API form of an order (see :class:`OrderOut`)."""
     price = order.price
+    tif = order.time_in_force
     return {
         "id": order.id,
         "client_order_id": order.client_order_id,
         "symbol": order.symbol,
         "side": order.side.value,
         "type": order.type.value,
-        "time_in_force": order.time_in_force.value,
+        # A MARKET order never rests: one placed through the library with the default GTC behaves as IOC.
+        "time_in_force": "IOC" if tif is TimeInForce.GTC and order.type is OrderType.MARKET else tif.value,
         "post_only": order.post_only,
         "status": order.status.value,
         "price": None if price is None else format(price, "f"),
@@ -255,16 +263,51 @@ def depth_json(symbol: str, depth: Depth) -> dict[str, Any]:
     return {"symbol": symbol, "bids": levels(depth.bids), "asks": levels(depth.asks)}
 
 
-def balances_json(balances: Mapping[str, Balance]) -> dict[str, Any]:
-    """The API form of a user's balances, sorted by asset (see :class:`BalancesOut`)."""
-    return {
-        "balances": [
+def _places(value: Decimal) -> int:
+    """How many decimal places ``value`` needs (``Decimal("8.500")`` needs 1, ``Decimal("10")`` none)."""
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def asset_scales(instruments: Iterable[Instrument]) -> dict[str, int]:
+    """Each asset's number of decimal places: what its amounts can carry when trading these instruments.
+
+    A base asset moves in lots (``lot_size``'s places); a quote asset in
+    notionals, price times quantity (``tick_size``'s plus ``lot_size``'s
+    places). An asset of several instruments takes the most.
+    """
+    scales: dict[str, int] = {}
+    for inst in instruments:
+        lot, tick = _places(inst.lot_size), _places(inst.tick_size)
+        for asset, places in ((inst.base, lot), (inst.quote, tick + lot)):
+            scales[asset] = max(scales.get(asset, 0), places)
+    return scales
+
+
+_WIDE = Context(prec=10_000)
+
+
+def balances_json(balances: Mapping[str, Balance], scales: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The API form of a user's balances, sorted by asset (see :class:`BalancesOut`).
+
+    Every amount of an asset is written with the asset's scale (``scales``,
+    from :func:`asset_scales`), so ``"10"`` and ``"8.5"`` of BTC read
+    ``"10.000"`` and ``"8.500"``; an amount with more places than that (a fee,
+    a deposit made through the library) keeps all of them, and the other
+    amounts of its row get as many. Nothing is ever rounded.
+    """
+    rows = []
+    for asset, b in sorted(balances.items()):
+        available, reserved = b.available, b.reserved
+        total = available + reserved
+        places = max((scales or {}).get(asset, 0), _places(available), _places(reserved), _places(total))
+        step = Decimal(1).scaleb(-places)
+        rows.append(
             {
                 "asset": asset,
-                "available": format(b.available, "f"),
-                "reserved": format(b.reserved, "f"),
-                "total": format(b.available + b.reserved, "f"),
+                "available": format(_WIDE.quantize(available, step), "f"),
+                "reserved": format(_WIDE.quantize(reserved, step), "f"),
+                "total": format(_WIDE.quantize(total, step), "f"),
             }
-            for asset, b in sorted(balances.items())
-        ]
-    }
+        )
+    return {"balances": rows}

@@ -29,6 +29,7 @@ from ..oms.breaker import CircuitBreakerWallet
 from ..oms.service import OrderService
 from .app import create_app
 from .auth import Authenticator, TokenAuthenticator, TrustedHeaderAuthenticator
+from .connections import guarded_protocol
 from .metrics import create_metrics
 from .settings import ServerConfig
 
@@ -184,7 +185,7 @@ def make_authenticator(config: ServerConfig) -> Authenticator:
             extra={"header": config.user_header},
         )
         return TrustedHeaderAuthenticator(config.user_header)
-    return TokenAuthenticator.from_env(config.secret_env)
+    return TokenAuthenticator.from_env(config.secret_env, max_lifetime=config.max_token_lifetime)
 
 
 def build_app(config: ServerConfig, authenticator: Authenticator | None = None) -> FastAPI:
@@ -201,14 +202,19 @@ def build_app(config: ServerConfig, authenticator: Authenticator | None = None) 
 def serve(config: ServerConfig) -> int:
     """Serve ``config`` with uvicorn until SIGINT or SIGTERM; return the exit code."""
     import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     configure_logging(config.log_level)
     app = build_app(config)
+    protocol = guarded_protocol(
+        AutoHTTPProtocol, header_timeout=config.header_timeout, max_connections=config.max_connections
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host=config.host,
             port=config.port,
+            http=protocol,
             log_config=None,
             access_log=False,
             lifespan="on",

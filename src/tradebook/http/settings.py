@@ -69,6 +69,7 @@ _INSTRUMENT_KEYS = (
     "min_price",
     "max_price",
 )
+_TEN_YEARS = 10 * 365 * 86_400
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -97,6 +98,13 @@ class ServerConfig:
     after ``breaker_threshold`` consecutive failures and tries again after
     ``breaker_reset`` seconds; ``wallet_timeout`` bounds each call to a
     PostgreSQL wallet (SQLite and memory wallets answer on the event loop).
+
+    A connection that has not sent a complete request head within
+    ``header_timeout`` seconds of opening (or of its previous response) is
+    closed; at most ``max_connections`` connections are served at once, and
+    one beyond them gets one answer (``/health``, or 503) and is closed.
+    Tokens that expire more than ``max_token_lifetime`` seconds from now are
+    refused.
     """
 
     host: str = "127.0.0.1"
@@ -120,12 +128,19 @@ class ServerConfig:
     breaker_threshold: int = 5
     breaker_reset: float = 10.0
     wallet_timeout: float = 2.0
+    header_timeout: float = 10.0
+    max_connections: int = 1000
+    max_token_lifetime: float = 30 * 86_400.0
 
     def __post_init__(self) -> None:
         _check_range("port", self.port, 0, 65535)
         _check_range("max_body_bytes", self.max_body_bytes, 1024, 64 * 1024 * 1024)
         _check_range("breaker_threshold", self.breaker_threshold, 1, 1_000_000)
-        for name in ("shutdown_timeout", "breaker_reset", "wallet_timeout"):
+        _check_range("max_connections", self.max_connections, 1, 1_000_000)
+        lifetime = self.max_token_lifetime
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not 0 < lifetime <= _TEN_YEARS:
+            raise ConfigError(f"max_token_lifetime must be a number of seconds in (0, ten years], not {lifetime!r}")
+        for name in ("shutdown_timeout", "breaker_reset", "wallet_timeout", "header_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
                 raise ConfigError(f"{name} must be a number of seconds in (0, 3600], not {value!r}")
@@ -248,8 +263,15 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "access_log": "access_log",
         "log_level": "log_level",
         "shutdown_timeout": "shutdown_timeout",
+        "header_timeout": "header_timeout",
+        "max_connections": "max_connections",
     },
-    "auth": {"mode": "auth_mode", "secret_env": "secret_env", "user_header": "user_header"},
+    "auth": {
+        "mode": "auth_mode",
+        "secret_env": "secret_env",
+        "user_header": "user_header",
+        "max_token_lifetime": "max_token_lifetime",
+    },
     "fees": {"maker_fee_rate": "maker_fee_rate", "taker_fee_rate": "taker_fee_rate", "fee_account": "fee_account"},
     "wallet": {
         "breaker": "wallet_breaker",
