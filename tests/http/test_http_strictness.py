@@ -133,9 +133,7 @@ async def test_405_allows_every_method_of_the_resource(
 )
 async def test_an_order_id_that_is_not_plain_digits_is_400(memory_api: Api, raw: str) -> None:
     for method in ("GET", "DELETE"):
-        response = await memory_api.client.request(
-            method, f"/api/v1/orders/{raw}", headers=memory_api.headers("alice")
-        )
+        response = await memory_api.client.request(method, f"/api/v1/orders/{raw}", headers=memory_api.headers("alice"))
         error = assert_error(response, 400, "invalid_request")
         assert error["details"][0]["location"] == ["path"], error
 
@@ -236,7 +234,15 @@ def test_the_serve_flag_for_the_maximum_token_lifetime(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize(
     "weak",
-    [" " * 32, "a" * 32, "x" * 64, "ab" * 16, "0123456789abcdef" * 2, "password" * 4, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"],
+    [
+        " " * 32,
+        "a" * 32,
+        "x" * 64,
+        "ab" * 16,
+        "0123456789abcdef" * 2,
+        "password" * 4,
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+    ],
 )
 def test_low_entropy_secrets_are_refused(weak: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="too weak"):
