@@ -598,14 +598,22 @@ def name_of(row: dict[str, Any]) -> str:
 
 
 def render_table(rows: list[dict[str, Any]], table: str) -> list[str]:
+    """The table, then a line per library that did not run or failed somewhere (a status column
+    of long reasons would crush the table on the page)."""
     ops = OPS[table]
     base = next((r for r in rows if r["key"] == BASELINE and r.get("status") == "ran"), None)
     out = [
-        "| library | " + " | ".join(OP_LABELS[op] for op in ops) + " | status |",
-        "|---|" + "---:|" * len(ops) + "---|",
+        "| library | " + " | ".join(OP_LABELS[op] for op in ops) + " |",
+        "|---|" + "---:|" * len(ops),
     ]
+    notes = []
     for row in rows:
-        out.append(f"| {name_of(row)} | " + " | ".join(cell(row, base, op) for op in ops) + f" | {status_text(row)} |")
+        status = status_text(row)
+        if status != "ran":
+            notes.append(f"- {name_of(row)}: {status}.")
+        out.append(f"| {name_of(row)} | " + " | ".join(cell(row, base, op) for op in ops) + " |")
+    if notes:
+        out += ["", "Did not run, or failed somewhere:", "", *notes]
     return out
 
 
@@ -709,17 +717,20 @@ def render(report: dict[str, Any], plots: dict[str, str]) -> str:
         "The book is put back between batches and checked against a reference model afterwards."
     )
     out.append("")
-    out.append("Calls timed, per library (tradebook's pure backend makes the same calls as its compiled one):")
-    out.append("")
+    # A list, not a table: six columns of code do not fit the page's column.
     for table, title in ((TABLE_BOOK, "order books"), (TABLE_ENGINE, "matching engines")):
         ops = OPS[table]
-        out.append(f"| {title} | " + " | ".join(OP_LABELS[op] for op in ops) + " |")
-        out.append("|---|" + "---|" * len(ops))
+        out.append(f'??? note "Calls timed, per library: {title}"')
+        out.append("")
+        out.append("    tradebook's pure backend makes the same calls as its compiled one.")
+        out.append("")
         for row in report["tables"].get(table, []):
             if row["key"].startswith("tradebook-python") or not row.get("api") or not any(row["api"].values()):
                 continue
-            calls = [(row["api"].get(op) or "no API").replace("|", "\\|") for op in ops]
-            out.append(f"| {name_of(row)} | " + " | ".join(f"`{c}`" if c != "no API" else c for c in calls) + " |")
+            out.append(f"    - **{name_of(row)}**")
+            for op in ops:
+                call = row["api"].get(op)
+                out.append(f"        - {OP_LABELS[op]}: " + (f"`{call}`" if call else "no API"))
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -741,6 +752,16 @@ COLORS = {
 }
 
 
+# The page's text column is about 690 CSS px wide (mkdocs-material at 1280 px). Figures are drawn
+# that wide in inches at 100 "px" per inch and saved at twice that, so the browser halves them and
+# a font of N points shows as about 1.4 N px: 10 pt labels are 14 px on the page.
+PAGE_COLUMN_PX = 690
+FIG_WIDTH_IN = PAGE_COLUMN_PX / 100
+SAVE_DPI = 200
+FONT_PT = 10  # tick labels, value labels, legends
+TITLE_PT = 11
+
+
 def _log_axis(axis: Any) -> None:
     """Decades only, labelled as times (10 ns, 1 µs, ...)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -750,66 +771,71 @@ def _log_axis(axis: Any) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def plot_table(report: dict[str, Any], table: str, path: Path) -> bool:
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def table_figure(report: dict[str, Any], table: str) -> Any:
+    """One panel per operation, stacked: each a bar per library on its own log scale (None: nothing ran)."""
+    plt = _pyplot()
     rows = [r for r in report["tables"][table] if r.get("status") == "ran"]
     if not rows:
-        return False
+        return None
     ops = OPS[table]
-    fig, axes = plt.subplots(1, len(ops), figsize=(3.2 * len(ops), 0.42 * len(rows) + 1.6), sharey=True)
-    for ax, op in zip(axes, ops, strict=True):
-        names, values, colors = [], [], []
+    panel_in = 0.26 * len(rows) + 0.75
+    fig, axes = plt.subplots(len(ops), 1, figsize=(FIG_WIDTH_IN, panel_in * len(ops) + 0.5), squeeze=False)
+    names = [name_of(row) for row in rows]
+    for ax, op in zip(axes[:, 0], ops, strict=True):
+        values, colors, missing = [], [], []
         for row in rows:
             res = row["results"].get(op)
-            names.append(name_of(row))
             ok = res is not None and "error" not in res
             values.append(res["median_ns"] if ok else math.nan)  # type: ignore[index]
             colors.append(COLORS.get(row["key"], "#999999"))
-        y = range(len(rows))
-        ax.barh(list(y), [v if not math.isnan(v) else 0 for v in values], color=colors)
+            missing.append("no API" if row["api"].get(op) is None else "failed")
+        y = list(range(len(rows)))
+        ax.barh(y, [v if not math.isnan(v) else 0 for v in values], color=colors, height=0.7)
         ax.set_xscale("log")
-        ax.set_title(OP_LABELS[op], fontsize=10)
+        ax.set_title(OP_LABELS[op], fontsize=TITLE_PT, loc="left", fontweight="bold")
+        ax.set_yticks(y)
+        ax.set_yticklabels(names, fontsize=FONT_PT)
         ax.invert_yaxis()
         finite = [v for v in values if not math.isnan(v)]
         if finite:
-            ax.set_xlim(min(finite) / 2, max(finite) * 12)
-        for yi, v in zip(y, values, strict=True):
+            ax.set_xlim(min(finite) / 2, max(finite) * 6)
+        for yi, v, gap in zip(y, values, missing, strict=True):
             ax.text(
-                v * 1.1 if not math.isnan(v) else ax.get_xlim()[0] * 1.1,
+                v * 1.08 if not math.isnan(v) else ax.get_xlim()[0] * 1.1,
                 yi,
-                fmt_ns(v) if not math.isnan(v) else "n/a",
+                fmt_ns(v) if not math.isnan(v) else gap,
                 va="center",
-                fontsize=7,
+                fontsize=FONT_PT,
             )
         _log_axis(ax.xaxis)
-        ax.tick_params(axis="x", labelsize=7)
+        ax.tick_params(axis="x", labelsize=FONT_PT)
         ax.grid(axis="x", which="major", alpha=0.3)
-    axes[0].set_yticks(list(range(len(rows))))
-    axes[0].set_yticklabels(names, fontsize=8)
-    fig.supxlabel("time per operation, median (log scale; shorter is faster)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    fig.supxlabel("time per operation, median (log scale; shorter is faster)", fontsize=FONT_PT)
+    fig.tight_layout(h_pad=1.2)
+    return fig
 
 
-def plot_scaling(report: dict[str, Any], path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def scaling_figure(report: dict[str, Any]) -> Any:
+    """Two panels, compiled above pure Python: a line per operation, time against book size."""
+    plt = _pyplot()
     from matplotlib.ticker import FuncFormatter
 
     rows = [r for r in report["scaling"] if r.get("status") == "ran"]
     if not rows:
-        return False
-    fig, axes = plt.subplots(1, len(SCALING_OPS), figsize=(3.0 * len(SCALING_OPS), 3.2), sharey=True)
-    for ax, op in zip(axes, SCALING_OPS, strict=True):
-        for backend, style in (("cython", "-o"), ("python", "--s")):
+        return None
+    fig, axes = plt.subplots(2, 1, figsize=(FIG_WIDTH_IN, 7.4), sharex=True, squeeze=False)
+    op_colors = dict(zip(SCALING_OPS, ("#1f5fbf", "#d9822b", "#3a9a5b", "#b23a48", "#7a4fbf"), strict=False))
+    for ax, backend in zip(axes[:, 0], ("cython", "python"), strict=True):
+        for op in SCALING_OPS:
             pts = sorted(
                 (r["size"], r["results"][op]["median_ns"])
                 for r in rows
@@ -819,25 +845,42 @@ def plot_scaling(report: dict[str, Any], path: Path) -> bool:
                 ax.plot(
                     [p[0] for p in pts],
                     [p[1] for p in pts],
-                    style,
-                    color=COLORS[f"tradebook-{backend}-raw"],
-                    label="compiled" if backend == "cython" else "pure Python",
+                    "-o",
+                    color=op_colors[op],
+                    label=OP_LABELS[op],
                     markersize=4,
                 )
         ax.set_xscale("log")
         ax.set_yscale("log")
         _log_axis(ax.yaxis)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v < 1e6 else f"{v / 1e6:g}M"))
-        ax.set_title(OP_LABELS[op], fontsize=10)
-        ax.tick_params(labelsize=7)
+        ax.set_title(
+            "compiled core" if backend == "cython" else "pure Python", fontsize=TITLE_PT, loc="left", fontweight="bold"
+        )
+        ax.set_ylabel("time per operation", fontsize=FONT_PT)
+        ax.tick_params(labelsize=FONT_PT)
         ax.grid(which="major", alpha=0.3)
-    axes[0].set_ylabel("time per operation (log)", fontsize=9)
-    axes[0].legend(fontsize=8)
-    fig.supxlabel("resting orders in the book (log)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=FONT_PT, ncol=3, loc="upper center", frameon=False)
+    axes[1, 0].set_xlabel("resting orders in the book (log scale)", fontsize=FONT_PT)
+    fig.tight_layout(rect=(0, 0, 1, 0.93), h_pad=1.5)
+    return fig
+
+
+def _save(fig: Any, path: Path) -> bool:
+    if fig is None:
+        return False
+    fig.savefig(path, dpi=SAVE_DPI)
+    _pyplot().close(fig)
     return True
+
+
+def plot_table(report: dict[str, Any], table: str, path: Path) -> bool:
+    return _save(table_figure(report, table), path)
+
+
+def plot_scaling(report: dict[str, Any], path: Path) -> bool:
+    return _save(scaling_figure(report), path)
 
 
 def write_outputs(report: dict[str, Any]) -> str:
