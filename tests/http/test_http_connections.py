@@ -174,3 +174,63 @@ def test_the_settings(tmp_path: Path) -> None:
         guarded_protocol(object, header_timeout=0, max_connections=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         guarded_protocol(object, header_timeout=1, max_connections=0)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["h11", "httptools"])
+def in_process(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    """The guards over each of uvicorn's HTTP implementations, in this process (0.5 s deadline, 2 connections)."""
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def ok(request: object) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/health", ok), Route("/other", ok)])
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    base: type = H11Protocol if request.param == "h11" else HttpToolsProtocol
+    protocol = guarded_protocol(base, header_timeout=0.5, max_connections=2)
+    assert protocol.__name__ == f"Guarded{base.__name__}"
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, http=protocol, log_config=None, lifespan="off", loop="asyncio"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_the_guards_on_both_uvicorn_implementations(in_process: tuple[str, int]) -> None:
+    with connect(in_process) as partial:
+        partial.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n")
+        assert closed_by_server(partial, within=5)
+    with connect(in_process) as first, connect(in_process) as second:
+        for sock in (first, second):
+            assert status(request(sock, "/other")) == 200
+        with connect(in_process) as extra:
+            assert status(request(extra, "/health")) == 200
+            assert closed_by_server(extra, within=5)
+        with connect(in_process) as extra:
+            assert status(request(extra, "/other")) == 503
+            assert closed_by_server(extra, within=5)
+        # Pipelined: two requests in one write; the deadline must not cut the second one's answer.
+        first.sendall(b"GET /other HTTP/1.1\r\nHost: t\r\n\r\nGET /other HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.2)
+        first.settimeout(5)
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 2:
+            chunk = first.recv(65536)
+            assert chunk, data
+            data += chunk
+        assert closed_by_server(second, within=5)  # idle past the deadline
