@@ -137,12 +137,15 @@ cdef class OrderBook:
     cdef Py_ssize_t _n
     cdef unsigned long _lock_owner
     cdef int _lock_depth
+    cdef int _busy              # a change is under way: the lock holder may read, not change (see _enter)
     cdef object _bids
     cdef object _asks
     cdef object __weakref__
 
     cdef int _acquire(self) except -1
     cdef void _release(self) noexcept
+    cdef int _enter(self) except -1
+    cdef void _exit(self) noexcept
     cdef int _reserve(self) except -1
     cdef int32_t _new_rec(self) noexcept
     cdef void _free_rec(self, int32_t r) noexcept

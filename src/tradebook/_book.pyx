@@ -57,6 +57,12 @@ __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
 cdef int32_t NIL = -1
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
+# keep in step with _book_py.REENTERED: both backends raise the same error
+REENTERED = (
+    "the order book was called back while it was changing (from an order id's or owner's __eq__ or __hash__, "
+    "or a __del__): that code may read the book but not change it; market data subscribers may"
+)
+
 cdef object _BUY = Side.BUY
 cdef object _SELL = Side.SELL
 cdef object _LIMIT = OrderType.LIMIT
@@ -803,6 +809,28 @@ cdef class OrderBook:
     cdef void _release(self) noexcept:
         self._lock_depth -= 1
 
+    cdef int _enter(self) except -1:
+        """Take the lock to change the book; refuse a call back into a book that is changing.
+
+        A change holds raw record and level pointers while it may run Python
+        code: an order id's or owner's ``__eq__``/``__hash__``, an object's
+        ``__del__``. If that code changed the book (a cancel, or adds that
+        reallocate the record array), the change would go on with dangling
+        pointers. So while ``_busy`` is set, the holder's own thread may read the
+        book but not change it. Market data callbacks run after the change, with
+        ``_busy`` cleared, and may submit, cancel and amend.
+        """
+        self._acquire()
+        if self._busy:
+            self._release()
+            raise RuntimeError(REENTERED)
+        self._busy = 1
+        return 0
+
+    cdef void _exit(self) noexcept:
+        self._busy = 0
+        self._release()
+
     # -- storage -----------------------------------------------------------------------
 
     cdef int _reserve(self) except -1:
@@ -997,7 +1025,11 @@ cdef class OrderBook:
         """Store a new resting order at level ``lv`` (NIL: a new level); the caller holds
         the lock and has checked everything."""
         self._reserve()
-        cdef int32_t r = self._new_rec()
+        cdef int32_t r = self._rec_free
+        if not intid:
+            # first, while nothing has changed: this runs the id's __hash__ (and maybe __eq__), which may raise
+            self._obj_ids[order_id] = r
+        r = self._new_rec()
         cdef Rec* rec = &self._recs[r]
         rec.key = key
         rec.price = ticks
@@ -1011,8 +1043,6 @@ cdef class OrderBook:
             rec.obj = <PyObject*>obj
         if intid:
             map_put(&self._ids, key, r)
-        else:
-            self._obj_ids[order_id] = r
         self._link(r, lv)
         self._n += 1
         if obj is not None:
@@ -1078,7 +1108,7 @@ cdef class OrderBook:
         cdef int64_t ticks = 0, lots = 0, key = 0
         cdef int32_t lv
         cdef bint intid
-        self._acquire()
+        self._enter()
         try:
             if o._status != ST_PENDING or o._inst is not None:
                 raise InvalidOrderError(f"order {o._id!r} is {o.status.value}; only a new order can be added")
@@ -1098,12 +1128,12 @@ cdef class OrderBook:
             o._symbol = self._symbol
             self._seq += 1
         finally:
-            self._release()
+            self._exit()
 
     def remove_order(self, order_id):
         """Remove a resting order and return it, ``CANCELLED``. O(1), O(log L) if its level empties."""
         cdef int32_t r
-        self._acquire()
+        self._enter()
         try:
             r = self._find(order_id)
             self._forget(r)
@@ -1112,16 +1142,16 @@ cdef class OrderBook:
             self._free_rec(r)
             return o
         finally:
-            self._release()
+            self._exit()
 
     def fill_order(self, order_id, quantity):
         """Record a fill of ``quantity``; a fully filled order leaves the book. O(1)."""
         cdef int64_t lots = self._inst.quantity_to_lots(quantity)
-        self._acquire()
+        self._enter()
         try:
             return self._fill(self._find(order_id), lots, True)
         finally:
-            self._release()
+            self._exit()
 
     cdef object _fill(self, int32_t r, int64_t lots, bint want_order):
         cdef Rec* rec = &self._recs[r]
@@ -1162,13 +1192,13 @@ cdef class OrderBook:
         lots = None if quantity is None else self._inst.quantity_to_lots(quantity)
         ticks = None if price is None else self._inst.price_to_ticks(price)
         cdef int32_t r
-        self._acquire()
+        self._enter()
         try:
             r = self._find(order_id)
             self._amend(r, lots, ticks)
             return self._order_of(r)
         finally:
-            self._release()
+            self._exit()
 
     cdef int _amend(self, int32_t r, object lots_obj, object ticks_obj) except -1:
         cdef Rec* rec = &self._recs[r]
@@ -1317,7 +1347,7 @@ cdef class OrderBook:
             intid = _int_key(order_id, &key)
         if not intid or not PyLong_CheckExact(order_id):
             obj = _new_order(order_id, sell, self._inst)
-        self._acquire()
+        self._enter()
         try:
             if (map_get(&self._ids, key) if intid else self._lookup(order_id)) != NIL:
                 raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
@@ -1326,14 +1356,14 @@ cdef class OrderBook:
             self._insert(order_id, intid, key, sell, ticks, lots, 0, self._seq, obj, lv)
             self._seq += 1
         finally:
-            self._release()
+            self._exit()
 
     def remove_raw(self, order_id):
         """Remove a resting order; return its remaining quantity in lots."""
         cdef int32_t r
         cdef Rec* rec
         cdef int64_t remaining
-        self._acquire()
+        self._enter()
         try:
             r = self._find(order_id)
             self._forget(r)
@@ -1345,21 +1375,21 @@ cdef class OrderBook:
             self._free_rec(r)
             return remaining
         finally:
-            self._release()
+            self._exit()
 
     def fill_raw(self, order_id, quantity):
         """Fill ``quantity`` lots of a resting order; return its remaining lots."""
         cdef int64_t lots = _raw_units(quantity, "quantity", InvalidQuantityError)
         cdef int32_t r
         cdef int64_t remaining
-        self._acquire()
+        self._enter()
         try:
             r = self._find(order_id)
             remaining = self._recs[r].qty - self._recs[r].filled - lots
             self._fill(r, lots, False)
             return remaining
         finally:
-            self._release()
+            self._exit()
 
     def amend_raw(self, order_id, *, quantity=None, price=None):
         """``amend_order`` with the new total quantity in lots and price in ticks."""
@@ -1367,11 +1397,11 @@ cdef class OrderBook:
             raise InvalidOrderError("amend needs a new quantity or a new price")
         lots = None if quantity is None else _raw_units(quantity, "quantity", InvalidQuantityError)
         ticks = None if price is None else _raw_units(price, "price", InvalidPriceError)
-        self._acquire()
+        self._enter()
         try:
             self._amend(self._find(order_id), lots, ticks)
         finally:
-            self._release()
+            self._exit()
 
     @property
     def best_bid_raw(self):

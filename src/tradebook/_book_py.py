@@ -36,6 +36,12 @@ __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
 
 Number = Decimal | int | str | float
 
+# keep in step with _book.pyx: both backends raise the same error
+REENTERED = (
+    "the order book was called back while it was changing (from an order id's or owner's __eq__ or __hash__, "
+    "or a __del__): that code may read the book but not change it; market data subscribers may"
+)
+
 _BUY = Side.BUY
 _SELL = Side.SELL
 _LIMIT = OrderType.LIMIT
@@ -464,6 +470,8 @@ class OrderBook:
         self._levels: tuple[dict[int, _Level], dict[int, _Level]] = ({}, {})
         self._trees: tuple[PriceTree, PriceTree] = (PriceTree(), PriceTree())
         self._seq = 1
+        # A change is under way: the lock holder's thread may read the book, not change it (see _begin).
+        self._busy = False
         self._bids = BookSide(self, _BUY)
         self._asks = BookSide(self, _SELL)
 
@@ -543,6 +551,19 @@ class OrderBook:
         if level is not None and level.total + extra > INT64_MAX:
             raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
 
+    def _begin(self) -> None:
+        """Mark the book as changing (the caller holds the lock); refuse a call back into a changing book.
+
+        A change may run Python code half-way (an order id's or owner's
+        ``__eq__``/``__hash__``, an object's ``__del__``); if that code changed the
+        book, the change would go on from a stale state. So, as in the compiled
+        twin, such code may read the book but not change it. Market data
+        callbacks run after the change and may submit, cancel and amend.
+        """
+        if self._busy:
+            raise RuntimeError(REENTERED)
+        self._busy = True
+
     def _check_seq(self) -> None:
         """Refuse to hand out a sequence number once ``next_sequence`` has reached 2**63-1 (see ``_snapshot``)."""
         if self._seq >= INT64_MAX:
@@ -597,37 +618,53 @@ class OrderBook:
             raise InvalidOrderError(f"add_order takes an Order; got {type(order).__name__}")
         inst = self._inst
         with self._lock:
-            if order._status is not _PENDING or order._inst is not None:
-                raise InvalidOrderError(f"order {order._id!r} is {order._status.value}; only a new order can be added")
-            if order._symbol is not None and order._symbol != self._symbol:
-                raise SymbolMismatchError(f"order {order._id!r} is for {order._symbol}, this book is {self._symbol}")
-            if order._type is not _LIMIT:
-                raise InvalidOrderError("a market order cannot rest in a book")
-            ticks = to_units(order._price_in, inst.tick_size, "price", "tick size", InvalidPriceError)  # type: ignore[arg-type]
-            lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
-            if order._id in self._orders:
-                raise DuplicateOrderError(f"an order with id {order._id!r} is already resting")
-            sell = order._side is _SELL
-            self._room(sell, ticks, lots)
-            self._check_seq()
-            order._inst = inst
-            order._symbol = self._symbol
-            self._insert(order._id, sell, ticks, lots, 0, self._seq, order)
-            self._seq += 1
+            self._begin()
+            try:
+                if order._status is not _PENDING or order._inst is not None:
+                    raise InvalidOrderError(
+                        f"order {order._id!r} is {order._status.value}; only a new order can be added"
+                    )
+                if order._symbol is not None and order._symbol != self._symbol:
+                    raise SymbolMismatchError(
+                        f"order {order._id!r} is for {order._symbol}, this book is {self._symbol}"
+                    )
+                if order._type is not _LIMIT:
+                    raise InvalidOrderError("a market order cannot rest in a book")
+                ticks = to_units(order._price_in, inst.tick_size, "price", "tick size", InvalidPriceError)  # type: ignore[arg-type]
+                lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
+                if order._id in self._orders:
+                    raise DuplicateOrderError(f"an order with id {order._id!r} is already resting")
+                sell = order._side is _SELL
+                self._room(sell, ticks, lots)
+                self._check_seq()
+                order._inst = inst
+                order._symbol = self._symbol
+                self._insert(order._id, sell, ticks, lots, 0, self._seq, order)
+                self._seq += 1
+            finally:
+                self._busy = False
 
     def remove_order(self, order_id: Hashable) -> Order:
         """Remove a resting order and return it, ``CANCELLED``. O(1), O(log L) if its level empties."""
         with self._lock:
-            return self._leave(self._find(order_id), _CANCELLED)
+            self._begin()
+            try:
+                return self._leave(self._find(order_id), _CANCELLED)
+            finally:
+                self._busy = False
 
     def fill_order(self, order_id: Hashable, quantity: Number) -> Order:
         """Record a fill of ``quantity``; a fully filled order leaves the book. O(1)."""
         lots = self._inst.quantity_to_lots(quantity)
         with self._lock:
-            rec = self._find(order_id)
-            if self._fill(rec, lots):
-                return self._order_of(rec)
-            return self._leave_filled(rec)
+            self._begin()
+            try:
+                rec = self._find(order_id)
+                if self._fill(rec, lots):
+                    return self._order_of(rec)
+                return self._leave_filled(rec)
+            finally:
+                self._busy = False
 
     def _fill(self, rec: Rec, lots: int) -> int:
         """Fill ``lots`` of a record; returns what remains (0: the caller removes it)."""
@@ -649,6 +686,10 @@ class OrderBook:
 
     def _leave_filled(self, rec: Rec) -> Order:
         del self._orders[rec[_ID]]
+        return self._drop_filled(rec)
+
+    def _drop_filled(self, rec: Rec) -> Order:
+        """``_leave_filled`` once the id is out of the map."""
         self._unlink(rec)
         rec[_FILLED] = rec[_LOTS]
         order = self._order_of(rec)
@@ -671,9 +712,13 @@ class OrderBook:
         lots = None if quantity is None else inst.quantity_to_lots(quantity)
         ticks = None if price is None else inst.price_to_ticks(price)
         with self._lock:
-            rec = self._find(order_id)
-            self._amend(rec, lots, ticks)
-            return self._order_of(rec)
+            self._begin()
+            try:
+                rec = self._find(order_id)
+                self._amend(rec, lots, ticks)
+                return self._order_of(rec)
+            finally:
+                self._busy = False
 
     def _amend(self, rec: Rec, lots: int | None, ticks: int | None) -> None:
         new_lots = rec[_LOTS] if lots is None else lots
@@ -788,32 +833,40 @@ class OrderBook:
         obj = None if type(order_id) is int else Order._bound(order_id, _SELL if sell else _BUY, 0, 0, self._inst)
         self._acquire()
         try:
-            orders = self._orders
-            if order_id in orders:
-                raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
-            # _insert and _link, inlined: this is the pure backend's hottest path.
-            level = self._levels[sell].get(price)
-            if level is not None and level.total + quantity > INT64_MAX:
-                raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
-            if self._seq >= INT64_MAX:
-                raise TradebookError(SEQ_EXHAUSTED)
-            if level is None:
-                level = self._levels[sell][price] = _Level(sell, price)
-                self._trees[sell].insert(price, level)
-            tail = level.tail
-            rec = [tail, None, level, order_id, sell, price, quantity, 0, self._seq, obj]
-            if tail is None:
-                level.head = rec
-            else:
-                tail[_NEXT] = rec
-            level.tail = rec
-            level.total += quantity
-            level.count += 1
-            orders[order_id] = rec
-            self._seq += 1
-            if obj is not None:
-                _sync(obj, rec)
-                obj._status = _OPEN
+            if self._busy:
+                raise RuntimeError(REENTERED)
+            self._busy = True
+            try:
+                orders = self._orders
+                if order_id in orders:
+                    raise DuplicateOrderError(f"an order with id {order_id!r} is already resting")
+                # _insert and _link, inlined: this is the pure backend's hottest path.
+                levels = self._levels[sell]
+                level = levels.get(price)
+                if level is not None and level.total + quantity > INT64_MAX:
+                    raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
+                if self._seq >= INT64_MAX:
+                    raise TradebookError(SEQ_EXHAUSTED)
+                rec: Rec = [None, None, level, order_id, sell, price, quantity, 0, self._seq, obj]
+                orders[order_id] = rec  # first: the id's __hash__ (or a stored id's __eq__) may raise
+                if level is None:
+                    level = rec[_LEVEL] = levels[price] = _Level(sell, price)
+                    self._trees[sell].insert(price, level)
+                tail: Rec | None = level.tail
+                rec[_PREV] = tail
+                if tail is None:
+                    level.head = rec
+                else:
+                    tail[_NEXT] = rec
+                level.tail = rec
+                level.total += quantity
+                level.count += 1
+                self._seq += 1
+                if obj is not None:
+                    _sync(obj, rec)
+                    obj._status = _OPEN
+            finally:
+                self._busy = False
         finally:
             self._release()
 
@@ -821,17 +874,23 @@ class OrderBook:
         """Remove a resting order; return its remaining quantity in lots."""
         self._acquire()
         try:
+            if self._busy:
+                raise RuntimeError(REENTERED)
+            self._busy = True
             try:
-                rec = self._orders.pop(order_id)
-            except (KeyError, TypeError):
-                raise OrderNotFoundError(f"no resting order with id {order_id!r}") from None
-            self._unlink(rec)
-            order = rec[_OBJ]
-            if order is not None:
-                rec[_OBJ] = None
-                _sync(order, rec)
-                order._status = _CANCELLED
-            return rec[_LOTS] - rec[_FILLED]  # type: ignore[no-any-return]
+                try:
+                    rec = self._orders.pop(order_id)
+                except (KeyError, TypeError):
+                    raise OrderNotFoundError(f"no resting order with id {order_id!r}") from None
+                self._unlink(rec)
+                order = rec[_OBJ]
+                if order is not None:
+                    rec[_OBJ] = None
+                    _sync(order, rec)
+                    order._status = _CANCELLED
+                return rec[_LOTS] - rec[_FILLED]  # type: ignore[no-any-return]
+            finally:
+                self._busy = False
         finally:
             self._release()
 
@@ -839,11 +898,15 @@ class OrderBook:
         """Fill ``quantity`` lots of a resting order; return its remaining lots."""
         lots = check_units(quantity, "quantity", InvalidQuantityError)
         with self._lock:
-            rec = self._find(order_id)
-            remaining = self._fill(rec, lots)
-            if not remaining:
-                self._leave_filled(rec)
-            return remaining
+            self._begin()
+            try:
+                rec = self._find(order_id)
+                remaining = self._fill(rec, lots)
+                if not remaining:
+                    self._leave_filled(rec)
+                return remaining
+            finally:
+                self._busy = False
 
     def amend_raw(self, order_id: Hashable, *, quantity: int | None = None, price: int | None = None) -> None:
         """``amend_order`` with the new total quantity in lots and price in ticks."""
@@ -852,7 +915,11 @@ class OrderBook:
         lots = None if quantity is None else check_units(quantity, "quantity", InvalidQuantityError)
         ticks = None if price is None else check_units(price, "price", InvalidPriceError)
         with self._lock:
-            self._amend(self._find(order_id), lots, ticks)
+            self._begin()
+            try:
+                self._amend(self._find(order_id), lots, ticks)
+            finally:
+                self._busy = False
 
     @property
     def best_bid_raw(self) -> int | None:

@@ -512,7 +512,7 @@ cdef class MatchingEngine:
     cdef int _lock_and_run(self, OrderBook book, Taker* tk, Order obj, object tif, ExecutionReport report,
                            list touched) except -1:
         """Check the id is free, match and publish, under the book's lock."""
-        book._acquire()
+        book._enter()
         try:
             if book._lookup(<object>tk.id) != NIL:
                 raise DuplicateOrderError(f"an order with id {<object>tk.id!r} is already resting")
@@ -521,9 +521,10 @@ cdef class MatchingEngine:
                 obj._symbol = book._symbol
             self._execute(book, tk, obj, tif, report, touched)
             if touched is not None:
+                book._busy = 0      # the change is done: subscribers may change the book
                 self._publish(book, touched, report._trades)
         finally:
-            book._release()
+            book._exit()
         return 0
 
     def cancel(self, symbol, order_id):
@@ -531,16 +532,17 @@ cdef class MatchingEngine:
         cdef OrderBook book = self._book_for(symbol)
         cdef int32_t r
         cdef list touched = [] if self._listeners else None
-        book._acquire()
+        book._enter()
         try:
             r = book._find(order_id)
             if touched is not None:
                 touched.append(((book._recs[r].flags & SELL) != 0, book._recs[r].price))
             o = _leave(book, r, ST_CANCELLED)
             if touched is not None:
+                book._busy = 0
                 self._publish(book, touched, [])
         finally:
-            book._release()
+            book._exit()
         return o
 
     def cancel_raw(self, symbol, order_id):
@@ -564,7 +566,11 @@ cdef class MatchingEngine:
             raise InvalidOrderError("amend needs a new quantity or a new price")
         lots = None if quantity is None else book._inst.quantity_to_lots(quantity)
         ticks = None if price is None else book._inst.price_to_ticks(price)
-        return self._amend(book, order_id, lots, ticks)
+        book._enter()
+        try:
+            return self._amend(book, order_id, lots, ticks)
+        finally:
+            book._exit()
 
     def amend_raw(self, symbol, order_id, *, quantity=None, price=None):
         """``amend`` with the quantity in lots and the price in ticks."""
@@ -573,9 +579,14 @@ cdef class MatchingEngine:
             raise InvalidOrderError("amend needs a new quantity or a new price")
         lots = None if quantity is None else _raw_units(quantity, "quantity", InvalidQuantityError)
         ticks = None if price is None else _raw_units(price, "price", InvalidPriceError)
-        return self._amend(book, order_id, lots, ticks)
+        book._enter()
+        try:
+            return self._amend(book, order_id, lots, ticks)
+        finally:
+            book._exit()
 
     cdef ExecutionReport _amend(self, OrderBook book, object order_id, object lots, object ticks):
+        """Amend a resting order; the caller holds the book for a change (``_enter``)."""
         cdef int32_t r
         cdef Rec* rec
         cdef bint sell
@@ -585,49 +596,46 @@ cdef class MatchingEngine:
         cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
         cdef list touched = [] if self._listeners else None
         inst = book._inst
-        book._acquire()
-        try:
-            r = book._find(order_id)
-            rec = &book._recs[r]
-            sell = (rec.flags & SELL) != 0
-            new_lots = rec.qty if lots is None else <int64_t>lots
-            new_ticks = rec.price if ticks is None else <int64_t>ticks
-            if new_lots <= rec.filled:
-                raise InvalidQuantityError(
-                    f"the new quantity {inst.lots_to_quantity(new_lots)} must exceed the filled "
-                    f"{inst.lots_to_quantity(rec.filled)}"
-                )
-            if book._has_limits:
-                check_limits(inst, new_ticks, new_lots)
+        r = book._find(order_id)
+        rec = &book._recs[r]
+        sell = (rec.flags & SELL) != 0
+        new_lots = rec.qty if lots is None else <int64_t>lots
+        new_ticks = rec.price if ticks is None else <int64_t>ticks
+        if new_lots <= rec.filled:
+            raise InvalidQuantityError(
+                f"the new quantity {inst.lots_to_quantity(new_lots)} must exceed the filled "
+                f"{inst.lots_to_quantity(rec.filled)}"
+            )
+        if book._has_limits:
+            check_limits(inst, new_ticks, new_lots)
+        if touched is not None:
+            touched.append((sell, rec.price))
+        if new_ticks != rec.price and _crosses(book, sell, new_ticks):
+            o = book._order_of(r)
+            if o._post_only:
+                raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
+            book._room(sell, new_ticks, new_lots - rec.filled)
+            self._check_counters(book, sell, False, new_ticks)
+            book._forget(r)
+            book._unlink(r)
+            book._release_order(r, ST_PENDING)   # detach the Order; the match sets its state
+            book._free_rec(r)
+            tk.ticks = new_ticks
+            tk.lots = new_lots
+            tk.sell = sell
+            tk.market = False
+            tk.post_only = False
+            self._prepare(&tk, o._id, o._owner, o._tif, o._stp)
+            tk.filled = o._filled
+            self._execute(book, &tk, o, o._tif, report, touched)
+        else:
+            book._amend(r, lots, ticks)
             if touched is not None:
-                touched.append((sell, rec.price))
-            if new_ticks != rec.price and _crosses(book, sell, new_ticks):
-                o = book._order_of(r)
-                if o._post_only:
-                    raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
-                book._room(sell, new_ticks, new_lots - rec.filled)
-                self._check_counters(book, sell, False, new_ticks)
-                book._forget(r)
-                book._unlink(r)
-                book._release_order(r, ST_PENDING)   # detach the Order; the match sets its state
-                book._free_rec(r)
-                tk.ticks = new_ticks
-                tk.lots = new_lots
-                tk.sell = sell
-                tk.market = False
-                tk.post_only = False
-                self._prepare(&tk, o._id, o._owner, o._tif, o._stp)
-                tk.filled = o._filled
-                self._execute(book, &tk, o, o._tif, report, touched)
-            else:
-                book._amend(r, lots, ticks)
-                if touched is not None:
-                    touched.append((sell, book._recs[r].price))
-                o = book._order_of(r)
-            if touched is not None:
-                self._publish(book, touched, report._trades)
-        finally:
-            book._release()
+                touched.append((sell, book._recs[r].price))
+            o = book._order_of(r)
+        if touched is not None:
+            book._busy = 0      # the change is done: subscribers may change the book
+            self._publish(book, touched, report._trades)
         report._order = o
         return report
 
@@ -662,7 +670,7 @@ cdef class MatchingEngine:
         if self._listeners:
             # subscribers get one update per command: take the single-call path
             return self._batch_one_by_one(view, symbol, statuses, lots)
-        book._acquire()
+        book._enter()
         try:
             for i in range(n):
                 op = cmd[5 * i]
@@ -736,7 +744,7 @@ cdef class MatchingEngine:
                 else:
                     st[i] = ERROR_INVALID
         finally:
-            book._release()
+            book._exit()
         return BatchResult(statuses, lots, collector._trades if collector._trades is not None else [])
 
     def _batch_one_by_one(self, view, symbol, statuses, lots):
@@ -908,13 +916,20 @@ cdef class MatchingEngine:
                     touched.append((not sell, price))
                 if mode == STP_DECREMENT:
                     cut = min(tk.lots - tk.filled, rec.qty - rec.filled)
-                    tk.lots -= cut
-                    rec.qty -= cut
-                    level.total -= cut
-                    _touch(level)
-                    if rec.qty == rec.filled:
-                        report.cancelled.append(_leave(book, r, ST_CANCELLED))
+                    if cut == rec.qty - rec.filled:
+                        # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
+                        book._forget(r)
+                        tk.lots -= cut
+                        rec.qty -= cut      # now rec.qty == rec.filled: _unlink takes nothing more off
+                        level.total -= cut
+                        book._unlink(r)
+                        report.cancelled.append(book._release_order(r, ST_CANCELLED))
+                        book._free_rec(r)
                     else:
+                        tk.lots -= cut
+                        rec.qty -= cut
+                        level.total -= cut
+                        _touch(level)
                         book._sync(<Order>rec.obj, rec, ST_PARTIAL if rec.filled else ST_OPEN)
                     if tk.lots == tk.filled:
                         return True
@@ -928,6 +943,9 @@ cdef class MatchingEngine:
             qty = tk.lots - tk.filled
             if rec.qty - rec.filled < qty:
                 qty = rec.qty - rec.filled
+            if rec.qty - rec.filled == qty:
+                # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
+                book._forget(r)
             trade = Trade.__new__(Trade)
             trade._id = self._next_trade_id
             self._next_trade_id += 1
@@ -945,7 +963,6 @@ cdef class MatchingEngine:
                 report._trades.append(trade)
             tk.filled += qty
             if rec.qty - rec.filled == qty:
-                book._forget(r)
                 book._unlink(r)         # takes the level total down by what was left
                 rec.filled = rec.qty
                 if rec.obj != NULL:

@@ -533,23 +533,31 @@ class MatchingEngine:
     def _lock_and_run(self, book: OrderBook, tk: _Taker, order: Order | None, run: _Run) -> None:
         """Check the id is free, match and publish, under the book's lock."""
         with book._lock:
-            if tk.id in book._orders:
-                raise DuplicateOrderError(f"an order with id {tk.id!r} is already resting")
-            if order is not None:
-                order._inst = book._inst
-                order._symbol = book._symbol
-            self._execute(book, tk, order, run)
+            book._begin()
+            try:
+                if tk.id in book._orders:
+                    raise DuplicateOrderError(f"an order with id {tk.id!r} is already resting")
+                if order is not None:
+                    order._inst = book._inst
+                    order._symbol = book._symbol
+                self._execute(book, tk, order, run)
+            finally:
+                book._busy = False  # the change is done: subscribers may change the book
             self._publish(book, run)
 
     def cancel(self, symbol: str | None, order_id: Hashable) -> Order:
         """Remove a resting order; returns it ``CANCELLED``."""
         book = self.book(symbol)
         with book._lock:
-            rec = book._find(order_id)
-            run = _Run(bool(self._listeners))
-            if run.touched is not None:
-                run.touched.append((rec[4], rec[_TICKS]))
-            order = book._leave(rec, _CANCELLED)
+            book._begin()
+            try:
+                rec = book._find(order_id)
+                run = _Run(bool(self._listeners))
+                if run.touched is not None:
+                    run.touched.append((rec[4], rec[_TICKS]))
+                order = book._leave(rec, _CANCELLED)
+            finally:
+                book._busy = False
             self._publish(book, run)
         return order
 
@@ -596,39 +604,43 @@ class MatchingEngine:
     def _amend(self, book: OrderBook, order_id: Hashable, lots: int | None, ticks: int | None) -> ExecutionReport:
         inst = book._inst
         with book._lock:
-            rec = book._find(order_id)
-            sell = rec[4]
-            new_lots = rec[_LOTS] if lots is None else lots
-            new_ticks = rec[_TICKS] if ticks is None else ticks
-            if new_lots <= rec[_FILLED]:
-                raise InvalidQuantityError(
-                    f"the new quantity {inst.lots_to_quantity(new_lots)} must exceed the filled "
-                    f"{inst.lots_to_quantity(rec[_FILLED])}"
-                )
-            if self._limited[book._symbol]:
-                check_limits(inst, new_ticks, new_lots)
-            run = _Run(bool(self._listeners))
-            if run.touched is not None:
-                run.touched.append((sell, rec[_TICKS]))
-            if new_ticks != rec[_TICKS] and self._crosses(book, sell, new_ticks):
-                order = book._order_of(rec)
-                if order._post_only:
-                    raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
-                book._room(sell, new_ticks, new_lots - rec[_FILLED])
-                self._check_counters(book, sell, False, new_ticks)
-                del book._orders[rec[_ID]]
-                book._unlink(rec)
-                rec[_OBJ] = None
-                mode = self._stp if order._stp is None else order._stp
-                tk = _Taker(order._id, order._owner, sell, False, new_ticks, new_lots, order._tif, False, mode)
-                tk.filled = rec[_FILLED]
-                self._execute(book, tk, order, run)
-            else:
-                book._amend(rec, lots, ticks)
+            book._begin()
+            try:
+                rec = book._find(order_id)
+                sell = rec[4]
+                new_lots = rec[_LOTS] if lots is None else lots
+                new_ticks = rec[_TICKS] if ticks is None else ticks
+                if new_lots <= rec[_FILLED]:
+                    raise InvalidQuantityError(
+                        f"the new quantity {inst.lots_to_quantity(new_lots)} must exceed the filled "
+                        f"{inst.lots_to_quantity(rec[_FILLED])}"
+                    )
+                if self._limited[book._symbol]:
+                    check_limits(inst, new_ticks, new_lots)
+                run = _Run(bool(self._listeners))
                 if run.touched is not None:
                     run.touched.append((sell, rec[_TICKS]))
-                order = book._order_of(rec)
-            report = ExecutionReport(order, run.trades, run.cancelled)
+                if new_ticks != rec[_TICKS] and self._crosses(book, sell, new_ticks):
+                    order = book._order_of(rec)
+                    if order._post_only:
+                        raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
+                    book._room(sell, new_ticks, new_lots - rec[_FILLED])
+                    self._check_counters(book, sell, False, new_ticks)
+                    del book._orders[rec[_ID]]
+                    book._unlink(rec)
+                    rec[_OBJ] = None
+                    mode = self._stp if order._stp is None else order._stp
+                    tk = _Taker(order._id, order._owner, sell, False, new_ticks, new_lots, order._tif, False, mode)
+                    tk.filled = rec[_FILLED]
+                    self._execute(book, tk, order, run)
+                else:
+                    book._amend(rec, lots, ticks)
+                    if run.touched is not None:
+                        run.touched.append((sell, rec[_TICKS]))
+                    order = book._order_of(rec)
+                report = ExecutionReport(order, run.trades, run.cancelled)
+            finally:
+                book._busy = False  # the change is done: subscribers may change the book
             self._publish(book, run)
         return report
 
@@ -789,58 +801,75 @@ class MatchingEngine:
         touched = run.touched
         first_trade = len(trades)
         stopped = False
-        while tk.lots > tk.filled:
-            node = tree._tail if sell else tree._head
-            if node is None or (not market and (node.key < ticks if sell else node.key > ticks)):
-                break
-            level = node.value
-            rec: Rec = level.head
-            maker = rec[_OBJ]
-            maker_owner = None if maker is None else maker._owner
-            if mode is not _STP_NONE and maker_owner is not None and maker_owner == owner:
-                if mode is _CANCEL_TAKER:
-                    stopped = True
+        try:
+            while tk.lots > tk.filled:
+                node = tree._tail if sell else tree._head
+                if node is None or (not market and (node.key < ticks if sell else node.key > ticks)):
                     break
-                if touched is not None:
-                    touched.append((not sell, level.ticks))
-                if mode is _DECREMENT:
-                    cut = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
-                    tk.lots -= cut
-                    rec[_LOTS] -= cut
-                    level.total -= cut
-                    if rec[_LOTS] == rec[_FILLED]:
-                        run.cancelled.append(book._leave(rec, _CANCELLED))
-                    else:
-                        _sync(maker, rec)
-                    if tk.lots == tk.filled:
+                level = node.value
+                rec: Rec = level.head
+                maker = rec[_OBJ]
+                maker_owner = None if maker is None else maker._owner
+                if mode is not _STP_NONE and maker_owner is not None and maker_owner == owner:
+                    if mode is _CANCEL_TAKER:
+                        stopped = True
+                        break
+                    if touched is not None:
+                        touched.append((not sell, level.ticks))
+                    if mode is _DECREMENT:
+                        cut = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
+                        if cut == rec[_LOTS] - rec[_FILLED]:
+                            # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
+                            del book._orders[rec[_ID]]
+                            tk.lots -= cut
+                            rec[_LOTS] -= cut  # now equal to the filled lots: _unlink takes nothing more off
+                            level.total -= cut
+                            book._unlink(rec)
+                            rec[_OBJ] = None
+                            _sync(maker, rec)
+                            maker._status = _CANCELLED
+                            run.cancelled.append(maker)
+                        else:
+                            tk.lots -= cut
+                            rec[_LOTS] -= cut
+                            level.total -= cut
+                            _sync(maker, rec)
+                        if tk.lots == tk.filled:
+                            stopped = True
+                            break
+                        continue
+                    run.cancelled.append(book._leave(rec, _CANCELLED))
+                    if mode is _CANCEL_BOTH:
                         stopped = True
                         break
                     continue
-                run.cancelled.append(book._leave(rec, _CANCELLED))
-                if mode is _CANCEL_BOTH:
-                    stopped = True
-                    break
-                continue
-            if touched is not None:
-                touched.append((not sell, level.ticks))
-            qty = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
-            trades.append(Trade(0, inst, level.ticks, qty, rec[_ID], taker_id, maker_owner, owner, sell))
-            tk.filled += qty
-            if rec[_LOTS] - rec[_FILLED] == qty:
-                book._leave_filled(rec)
-            else:
-                rec[_FILLED] += qty
-                level.total -= qty
-                if maker is not None:
-                    maker._filled_lots = rec[_FILLED]
-                    maker._status = _PARTIAL
-        if len(trades) > first_trade:
-            with self._ids_lock:
-                next_id = self._next_trade_id
-                for trade in trades[first_trade:]:
-                    trade._id = next_id
-                    next_id += 1
-                self._next_trade_id = next_id
+                if touched is not None:
+                    touched.append((not sell, level.ticks))
+                qty = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
+                full = rec[_LOTS] - rec[_FILLED] == qty
+                if full:
+                    # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
+                    del book._orders[rec[_ID]]
+                trades.append(Trade(0, inst, level.ticks, qty, rec[_ID], taker_id, maker_owner, owner, sell))
+                tk.filled += qty
+                if full:
+                    book._drop_filled(rec)
+                else:
+                    rec[_FILLED] += qty
+                    level.total -= qty
+                    if maker is not None:
+                        maker._filled_lots = rec[_FILLED]
+                        maker._status = _PARTIAL
+        finally:
+            # also when Python code (an owner's __eq__, an id's __hash__) raised half-way: the trades
+            # made so far stand, and their ids are used, as in the compiled twin
+            if len(trades) > first_trade:
+                with self._ids_lock:
+                    next_id = self._next_trade_id
+                    for trade in trades[first_trade:]:
+                        trade._id = next_id
+                        next_id += 1
+                    self._next_trade_id = next_id
         return stopped
 
     # -- snapshots ---------------------------------------------------------------------------
