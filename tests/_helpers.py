@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
 INT64_MAX = (1 << 63) - 1
 ALL = 1 << 30  # "every level" for depth()/depth_raw()
+
+#: ``TRADEBOOK_TEST_TIER=full`` (what .ci/run sets) runs the long stress, differential and
+#: property runs at their full size; the default ("quick") runs the same tests with fewer
+#: commands and examples, so the README's test command stays short on a loaded machine.
+FULL_TIER = os.environ.get("TRADEBOOK_TEST_TIER", "quick") == "full"
+
+
+def tier(full: int, quick: int) -> int:
+    """``full`` commands/examples in the full tier (CI), ``quick`` in the default one."""
+    return full if FULL_TIER else quick
 
 
 def order_fields(order: Any) -> tuple[Any, ...]:

@@ -163,7 +163,11 @@ def test_extreme_keys(backend):
     tree._check()
 
 
-@pytest.mark.parametrize("key", [None, 1.0, 1.5, "1", b"1", (1,), [1], True, False, object()], ids=repr)
+@pytest.mark.parametrize(
+    "key",
+    [None, 1.0, 1.5, "1", b"1", (1,), [1], True, False, object()],
+    ids=lambda key: "object()" if type(key) is object else repr(key),
+)
 def test_non_int_keys_rejected(backend, key):
     tree = backend.PriceTree()
     tree.insert(1, "one")

@@ -25,7 +25,7 @@ from hypothesis.stateful import (
 )
 
 from _backends import available_backends
-from _helpers import book_state
+from _helpers import book_state, tier
 from _model import INT64_MAX, Model, assert_matches
 from tradebook import Instrument, OrderNotFoundError, Side
 
@@ -291,5 +291,5 @@ class BookMachine(RuleBasedStateMachine):
 def test_backends_and_model_agree():
     BookMachine.backends = available_backends()
     run_state_machine_as_test(
-        BookMachine, settings=settings(settings.default, max_examples=120, stateful_step_count=35)
+        BookMachine, settings=settings(settings.default, max_examples=tier(120, 40), stateful_step_count=35)
     )

@@ -29,6 +29,7 @@ from hypothesis.stateful import (
 )
 
 from _backends import available_backends
+from _helpers import tier
 from _reference_matcher import RefEngine, check_books, engine_state, report_key, snapshot_rows
 from tradebook import Instrument
 
@@ -297,5 +298,5 @@ def test_engines_and_reference_agree():
     backends = {name: b for name, b in available_backends().items() if b.MatchingEngine is not None}
     EngineMachine.backends = backends
     run_state_machine_as_test(
-        EngineMachine, settings=settings(settings.default, max_examples=150, stateful_step_count=40)
+        EngineMachine, settings=settings(settings.default, max_examples=tier(150, 40), stateful_step_count=40)
     )
