@@ -21,11 +21,28 @@ BANNER = "*" * 76
 
 
 def warn(message):
-    print(f"\n{BANNER}\n{message}\n{BANNER}\n", file=sys.stderr)
+    """Print ``message`` in a banner on stderr and, when pip captures stderr, on the terminal too.
+
+    pip shows a build's output only when it fails or with ``-v``, so a banner on stderr alone
+    goes unseen. The controlling terminal is not captured: writing the banner there shows it
+    in an interactive ``pip install`` (not in CI or other runs without a terminal, where
+    ``-v`` shows it, as does the RuntimeWarning ``import tradebook`` gives on the fallback).
+    """
+    text = f"\n{BANNER}\n{message}\n{BANNER}\n"
+    print(text, file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        return  # run by hand: the user saw it already
+    try:
+        with open("CON" if os.name == "nt" else "/dev/tty", "w", encoding="utf-8") as tty:
+            tty.write(text)
+    except OSError:
+        pass  # no terminal
 
 
 class OptionalBuildExt(build_ext):
     """build_ext that degrades to pure Python unless the extension is required."""
+
+    gave_up = False
 
     def run(self):
         try:
@@ -34,6 +51,8 @@ class OptionalBuildExt(build_ext):
             self._failed(exc)
 
     def build_extension(self, ext):
+        if self.gave_up:
+            return  # the core is all or nothing: once one module fails, the rest are not tried
         try:
             super().build_extension(ext)
         except Exception as exc:
@@ -42,11 +61,16 @@ class OptionalBuildExt(build_ext):
     def _failed(self, exc):
         if REQUIRE:
             raise
+        if self.gave_up:
+            return
+        self.gave_up = True
+        reason = f"{type(exc).__name__}: {exc}"
         warn(
             "WARNING: tradebook's compiled core could not be built:\n"
-            f"  {exc!r}\n"
+            f"  {reason[:300]}\n"
             "tradebook is installing its pure-Python fallback, which is several times slower.\n"
-            "Install a C compiler and the Python headers and reinstall to get the fast core;\n"
+            "Install a C compiler and the Python headers, then reinstall to get the fast core\n"
+            "(pip install --force-reinstall --no-cache-dir ..., so pip does not reuse this build);\n"
             "set TRADEBOOK_REQUIRE_EXTENSIONS=1 to make this failure fatal."
         )
 
