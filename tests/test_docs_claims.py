@@ -75,3 +75,29 @@ def test_the_sqlite_module_still_runs_statements_inline() -> None:
     """If the adapter moves its statements to a thread, the pages above must change too."""
     source = (ROOT / "src/tradebook/oms/sqlite.py").read_text()
     assert "Statements run on the event loop's thread" in source
+
+
+# how to install: tradebook is not published, so `pip install tradebook` only as what will work once it is
+_FROM_INDEX = re.compile(r"""pip install\s+["']?tradebook\b""")
+
+
+def _paragraphs(page: Path) -> list[str]:
+    return re.split(r"\n\s*\n", page.read_text())
+
+
+@pytest.mark.parametrize("page", [p.relative_to(DOCS).as_posix() for p in _pages() if p != HTTP_PAGE])
+def test_install_from_the_index_is_offered_only_as_what_works_once_published(page: str) -> None:
+    wrong = [
+        para.strip()
+        for para in _paragraphs(DOCS / page)
+        if _FROM_INDEX.search(para)
+        and not re.search(r"once (tradebook|it) is (published|released)|not on PyPI yet", para, flags=re.IGNORECASE)
+    ]
+    assert not wrong, f"{page} offers an install from PyPI, where tradebook is not yet:\n" + "\n---\n".join(wrong)
+
+
+def test_the_quickstart_says_how_to_install_from_a_clone_and_from_a_wheel() -> None:
+    install = (DOCS / "quickstart.md").read_text().split("## Install", 1)[1].split("\n## ", 1)[0]
+    assert "not on PyPI yet" in install
+    assert re.search(r"^pip install \.\s", install, flags=re.MULTILINE)
+    assert "python -m build --wheel" in install and "pip install dist/tradebook-*.whl" in install
