@@ -33,6 +33,7 @@ from ._book_py import (
     _PENDING,
     _SELL,
     _TICKS,
+    REENTERED,
     Order,
     OrderBook,
     Rec,
@@ -533,7 +534,9 @@ class MatchingEngine:
     def _lock_and_run(self, book: OrderBook, tk: _Taker, order: Order | None, run: _Run) -> None:
         """Check the id is free, match and publish, under the book's lock."""
         with book._lock:
-            book._begin()
+            if book._busy:  # book._begin(), inlined on this hot path
+                raise RuntimeError(REENTERED)
+            book._busy = True
             try:
                 if tk.id in book._orders:
                     raise DuplicateOrderError(f"an order with id {tk.id!r} is already resting")
@@ -721,7 +724,8 @@ class MatchingEngine:
                 # counter included); if that level exists, the uncrossed book cannot trade this order at all.
                 # Matching only shrinks the remainder, so this check also covers resting it below.
                 book._room(tk.sell, tk.ticks, tk.lots - tk.filled)
-            self._check_counters(book, tk.sell, tk.market, tk.ticks)
+            if book._seq >= INT64_MAX or self._next_trade_id > INT64_MAX - len(book._orders):
+                self._check_counters(book, tk.sell, tk.market, tk.ticks)  # near a limit: the exact rule
             tk.seq = book._seq  # accepted: this fixes its time priority
             book._seq += 1
             stopped = self._match(book, tk, run)
