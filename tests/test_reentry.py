@@ -408,3 +408,39 @@ def test_subscribers_may_submit_cancel_and_amend_from_their_callback(backend, vi
     assert out["seen"][4:] == [[[100, 1, 1]], [[101, 0, 0]], [[102, 0, 0], [99, 2, 2]]]
     assert out["depth"] == [[[90, 1, 1]], [[99, 2, 1], [100, 1, 1]]]
     assert (out["next_sequence"], out["next_trade_id"]) == (7, 2)
+
+
+def test_every_subscriber_sees_the_updates_in_command_order_when_one_of_them_trades(backend):
+    """A subscriber's own command is published after the update in hand has reached every subscriber.
+
+    Before, the nested update went out at once: the second subscriber got it before the update that caused it,
+    and a book mirrored from the deltas ended on the stale total.
+    """
+    out = run(
+        backend,
+        """
+        engine = en.MatchingEngine([ACME])
+        got = {"first": [], "mirror": []}
+        mirror = {}
+
+        def first(update):
+            got["first"].append([[d.price_ticks, d.quantity_lots] for d in update.deltas])
+            if len(got["first"]) == 1:
+                engine.submit_raw(2, "BUY", 100, 1)      # trades with the order just published
+                engine.submit_raw(3, "BUY", 99, 4)
+
+        def second(update):
+            got["mirror"].append([[d.price_ticks, d.quantity_lots] for d in update.deltas])
+            for d in update.deltas:
+                mirror[str(d.price_ticks)] = d.quantity_lots
+
+        engine.subscribe(first)
+        engine.subscribe(second)
+        engine.submit_raw(1, "SELL", 100, 2)
+        print(json.dumps({**got, "mirror_state": mirror, **state(engine)}))
+        """,
+    )
+    in_order = [[[100, 2]], [[100, 1]], [[99, 4]]]
+    assert out["first"] == in_order and out["mirror"] == in_order
+    assert out["mirror_state"] == {"100": 1, "99": 4}
+    assert out["depth"] == [[[99, 4, 1]], [[100, 1, 1]]]

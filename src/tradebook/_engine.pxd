@@ -54,6 +54,7 @@ cdef class MatchingEngine:
     cdef OrderBook _single
     cdef int64_t _next_trade_id
     cdef list _listeners
+    cdef dict _delivering       # per book publishing right now: the updates queued behind the one in hand
     cdef object __weakref__
 
     cdef OrderBook _book_for(self, object symbol)

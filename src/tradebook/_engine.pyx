@@ -309,6 +309,7 @@ cdef class MatchingEngine:
         self._single = None
         self._next_trade_id = 1
         self._listeners = []
+        self._delivering = {}
         for inst in instruments:
             self.add_instrument(inst)
 
@@ -370,7 +371,9 @@ cdef class MatchingEngine:
         raises is logged and does not undo or interrupt anything. Callbacks run
         under the book's (re-entrant) lock, so with several threads each book's
         updates still arrive in command order, each showing the book right after
-        its command.
+        its command. A callback may submit, cancel and amend; the update of such a
+        nested command is delivered after the current one has reached every
+        subscriber, so every subscriber sees the updates in command order.
         """
         if not callable(callback):
             raise TypeError("subscribe takes a callable")
@@ -400,11 +403,25 @@ cdef class MatchingEngine:
                 L2Delta(_SELL if sell else _BUY, inst.ticks_to_price(ticks), inst.lots_to_quantity(lots), ticks, lots)
             )
         update = MarketDataUpdate(book._symbol, deltas, list(trades))
-        for callback in listeners:
-            try:
-                callback(update)
-            except Exception:
-                log.exception("market data subscriber %r failed", callback)
+        queue = self._delivering.get(book)
+        if queue is not None:
+            # a subscriber changed this book from its callback: this update goes out once the one in hand
+            # has reached every subscriber, so that all of them see the updates in command order
+            queue.append((update, listeners))
+            return
+        queue = self._delivering[book] = [(update, listeners)]
+        try:
+            i = 0
+            while i < len(queue):
+                update, listeners = queue[i]
+                i += 1
+                for callback in listeners:
+                    try:
+                        callback(update)
+                    except Exception:
+                        log.exception("market data subscriber %r failed", callback)
+        finally:
+            del self._delivering[book]
 
     def top_of_book(self, symbol=None):
         """Best bid and ask with their sizes, in O(1)."""

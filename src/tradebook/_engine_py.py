@@ -345,6 +345,10 @@ class MatchingEngine:
         self._next_trade_id = 1
         self._ids_lock = threading.Lock()
         self._listeners: list[Callable[[MarketDataUpdate], object]] = []
+        # per book publishing right now: the updates its subscribers' own commands published meanwhile
+        self._delivering: dict[
+            OrderBook, list[tuple[MarketDataUpdate, list[Callable[[MarketDataUpdate], object]]]]
+        ] = {}
         for inst in instruments:
             self.add_instrument(inst)
 
@@ -400,7 +404,9 @@ class MatchingEngine:
         raises is logged and does not undo or interrupt anything. Callbacks run
         under the book's (re-entrant) lock, so with several threads each book's
         updates still arrive in command order, each showing the book right after
-        its command.
+        its command. A callback may submit, cancel and amend; the update of such a
+        nested command is delivered after the current one has reached every
+        subscriber, so every subscriber sees the updates in command order.
         """
         if not callable(callback):
             raise TypeError("subscribe takes a callable")
@@ -429,11 +435,25 @@ class MatchingEngine:
                 L2Delta(_SELL if sell else _BUY, inst.ticks_to_price(ticks), inst.lots_to_quantity(lots), ticks, lots)
             )
         update = MarketDataUpdate(book._symbol, deltas, list(run.trades))
-        for callback in listeners:
-            try:
-                callback(update)
-            except Exception:
-                log.exception("market data subscriber %r failed", callback)
+        queue = self._delivering.get(book)
+        if queue is not None:
+            # a subscriber changed this book from its callback: this update goes out once the one in hand
+            # has reached every subscriber, so that all of them see the updates in command order
+            queue.append((update, listeners))
+            return
+        queue = self._delivering[book] = [(update, listeners)]
+        try:
+            i = 0
+            while i < len(queue):
+                update, listeners = queue[i]
+                i += 1
+                for callback in listeners:
+                    try:
+                        callback(update)
+                    except Exception:
+                        log.exception("market data subscriber %r failed", callback)
+        finally:
+            del self._delivering[book]
 
     def top_of_book(self, symbol: str | None = None) -> TopOfBook:
         """Best bid and ask with their sizes, in O(1)."""
