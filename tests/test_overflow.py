@@ -215,3 +215,23 @@ def test_snapshot_with_a_level_past_int64_is_refused(be):
     row = dict(data["orders"][0], id=2, sequence=2)
     with pytest.raises(InvalidOrderError):
         be.OrderBook.from_snapshot({**data, "next_sequence": 3, "orders": [*data["orders"], row]})
+
+
+# -- the notional check: price x quantity is exact, whatever the caller's decimal context ----------
+
+
+def test_min_notional_compares_the_exact_product(be):
+    """15-digit price and quantity make a 29-digit notional: rounded to 28 digits it fell below its minimum."""
+    import decimal
+
+    inst = Instrument("A/B", "0.00000000000001", "0.00000000000001", min_notional="1.0000000000000200000000000001")
+    engine = _engine(be, inst)
+    report = engine.submit(be.Order(1, "SELL", "1.00000000000001", "1.00000000000001"))
+    assert report.status is OrderStatus.OPEN
+    with decimal.localcontext() as ctx:
+        ctx.prec = 6
+        ctx.traps[decimal.Inexact] = True
+        assert engine.submit_raw(2, "SELL", 100000000000001, 100000000000001).status is OrderStatus.OPEN
+        with pytest.raises(InvalidOrderError, match="below the minimum"):
+            engine.submit_raw(3, "SELL", 100000000000001, 100000000000000)
+    check_books(engine)

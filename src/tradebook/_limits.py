@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._numeric import EXACT
 from .errors import InvalidOrderError, InvalidPriceError, InvalidQuantityError
 from .instrument import Instrument
 
@@ -29,7 +30,11 @@ def check_limits(inst: Instrument, ticks: int | None, lots: int) -> None:
         raise InvalidPriceError(f"price {price} is below the minimum {inst.min_price} of {inst.symbol}")
     if inst.max_price is not None and price > inst.max_price:
         raise InvalidPriceError(f"price {price} is above the maximum {inst.max_price} of {inst.symbol}")
-    if inst.min_notional is not None and price * quantity < inst.min_notional:
-        raise InvalidOrderError(
-            f"notional {price * quantity} (price x quantity) is below the minimum {inst.min_notional} of {inst.symbol}"
-        )
+    if inst.min_notional is not None:
+        # exact: price and quantity have up to 19 digits each, more than the caller's context may keep (28 by
+        # default), and that context may trap Inexact
+        notional = EXACT.multiply(price, quantity)
+        if notional < inst.min_notional:
+            raise InvalidOrderError(
+                f"notional {notional} (price x quantity) is below the minimum {inst.min_notional} of {inst.symbol}"
+            )
