@@ -448,7 +448,10 @@ class OrderBook:
     Adding to an existing level is O(1), adding a new level O(log L); removing
     any order is O(1) (O(log L) when it empties its level); best bid and ask
     are O(1); ``level()`` and ``orders_at()`` find a level in O(1); ``depth(k)``
-    is O(k). All methods are safe to call from several threads.
+    is O(k). All methods are safe to call from several threads. Python code
+    that runs while the book changes (an order id's or owner's ``__eq__`` or
+    ``__hash__``) may read the book but not change it: that raises
+    ``RuntimeError`` and changes nothing.
 
     >>> book = OrderBook(Instrument("BTC/USDT", "0.01", "0.001"))
     >>> book.add_order(Order(1, "BUY", "100.00", "1.5"))
