@@ -219,3 +219,14 @@ def test_subprocess_bad_arguments_exit_2():
     )
     assert done.returncode == 2
     assert "--orders" in done.stderr
+
+
+def test_the_old_command_module_paths_still_import():
+    """``tradebook.serve_cli`` and ``tradebook.oms.db_cli`` moved into ``tradebook.cli``; the old names stay."""
+    from tradebook.cli import db, serve
+    from tradebook.oms import db_cli
+    from tradebook.serve_cli import add_server_commands, parse_ttl
+
+    assert (add_server_commands, parse_ttl) == (serve.add_server_commands, serve.parse_ttl)
+    assert db_cli.parse_database_url is db.parse_database_url
+    assert db_cli.POSTGRES_EXTRA_HINT == db.POSTGRES_EXTRA_HINT

@@ -23,10 +23,10 @@ import pytest
 from _http_support import SECRET, assert_error, drop_schema, new_schema_name, postgres_dsn_or_skip
 
 from tradebook.cli import main
+from tradebook.cli.serve import parse_ttl
 from tradebook.http import ServerConfig, build_app, verify_token
 from tradebook.http.server import JsonFormatter, configure_logging, redact, serve
 from tradebook.http.settings import parse_account, parse_instrument
-from tradebook.serve_cli import parse_ttl
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = {"symbol": "BTC/USDT", "side": "BUY", "quantity": "0.010", "price": "100.00"}

@@ -18,7 +18,7 @@ from _stores import drop_schema, new_schema_name, postgres_dsn_or_skip
 
 import tradebook.oms
 from tradebook import cli
-from tradebook.oms.db_cli import POSTGRES_EXTRA_HINT, parse_database_url
+from tradebook.cli.db import POSTGRES_EXTRA_HINT, parse_database_url
 
 ACTIONS = ("migrate", "status", "refresh-stats", "health")
 

@@ -4,9 +4,9 @@
 near the mid, cancels, fills, amends) into an :class:`OrderBook` through the raw
 integer API, then prints the depth ladder, the live backend and the throughput.
 ``tradebook info`` says which backend is live and why; ``tradebook db ...``
-migrates and inspects an order-management database (:mod:`tradebook.oms.db_cli`);
+migrates and inspects an order-management database (:mod:`tradebook.cli.db`);
 ``tradebook serve`` runs the HTTP API and ``tradebook token`` prints a bearer token for it
-(:mod:`tradebook.serve_cli`, the ``server`` extra);
+(:mod:`tradebook.cli.serve`, the ``server`` extra);
 ``tradebook --version`` prints the version.
 """
 
@@ -20,10 +20,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import BACKEND, Instrument, OrderBook, Side, __version__, _compat
-from .errors import InvalidInstrumentError
-from .oms.db_cli import add_db_command
-from .serve_cli import add_server_commands
+from .. import BACKEND, Instrument, OrderBook, Side, __version__, _compat
+from ..errors import InvalidInstrumentError
+from .db import add_db_command
+from .serve import add_server_commands
 
 __all__ = ["generate_flow", "main", "replay"]
 
