@@ -135,7 +135,7 @@ def run(backend, code: str) -> dict:
 # -- an owner's __eq__ / __hash__ (self-trade prevention) ----------------------------------------
 
 
-@pytest.mark.parametrize("nested", ["cancel_maker", "cancel_other", "add_until_realloc", "book_add", "amend"])
+@pytest.mark.parametrize("nested", ["cancel_maker", "cancel_other", "add_until_realloc", "book_add", "amend", "batch"])
 def test_owner_eq_cannot_change_the_book_while_it_matches(backend, nested):
     out = run(
         backend,
@@ -156,6 +156,9 @@ def test_owner_eq_cannot_change_the_book_while_it_matches(backend, nested):
                     attempt(engine.submit_raw, i, "BUY", 1, 1)
             elif nested == "book_add":
                 attempt(engine.book().add_raw, 99, "BUY", 1, 1)
+            elif nested == "batch":  # refused up front, even when it holds nothing that touches the book
+                attempt(engine.execute_batch, [])
+                attempt(engine.execute_batch, [(9, 1, 0, 0, 0)])
             else:
                 attempt(engine.amend_raw, None, 2, price=104)
             engine.book().depth_raw(10)  # reading is fine
@@ -167,7 +170,7 @@ def test_owner_eq_cannot_change_the_book_while_it_matches(backend, nested):
         """,
     )
     assert out["errors"] == [REENTERED]
-    assert out["refused"] == (600 if nested == "add_until_realloc" else 1)
+    assert out["refused"] == {"add_until_realloc": 600, "batch": 2}.get(nested, 1)
     assert out["status"] == "FILLED" and out["trades"] == [[1, 5], [2, 2]]
     assert out["depth"] == [[], [[100, 3, 1], [105, 5, 1]]]
     assert (out["len"], out["next_sequence"], out["next_trade_id"]) == (2, 5, 3)

@@ -684,10 +684,11 @@ cdef class MatchingEngine:
         cdef ExecutionReport collector = ExecutionReport.__new__(ExecutionReport)
         cdef ExecutionReport amended
         cdef object order_id, tif     # owned here: the taker borrows them while it matches
+        book._enter()       # a batch from code the book runs while changing is refused up front, whatever it holds
         if self._listeners:
             # subscribers get one update per command: take the single-call path
+            book._exit()
             return self._batch_one_by_one(view, symbol, statuses, lots)
-        book._enter()
         try:
             for i in range(n):
                 op = cmd[5 * i]

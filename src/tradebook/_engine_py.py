@@ -678,7 +678,10 @@ class MatchingEngine:
         (``ERROR_NOT_FOUND``, ``ERROR_DUPLICATE``, ``ERROR_INVALID``); the batch goes on.
         """
         view = as_commands(commands)
-        self.book(symbol)  # an unknown symbol fails the whole batch up front
+        book = self.book(symbol)  # an unknown symbol fails the whole batch up front
+        with book._lock:  # and so does a batch from code the book runs while changing, as in the compiled twin
+            book._begin()
+            book._busy = False
         n = len(view) // 5
         statuses = array("b", bytes(n))
         lots = array("q", bytes(8 * n))
