@@ -34,7 +34,7 @@ NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 
 def begin() -> int:
     """The round trip ``BEGIN`` takes of its own: none in a pipeline (libpq 14 or later)."""
-    return 0 if postgres._PIPELINE else 1
+    return 0 if postgres.repository._PIPELINE else 1
 
 
 @pytest.fixture
