@@ -21,17 +21,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import engine_workload as ew
+import workloads as wl
 from tradebook import BatchOp, TimeInForce
 
 
 def mixed_rows(commands: list[tuple]) -> array:  # type: ignore[type-arg]
     flat: list[int] = []
     for kind, oid, side, ticks, lots, tif in commands:
-        if kind == ew.NEW:
+        if kind == wl.NEW:
             op = BatchOp.IOC if tif is TimeInForce.IOC else BatchOp.LIMIT
             flat += (op, oid, side == "SELL" or getattr(side, "value", side) == "SELL", ticks, lots)
-        elif kind == ew.CANCEL:
+        elif kind == wl.CANCEL:
             flat += (BatchOp.CANCEL, oid, 0, 0, 0)
         else:
             flat += (BatchOp.AMEND, oid, 0, ticks or 0, lots or 0)
@@ -58,7 +58,7 @@ def refill_rows(refills: list[tuple]) -> array:  # type: ignore[type-arg]
 
 
 def fresh_engine(module, orders):  # type: ignore[no-untyped-def]
-    engine = module.MatchingEngine([ew.instrument()])
+    engine = module.MatchingEngine([wl.instrument()])
     engine.execute_batch(
         array(
             "q",
@@ -79,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     module = __import__("tradebook._engine" if args.backend == "cython" else "tradebook._engine_py", fromlist=["x"])
 
-    mixed = ew.mixed_stream(n_batches=args.batches)
+    mixed = wl.mixed_stream(n_batches=args.batches)
     engine = fresh_engine(module, mixed.orders)
     per_cmd = []
     for batch in mixed.batches:
@@ -93,7 +93,7 @@ def main() -> None:
     engine.book()._check()
     mixed_ns = statistics.median(per_cmd[1:] or per_cmd)
 
-    heavy = ew.matching_stream(n_batches=max(2, args.batches // 2))
+    heavy = wl.matching_stream(n_batches=max(2, args.batches // 2))
     engine = fresh_engine(module, heavy.orders)
     per_taker = []
     for batch in heavy.batches:
@@ -115,10 +115,10 @@ def main() -> None:
 
     print(f"execute_batch, {args.backend} backend, GC on, median over batches (first dropped as warm-up)")
     print(
-        f"  mixed flow ({ew.MIXED_BATCH:,} commands a call): {mixed_ns:,.0f} ns/command = {1e9 / mixed_ns:,.0f} commands/s"
+        f"  mixed flow ({wl.MIXED_BATCH:,} commands a call): {mixed_ns:,.0f} ns/command = {1e9 / mixed_ns:,.0f} commands/s"
     )
     print(
-        f"  marketable orders ({ew.CHUNK} a call, Trade objects made): {taker_ns:,.0f} ns/order = {1e9 / taker_ns:,.0f} orders/s"
+        f"  marketable orders ({wl.CHUNK} a call, Trade objects made): {taker_ns:,.0f} ns/order = {1e9 / taker_ns:,.0f} orders/s"
     )
     if args.backend == "cython":
         print(f"  target mixed >= 2,500,000/s: {'PASS' if 1e9 / mixed_ns >= 2.5e6 else 'FAIL'}")

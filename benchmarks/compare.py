@@ -71,8 +71,7 @@ except ImportError:  # a checkout without PYTHONPATH=src
     sys.path.insert(0, str(ROOT / "src"))
     import tradebook
 
-import engine_workload as ew  # noqa: E402
-import workload as wl  # noqa: E402
+import workloads as wl  # noqa: E402
 from peers import TABLE_BOOK, TABLE_ENGINE, Contestant, dist_version, make  # noqa: E402
 
 PAGE = ROOT / "docs" / "performance.md"
@@ -138,7 +137,7 @@ FULL = Config(
     repeats=7,
     warmup=1,
     batch={"add": 10_000, "cancel": 10_000, "top": 10_000, "depth": 1_000, "update_top": 2_000},
-    takers=ew.MATCHING_BATCH,
+    takers=wl.MATCHING_BATCH,
     scaling_sizes=[1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000],
     scaling_repeats=7,
     rounds=3,
@@ -165,7 +164,7 @@ class Data:
     orders: list[wl.OrderTuple]
     adds: list[wl.OrderTuple]
     cancel_ids: list[int]
-    stream: ew.Stream | None
+    stream: wl.Stream | None
     top10: tuple[list[tuple[int, int]], list[tuple[int, int]]]
 
 
@@ -175,15 +174,15 @@ def top10(orders: list[wl.OrderTuple]) -> tuple[list[tuple[int, int]], list[tupl
 
 
 def make_data(n_deep: int, n_adds: int, match_batches: int, takers: int, seed: int = wl.SEED) -> Data:
-    orders = ew.base_orders(n_deep=n_deep)
+    orders = wl.base_orders(n_deep=n_deep)
     rng = random.Random(seed + 7)
     adds = []
     for i in range(n_adds):  # the book's own price distribution (deep book: FRONT ticks out)
         side = wl.BUY if rng.random() < 0.5 else wl.SELL
-        adds.append((ADD_ID0 + i, side, wl.ticks_at(side, ew.FRONT + wl._offset(rng)), wl._lots(rng)))
+        adds.append((ADD_ID0 + i, side, wl.ticks_at(side, wl.FRONT + wl.draw_offset(rng)), wl.draw_lots(rng)))
     cancel_ids = [o[0] for o in orders]
     rng.shuffle(cancel_ids)
-    stream = ew.matching_stream(match_batches, takers, n_deep=n_deep) if match_batches else None
+    stream = wl.matching_stream(match_batches, takers, n_deep=n_deep) if match_batches else None
     return Data(orders, adds, cancel_ids, stream, top10(orders))
 
 

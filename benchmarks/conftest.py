@@ -1,10 +1,12 @@
 """Fixtures for the benchmark suite.
 
-``backend`` is parametrized over ``"python"`` (``tradebook._book_py``) and
-``"cython"`` (the compiled ``tradebook._book``; skipped, with the import error,
-when it is not built) and yields a namespace with ``name``, ``Order`` and
-``OrderBook``. Tests that compare against the sortedcontainers baseline
-parametrize it indirectly with ``"sortedcontainers"`` as a third value.
+``backend`` is parametrized over ``"python"`` (``tradebook._book_py``,
+``tradebook._engine_py``) and ``"cython"`` (the compiled ``tradebook._book``,
+``tradebook._engine``; skipped, with the import error, when it is not built) and
+yields ``scenarios.load_backend``'s namespace (``name``, ``Order``,
+``OrderBook``, ``MatchingEngine``, ``Trade``). Tests that compare against the
+sortedcontainers baselines parametrize it indirectly with
+``"sortedcontainers"`` as a third value.
 
 Run: ``PYTHONPATH=src pytest benchmarks`` (timings) or
 ``pytest benchmarks --benchmark-disable -q`` (smoke: each case once, checked).
@@ -24,7 +26,7 @@ except ImportError:  # a checkout without PYTHONPATH=src: use the source tree ne
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     import tradebook
 
-import workload as wl
+import workloads as wl
 from scenarios import backend_unavailable, load_backend
 
 
@@ -39,7 +41,7 @@ def pytest_report_header() -> list[str]:
 
 @pytest.fixture(params=["python", "cython"])
 def backend(request: pytest.FixtureRequest) -> SimpleNamespace:
-    """The implementation under test: a namespace with ``name``, ``Order``, ``OrderBook``."""
+    """The implementation under test (see the module docstring)."""
     reason = backend_unavailable(request.param)
     if reason is not None:
         pytest.skip(f"{reason} (build it with `pip install -e .` or `python setup.py build_ext --inplace`)")

@@ -56,9 +56,8 @@ except ImportError:  # running from a checkout without PYTHONPATH=src
     sys.path.insert(0, str(HERE.parent / "src"))
     import tradebook
 
-import engine_workload as ew  # noqa: E402
-import workload as wl  # noqa: E402
-from engine_scenarios import (  # noqa: E402
+import workloads as wl  # noqa: E402
+from scenarios import (  # noqa: E402
     API_DECIMAL,
     API_RAW,
     EngineScenario,
@@ -122,7 +121,7 @@ def measure(scenario: EngineScenario, batches: int, warmup: int) -> dict[str, An
     return out
 
 
-def loop_overhead(stream: ew.Stream) -> dict[str, float]:
+def loop_overhead(stream: wl.Stream) -> dict[str, float]:
     """What the bare driving loops cost per iteration (tuple unpacking and dispatch; no calls)."""
     cmds = stream.batches[0].commands
 
@@ -154,7 +153,7 @@ def loop_overhead(stream: ew.Stream) -> dict[str, float]:
 
 def profile_pure(batches: int = 2) -> str:
     """cProfile of the pure engine on the mixed flow (raw API): top 15 by own time."""
-    stream = ew.mixed_stream(max(batches, 2))
+    stream = wl.mixed_stream(max(batches, 2))
     scenario = EngineScenario(load_backend("python"), API_RAW, stream)
     args = [scenario.setup() for _ in range(batches)]
     profiler = cProfile.Profile()
@@ -318,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     log(f"generating the streams ({warmup + batches} batches each) ...")
-    streams = {"mixed": ew.mixed_stream(warmup + batches), "matching": ew.matching_stream(warmup + batches)}
+    streams = {"mixed": wl.mixed_stream(warmup + batches), "matching": wl.matching_stream(warmup + batches)}
     wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
     skipped: dict[str, str] = {}
     results: dict[str, dict[str, dict[str, Any]]] = {}
@@ -334,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         if backend.Trade is not None:
             check_trades_materialised(backend)
         for api in (API_RAW, API_DECIMAL):
-            if not supports(backend_name, api):
+            if not supports(backend_name, api, "mixed"):
                 continue
             for flow in FLOWS:
                 scenario = None
@@ -360,19 +359,19 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"tradebook engine ratios: {len(streams['mixed'].orders):,} resting orders at the start "
-        f"(workload.py's 200k moved {ew.FRONT} ticks out + a thin front), {wl.SYMBOL} tick {wl.TICK} lot {wl.LOT}, seeds {mixed['seed']}/{matching['seed']}"
+        f"(workload.py's 200k moved {wl.FRONT} ticks out + a thin front), {wl.SYMBOL} tick {wl.TICK} lot {wl.LOT}, seeds {mixed['seed']}/{matching['seed']}"
     )
     print(
         f"Python {env['python']} on {env['cpu']} ({env['cpu_count']} CPUs), GC on, commit {env['git_commit']}; "
         f"median of {batches} batches after {warmup} warm-up"
     )
     print(
-        f"mixed flow: {ew.MIXED_BATCH:,} commands a batch, {mixed['trades_per_command']:.2f} trades a command, "
+        f"mixed flow: {wl.MIXED_BATCH:,} commands a batch, {mixed['trades_per_command']:.2f} trades a command, "
         f"{mixed['trades_per_taker']:.2f} a marketable order; book {mixed['orders_start']:,} -> "
         f"{mixed['orders_min']:,}..{mixed['orders_max']:,} orders"
     )
     print(
-        f"matching-heavy: {ew.MATCHING_BATCH:,} marketable orders a batch (1-5 levels each), "
+        f"matching-heavy: {wl.MATCHING_BATCH:,} marketable orders a batch (1-5 levels each), "
         f"{matching['trades_per_taker']:.2f} trades each, "
         f"{matching['refills'] / matching['takers']:.2f} refills each (not timed)"
     )
@@ -427,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         data = {
             "environment": env,
-            "workload": {"mixed": mixed, "matching": matching, "front_ticks": ew.FRONT, "chunk": ew.CHUNK},
+            "workload": {"mixed": mixed, "matching": matching, "front_ticks": wl.FRONT, "chunk": wl.CHUNK},
             "method": {"batches": batches, "warmup_batches": warmup, "timer": "time.perf_counter_ns", "gc": "on"},
             "loop_overhead_ns": overhead,
             "results": results,

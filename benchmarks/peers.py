@@ -46,9 +46,8 @@ from decimal import Decimal
 from itertools import repeat
 from typing import Any, ClassVar
 
-import engine_workload as ew
-import workload as wl
-from sorted_book import SortedBook
+import workloads as wl
+from baselines import SortedBook, load_matcher
 from tradebook import Side, TimeInForce
 
 __all__ = ["CONTESTANTS", "TABLE_BOOK", "TABLE_ENGINE", "Contestant", "make"]
@@ -503,7 +502,7 @@ class SortedBaselineEngine(Contestant):
 
     def build(self, orders: Iterable[OrderTuple]) -> None:
         orders = list(orders)
-        self.engine = ew.load_matcher(orders)
+        self.engine = load_matcher(orders, wl.instrument())
         self.remember(orders)
 
     def levels(self) -> Levels:

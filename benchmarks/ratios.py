@@ -42,8 +42,8 @@ try:
 except ImportError:  # running from a checkout without PYTHONPATH=src
     sys.path.insert(0, str(HERE.parent / "src"))
 
-import workload as wl  # noqa: E402
-from scenarios import API_DECIMAL, API_RAW, BATCH, Scenario, backend_unavailable, load_backend, supports  # noqa: E402
+import workloads as wl  # noqa: E402
+from scenarios import API_DECIMAL, API_RAW, BATCH, BookScenario, backend_unavailable, load_backend, supports  # noqa: E402
 
 # Columns of the table, in order: (backend, api, heading).
 COLUMNS = [
@@ -64,7 +64,7 @@ ROWS = [
 ]
 
 
-def measure(scenario: Scenario, batches: int, warmup: int) -> dict[str, Any]:
+def measure(scenario: BookScenario, batches: int, warmup: int) -> dict[str, Any]:
     """Time ``batches`` batches after ``warmup`` untimed ones; return per-op figures in ns."""
     run = scenario.run
     for _ in range(warmup):
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not supports(backend_name, api, op):
                     continue
                 try:
-                    scenario = Scenario(backend, api, op, work)
+                    scenario = BookScenario(backend, api, op, work)
                     figures = measure(scenario, batches, warmup)
                 except Exception as exc:  # report it in the table, keep measuring the rest
                     figures = {"error": f"{type(exc).__name__}: {exc}"}

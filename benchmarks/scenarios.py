@@ -1,36 +1,56 @@
-"""Benchmark scenarios: one operation, one backend, one API, on the 200k-order book.
+"""What is timed: one operation (book) or one flow (engine), one backend, one API, on a fresh ~200k-order book.
 
-Shared by ``test_bench_book.py`` (pytest-benchmark) and ``ratios.py`` so both
-time exactly the same loops on exactly the same workload.
+Shared by the pytest-benchmark suites (``test_book.py``, ``test_engine.py``) and
+the report command (``report.py book``, ``report.py engine``), so both time
+exactly the same loops on exactly the same workload (``workloads.py``).
 
-A :class:`Scenario` owns a freshly built book. ``setup()`` (untimed) restores the
-book to its starting size and hands out the next batch; ``run(batch)`` (timed)
-performs ``batch_size`` operations in a plain Python loop, the way a caller
-would, and returns something to check; ``check()`` verifies the whole book
-against a reference model of what the batches run so far should have left.
+A scenario owns a freshly built book (or engine). ``setup()`` (untimed) restores
+the book's size, or hands out the stream's next batch (converted to ``Decimal``
+for the Decimal API), and returns the next batch's argument; ``run(batch)``
+(timed) performs the batch in a plain Python loop, the way a caller would, and
+returns something to check; ``check()`` verifies the whole book against a
+reference model of what the batches run so far should have left.
+
+* :class:`BookScenario`: one operation (``OPS``: add, cancel, best bid/ask,
+  depth(10), fill, amend; ``add_order_only`` in the Decimal API) on the book
+  workload.
+* :class:`EngineScenario`: one flow (``FLOWS``: mixed, matching) of the engine
+  streams; engine loops count the trades every report carries (so they exist as
+  ``Trade`` objects), and ``check()`` compares the trade counts per batch, the
+  number of resting orders and every level with the generator's reference run.
+
+Backends (``BACKENDS``): ``python`` (``tradebook._book_py`` and
+``tradebook._engine_py``), ``cython`` (the compiled ``tradebook._book`` and
+``tradebook._engine``; unavailable with the import error when not built) and
+``sortedcontainers`` (``baselines.SortedBook`` / ``SortedMatcher``, raw API
+only).
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from itertools import repeat
 from types import SimpleNamespace
 from typing import Any
 
-import workload as wl
-from sorted_book import SortedBook
+import workloads as wl
+from baselines import SortedBook, load_matcher
 
 __all__ = [
     "API_DECIMAL",
     "API_RAW",
     "BACKENDS",
     "BATCH",
+    "FLOWS",
     "OPS",
-    "Scenario",
+    "BookScenario",
+    "EngineScenario",
     "backend_unavailable",
+    "check_trades_materialised",
     "load_backend",
     "supports",
 ]
@@ -39,11 +59,44 @@ BACKENDS = ("python", "cython", "sortedcontainers")
 API_RAW = "raw"
 API_DECIMAL = "decimal"
 OPS = ("add", "cancel", "best", "depth", "fill", "amend")
+FLOWS = ("mixed", "matching")
 # Operations per timed batch. Depth is ~10-30x dearer than the rest in pure Python.
 BATCH = {"add": 10_000, "add_order_only": 10_000, "cancel": 10_000, "best": 10_000, "depth": 1_000}
 BATCH["fill"] = BATCH["amend"] = 10_000
 DEPTH_LEVELS = 10
-SORTED_OPS = ("add", "cancel", "best", "depth")  # what the sortedcontainers baseline implements
+SORTED_OPS = ("add", "cancel", "best", "depth", *FLOWS)  # what the sortedcontainers baselines implement
+SYMBOL = wl.SYMBOL
+_IOC = wl.IOC
+
+
+def load_backend(name: str) -> SimpleNamespace:
+    """A namespace with ``name``, ``Order``, ``OrderBook``, ``MatchingEngine`` and ``Trade`` for one backend.
+
+    ``python``: ``tradebook._book_py`` and ``tradebook._engine_py``; ``cython``:
+    the compiled ``tradebook._book`` and ``tradebook._engine`` (ImportError if
+    they are not built); ``sortedcontainers``: the baseline book (``Order``,
+    ``MatchingEngine`` and ``Trade`` are None: it has no Decimal API, and the
+    engine scenarios use ``baselines.load_matcher``).
+    """
+    if name == "python":
+        book = importlib.import_module("tradebook._book_py")
+        engine = importlib.import_module("tradebook._engine_py")
+    elif name == "cython":
+        book = importlib.import_module("tradebook._book")
+        importlib.import_module("tradebook._avl")
+        engine = importlib.import_module("tradebook._engine")
+    elif name == "sortedcontainers":
+        return SimpleNamespace(name=name, Order=None, OrderBook=SortedBook, MatchingEngine=None, Trade=None)
+    else:
+        raise ValueError(f"unknown backend {name!r}")
+    return SimpleNamespace(
+        name=name,
+        Order=book.Order,
+        OrderBook=book.OrderBook,
+        MatchingEngine=engine.MatchingEngine,
+        Trade=engine.Trade,
+        module=book,
+    )
 
 
 def backend_unavailable(name: str) -> str | None:
@@ -55,27 +108,8 @@ def backend_unavailable(name: str) -> str | None:
     return None
 
 
-def load_backend(name: str) -> SimpleNamespace:
-    """A namespace with ``name``, ``Order`` and ``OrderBook`` for one backend.
-
-    ``python``: ``tradebook._book_py``; ``cython``: the compiled ``tradebook._book``
-    (ImportError if it is not built); ``sortedcontainers``: the baseline book
-    (``Order`` is None: it has no Decimal API).
-    """
-    if name == "python":
-        mod = importlib.import_module("tradebook._book_py")
-    elif name == "cython":
-        mod = importlib.import_module("tradebook._book")
-        importlib.import_module("tradebook._avl")
-    elif name == "sortedcontainers":
-        return SimpleNamespace(name=name, Order=None, OrderBook=SortedBook)
-    else:
-        raise ValueError(f"unknown backend {name!r}")
-    return SimpleNamespace(name=name, Order=mod.Order, OrderBook=mod.OrderBook, module=mod)
-
-
 def supports(backend: str, api: str, op: str) -> bool:
-    """Whether the (backend, api, op) combination exists."""
+    """Whether the (backend, api, operation or flow) combination exists."""
     if backend == "sortedcontainers":
         return api == API_RAW and op in SORTED_OPS
     return not (op == "add_order_only" and api != API_DECIMAL)
@@ -90,7 +124,7 @@ def _batches(items: list[Any], size: int, index: int, *, wrap: bool) -> list[Any
     return items[index * size : (index + 1) * size]
 
 
-class Scenario:
+class BookScenario:
     """One operation on one freshly built 200k-order book (see the module docstring)."""
 
     def __init__(
@@ -152,17 +186,11 @@ class Scenario:
         self._batch: list[Any] = wl.decimal_orders(adds) if self.api == API_DECIMAL else adds
         book, Order = self.book, self.backend.Order
 
-        if self.baseline:
+        if self.baseline or self.api == API_RAW:
+            add_raw = book.add if self.baseline else book.add_raw
 
             def run(ops: list[Any]) -> int:
-                add = book.add
-                for oid, side, price, qty in ops:
-                    add(oid, side, price, qty)
-                return len(book)
-        elif self.api == API_RAW:
-
-            def run(ops: list[Any]) -> int:
-                add = book.add_raw
+                add = add_raw
                 for oid, side, price, qty in ops:
                     add(oid, side, price, qty)
                 return len(book)
@@ -211,27 +239,13 @@ class Scenario:
 
     def _prepare_cancel(self) -> None:
         book = self.book
-        if self.baseline:
+        cancel = book.cancel if self.baseline else book.remove_raw if self.api == API_RAW else book.remove_order
 
-            def run(ids: list[int]) -> int:
-                cancel = book.cancel
-                for oid in ids:
-                    cancel(oid)
-                return len(book)
-        elif self.api == API_RAW:
-
-            def run(ids: list[int]) -> int:
-                remove = book.remove_raw
-                for oid in ids:
-                    remove(oid)
-                return len(book)
-        else:
-
-            def run(ids: list[int]) -> int:
-                remove = book.remove_order
-                for oid in ids:
-                    remove(oid)
-                return len(book)
+        def run(ids: list[int]) -> int:
+            remove = cancel
+            for oid in ids:
+                remove(oid)
+            return len(book)
 
         self.run = run
 
@@ -441,5 +455,203 @@ class Scenario:
             assert all(o[0] in book for o in self._adds), f"{self.name}: an added order is missing"
         if self.op == "cancel":
             assert not any(oid in book for oid in self._pending), f"{self.name}: a cancelled order still rests"
+        if deep and hasattr(book, "_check"):
+            book._check()
+
+
+# == the engine ==============================================================
+
+
+def check_trades_materialised(backend: SimpleNamespace) -> None:
+    """``report.trades`` is a list of real ``Trade`` objects (what the loops count is what a caller gets)."""
+    engine = backend.MatchingEngine([wl.instrument()])
+    engine.submit_raw(1, wl.SELL, 100, 5)
+    engine.submit_raw(2, wl.SELL, 101, 5)
+    report = engine.submit_raw(3, wl.BUY, 101, 7, time_in_force=_IOC)
+    trades = report.trades
+    assert type(trades) is list, f"{backend.name}: report.trades is a {type(trades).__name__}, not a list"
+    assert all(type(t) is backend.Trade for t in trades), f"{backend.name}: trades are not Trade objects"
+    assert [(t.price_ticks, t.quantity_lots, t.maker_order_id, t.taker_order_id) for t in trades] == [
+        (100, 5, 1, 3),
+        (101, 2, 2, 3),
+    ], f"{backend.name}: wrong trades {trades!r}"
+
+
+class EngineScenario:
+    """One flow on one freshly built book (see the module docstring)."""
+
+    def __init__(self, backend: SimpleNamespace, api: str, stream: wl.Stream, *, settle_gc: bool = True) -> None:
+        if not supports(backend.name, api, stream.name):
+            raise ValueError(f"{backend.name} has no {api} API")
+        self.backend = backend
+        self.api = api
+        self.stream = stream
+        self.flow = stream.name
+        self.batches = 0  # batches handed out by setup() so far
+        self.results: list[Any] = []  # what each run() returned
+        self.baseline = backend.name == "sortedcontainers"
+        if settle_gc:  # free the previous case's book before building this one (timed runs only: it is slow)
+            gc.collect()
+        if self.baseline:  # bulk-loaded: the state SortedMatcher.add() would leave, faster
+            self.engine: Any = load_matcher(stream.orders, wl.instrument())
+            self.book: Any = self.engine
+        else:
+            self.engine = backend.MatchingEngine([wl.instrument()])
+            self.book = self.engine.book(SYMBOL)
+            add = self.book.add_raw
+            for order in stream.orders:
+                add(*order)
+        if settle_gc:
+            gc.collect()  # the book starts out as long-lived objects
+        self.run: Callable[[Any], Any] = getattr(self, f"_make_{self.flow}")()
+
+    @property
+    def name(self) -> str:
+        return f"{self.flow}[{self.backend.name}-{self.api}]"
+
+    # -- mixed flow ---------------------------------------------------------------------
+
+    def _make_mixed(self) -> Callable[[Any], Any]:
+        engine, results = self.engine, self.results
+        if self.baseline:
+            submit, cancel, amend = engine.submit, engine.cancel, engine.amend
+
+            def run(cmds: list[Any]) -> int:
+                n = 0
+                for kind, oid, side, price, qty, tif in cmds:
+                    if kind == 0:
+                        n += len(submit(oid, side, price, qty, tif is _IOC))
+                    elif kind == 1:
+                        cancel(oid)
+                    else:
+                        n += len(amend(oid, qty, price))
+                results.append(n)
+                return n
+        elif self.api == API_RAW:
+            submit, cancel, amend = engine.submit_raw, engine.cancel_raw, engine.amend_raw
+
+            def run(cmds: list[Any]) -> int:
+                n = 0
+                for kind, oid, side, price, qty, tif in cmds:
+                    if kind == 0:
+                        n += len(submit(oid, side, price, qty, time_in_force=tif).trades)
+                    elif kind == 1:
+                        cancel(SYMBOL, oid)
+                    else:
+                        n += len(amend(SYMBOL, oid, quantity=qty, price=price).trades)
+                results.append(n)
+                return n
+        else:
+            submit, cancel, amend = engine.submit, engine.cancel, engine.amend
+            Order = self.backend.Order
+
+            def run(cmds: list[Any]) -> int:
+                n = 0
+                for kind, oid, side, price, qty, tif in cmds:
+                    if kind == 0:
+                        n += len(submit(Order(oid, side, price, qty, time_in_force=tif)).trades)
+                    elif kind == 1:
+                        cancel(SYMBOL, oid)
+                    else:
+                        n += len(amend(SYMBOL, oid, quantity=qty, price=price).trades)
+                results.append(n)
+                return n
+
+        return run
+
+    # -- matching-heavy -----------------------------------------------------------------
+    #
+    # Each chunk's marketable orders are timed on their own (perf_counter_ns around
+    # the chunk of 16, included in the figure); the refills that follow are not.
+    # run() returns (trades, taker-only ns); pytest-benchmark's own clock sees both.
+
+    def _make_matching(self) -> Callable[[Any], Any]:
+        engine, results = self.engine, self.results
+        clock = time.perf_counter_ns
+        if self.baseline:
+            submit = engine.submit
+
+            def run(chunks: list[Any]) -> tuple[int, int]:
+                n = spent = 0
+                for takers, refills in chunks:
+                    t0 = clock()
+                    for oid, side, price, qty, tif in takers:
+                        n += len(submit(oid, side, price, qty, tif is _IOC))
+                    spent += clock() - t0
+                    for oid, side, price, qty in refills:
+                        submit(oid, side, price, qty)
+                results.append((n, spent))
+                return n, spent
+        elif self.api == API_RAW:
+            submit = engine.submit_raw
+
+            def run(chunks: list[Any]) -> tuple[int, int]:
+                n = spent = 0
+                for takers, refills in chunks:
+                    t0 = clock()
+                    for oid, side, price, qty, tif in takers:
+                        n += len(submit(oid, side, price, qty, time_in_force=tif).trades)
+                    spent += clock() - t0
+                    for oid, side, price, qty in refills:
+                        submit(oid, side, price, qty)
+                results.append((n, spent))
+                return n, spent
+        else:
+            submit = engine.submit
+            Order = self.backend.Order
+
+            def run(chunks: list[Any]) -> tuple[int, int]:
+                n = spent = 0
+                for takers, refills in chunks:
+                    t0 = clock()
+                    for oid, side, price, qty, tif in takers:
+                        n += len(submit(Order(oid, side, price, qty, time_in_force=tif)).trades)
+                    spent += clock() - t0
+                    for oid, side, price, qty in refills:
+                        submit(Order(oid, side, price, qty))
+                results.append((n, spent))
+                return n, spent
+
+        return run
+
+    # -- driving --------------------------------------------------------------------------
+
+    def setup(self) -> Any:
+        """The next batch's argument (untimed; Decimals are made here for the Decimal API)."""
+        if self.batches >= len(self.stream.batches):
+            raise RuntimeError(f"{self.name}: the stream has only {len(self.stream.batches)} batches")
+        commands = self.stream.batches[self.batches].commands
+        self.batches += 1
+        if self.api == API_DECIMAL:
+            return wl.decimal_mixed(commands) if self.flow == "mixed" else wl.decimal_matching(commands)
+        return commands
+
+    def pedantic_setup(self) -> tuple[tuple[Any], dict[str, Any]]:
+        """``setup()`` in the shape ``benchmark.pedantic(setup=...)`` wants."""
+        return (self.setup(),), {}
+
+    def batch_info(self, index: int) -> wl.Batch:
+        return self.stream.batches[index]
+
+    def trades_per_batch(self) -> list[int]:
+        """The trades each run() counted (matching-heavy: the marketable orders')."""
+        return [r[0] if isinstance(r, tuple) else r for r in self.results]
+
+    def check(self, *, deep: bool = False) -> None:
+        """Assert the trades and the book match the reference run of the batches handed out so far.
+
+        Every batch must have been run exactly once, in order. ``deep`` also runs
+        the book's own ``_check()`` invariant walk when it has one.
+        """
+        expected = [b.n_trades for b in self.stream.batches[: self.batches]]
+        got = self.trades_per_batch()
+        assert got == expected, f"{self.name}: trades per batch {got}, the reference run printed {expected}"
+        if not self.batches:
+            return
+        last = self.stream.batches[self.batches - 1]
+        book = self.book
+        assert len(book) == last.orders_after, f"{self.name}: {len(book)} orders rest, expected {last.orders_after}"
+        depth = book.depth(1 << 30) if self.baseline else book.depth_raw(1 << 30)
+        assert depth == last.depth_after, f"{self.name}: the book's levels differ from the reference run"
         if deep and hasattr(book, "_check"):
             book._check()

@@ -1,26 +1,29 @@
-"""A plain matching engine on ``sortedcontainers``: the baseline tradebook's engine is measured against.
+"""The baselines tradebook is measured against: a book and a matcher on ``sortedcontainers``.
 
-Written the way a user would write one in an afternoon, in the style of
-``sorted_book.py``: a ``SortedDict`` per side from price (integer ticks) to its
-level, each level a ``dict`` of order id to the order's record (dicts keep
-insertion order, so a level is a FIFO with O(1) removal) plus its running total,
-and one ``dict`` from id to record. Prices are ticks, quantities lots; no
-``Decimal``, no order objects, no locking, no self-trade prevention, no
-validation beyond duplicate and unknown ids.
+Written the way a user would write them in an afternoon: a ``SortedDict`` per
+side from price (integer ticks) to its :class:`Level`, each level a ``dict`` of
+order id to what rests there (dicts keep insertion order, so a level is a FIFO
+with O(1) removal) plus its running total, and one ``dict`` from id to where the
+order rests. They check duplicate and unknown ids and nothing else; no
+``Decimal``, no locking, no order objects, no self-trade prevention. Same raw
+operations as tradebook's integer API.
 
-Semantics are tradebook's, so the same command stream gives the same trades:
-price-time priority, trades at the maker's price, limit GTC (the remainder
-rests) or IOC (the remainder is dropped). ``amend`` takes the new *total*
-quantity (what was filled counts) like ``MatchingEngine.amend_raw``: lowering it
-at the same price shrinks the order in place (keeps its priority), anything else
-is a cancel plus an add at the back of the (new) level, matching first if the
-new price crosses. Every command returns its trades as a list of
-``(price, quantity, maker id, taker id)`` tuples.
+* :class:`SortedBook`: add, cancel, best bid/ask, depth (a level maps id -> lots).
+* :class:`SortedMatcher`: submit (GTC/IOC), cancel, amend, best bid/ask, depth
+  (a level maps id -> the order's record). Semantics are tradebook's, so the
+  same command stream gives the same trades: price-time priority, trades at the
+  maker's price, limit GTC (the remainder rests) or IOC (the remainder is
+  dropped). ``amend`` takes the new *total* quantity (what was filled counts)
+  like ``MatchingEngine.amend_raw``: lowering it at the same price shrinks the
+  order in place (keeps its priority), anything else is a cancel plus an add at
+  the back of the (new) level, matching first if the new price crosses. Every
+  command returns its trades as a list of ``(price, quantity, maker id, taker
+  id)`` tuples. :func:`load_matcher` bulk-loads one from resting orders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from itertools import islice
 from typing import Any
 
@@ -28,38 +31,87 @@ from sortedcontainers import SortedDict
 
 from tradebook import Side
 
-__all__ = ["SortedMatcher"]
+__all__ = ["Level", "SortedBook", "SortedMatcher", "load_matcher"]
 
 _SELL = Side.SELL
 
-# An order's record: [sells, price, remaining lots, total lots]; filled = total - remaining.
-_SELLS, _PRICE, _REMAINING, _TOTAL = range(4)
-
 
 class Level:
-    """One price level: FIFO of ``order id -> record`` and the remaining total."""
+    """One price level: FIFO of ``order id -> lots`` (book) or ``-> record`` (matcher), and the total."""
 
     __slots__ = ("orders", "total")
 
     def __init__(self) -> None:
-        self.orders: dict[Hashable, list[Any]] = {}
+        self.orders: dict[Hashable, Any] = {}
         self.total = 0
 
 
-class SortedMatcher:
-    """Baseline engine: submit (GTC/IOC), cancel, amend; prices in ticks, quantities in lots."""
+class _Sides:
+    """What both baselines share: a ``SortedDict`` of levels per side, the id map, the market data reads."""
 
     def __init__(self, instrument: Any = None) -> None:
         self.instrument = instrument
         self.bids: SortedDict = SortedDict()
         self.asks: SortedDict = SortedDict()
-        self.orders: dict[Hashable, list[Any]] = {}
+        self.orders: dict[Hashable, Any] = {}
 
     def __len__(self) -> int:
         return len(self.orders)
 
     def __contains__(self, order_id: object) -> bool:
         return order_id in self.orders
+
+    @property
+    def best_bid(self) -> int | None:
+        return self.bids.peekitem(-1)[0] if self.bids else None
+
+    @property
+    def best_ask(self) -> int | None:
+        return self.asks.peekitem(0)[0] if self.asks else None
+
+    def depth(self, levels: int = 10) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        bids, asks = self.bids, self.asks
+        return (
+            [(p, bids[p].total, len(bids[p].orders)) for p in islice(reversed(bids), levels)],
+            [(p, asks[p].total, len(asks[p].orders)) for p in islice(asks, levels)],
+        )
+
+
+class SortedBook(_Sides):
+    """Baseline book: add, cancel, best bid/ask, depth; prices in ticks, quantities in lots."""
+
+    orders: dict[Hashable, tuple[Side, int, int]]
+
+    def add(self, order_id: Hashable, side: Side, price: int, quantity: int) -> None:
+        if order_id in self.orders:
+            raise KeyError(f"duplicate order id {order_id!r}")
+        book = self.asks if side is _SELL else self.bids
+        level = book.get(price)
+        if level is None:
+            level = book[price] = Level()
+        level.orders[order_id] = quantity
+        level.total += quantity
+        self.orders[order_id] = (side, price, quantity)
+
+    def cancel(self, order_id: Hashable) -> int:
+        side, price, quantity = self.orders.pop(order_id)
+        book = self.asks if side is _SELL else self.bids
+        level = book[price]
+        del level.orders[order_id]
+        level.total -= quantity
+        if not level.orders:
+            del book[price]
+        return quantity
+
+
+# An order's record: [sells, price, remaining lots, total lots]; filled = total - remaining.
+_SELLS, _PRICE, _REMAINING, _TOTAL = range(4)
+
+
+class SortedMatcher(_Sides):
+    """Baseline engine: submit (GTC/IOC), cancel, amend; prices in ticks, quantities in lots."""
+
+    orders: dict[Hashable, list[Any]]
 
     # -- commands ------------------------------------------------------------------------
 
@@ -117,23 +169,6 @@ class SortedMatcher:
             self._rest(order_id, sells, new_price, left, new_total)
         return trades
 
-    # -- market data ---------------------------------------------------------------------
-
-    @property
-    def best_bid(self) -> int | None:
-        return self.bids.peekitem(-1)[0] if self.bids else None
-
-    @property
-    def best_ask(self) -> int | None:
-        return self.asks.peekitem(0)[0] if self.asks else None
-
-    def depth(self, levels: int = 10) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
-        bids, asks = self.bids, self.asks
-        return (
-            [(p, bids[p].total, len(bids[p].orders)) for p in islice(reversed(bids), levels)],
-            [(p, asks[p].total, len(asks[p].orders)) for p in islice(asks, levels)],
-        )
-
     # -- internals -----------------------------------------------------------------------
 
     def _rest(self, order_id: Hashable, sell: bool, price: int, remaining: int, total: int) -> None:
@@ -176,3 +211,20 @@ class SortedMatcher:
             if not fifo:
                 del book[level_price]
         return quantity
+
+
+def load_matcher(orders: Iterable[tuple[Hashable, Side, int, int]], instrument: Any = None) -> SortedMatcher:
+    """A SortedMatcher holding ``orders`` (not crossed): the state ``add()`` would leave, built with one sort a side."""
+    m = SortedMatcher(instrument)
+    sides: tuple[dict[int, Level], dict[int, Level]] = ({}, {})
+    for oid, side, ticks, lots in orders:
+        sell = side is _SELL
+        level = sides[sell].get(ticks)
+        if level is None:
+            level = sides[sell][ticks] = Level()
+        rec = [sell, ticks, lots, lots]
+        level.orders[oid] = rec
+        level.total += lots
+        m.orders[oid] = rec
+    m.bids, m.asks = SortedDict(sides[0]), SortedDict(sides[1])
+    return m

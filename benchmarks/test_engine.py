@@ -1,6 +1,6 @@
 """Matching-engine benchmarks: mixed order flow and matching-heavy flow, every backend, both APIs.
 
-Each case builds its own 200,209-order book (``engine_workload.py``) and runs
+Each case builds its own 200,209-order book (``workloads.py``) and runs
 consecutive batches of one seeded command stream through it with
 ``benchmark.pedantic``: one warm-up batch, then ``ROUNDS`` timed batches, each a
 plain Python loop over pre-generated tuples (the Decimal API's Decimals are made
@@ -31,21 +31,14 @@ batch per case and also walks the book's own invariants (``_check()``).
 from __future__ import annotations
 
 import statistics
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-import engine_workload as ew
-import workload as wl
-from engine_scenarios import (
-    API_DECIMAL,
-    API_RAW,
-    EngineScenario,
-    backend_unavailable,
-    check_trades_materialised,
-    load_backend,
-)
-from sorted_matcher import SortedMatcher
+import workloads as wl
+from baselines import SortedMatcher
+from scenarios import API_DECIMAL, API_RAW, EngineScenario, check_trades_materialised
 
 ROUNDS = 15  # timed batches per case, after one warm-up batch
 SMALL_BOOK = 20_000  # deep orders of the book the trade-by-trade comparison uses
@@ -62,27 +55,19 @@ CASES = [
 ]
 
 
-def _backend(name: str) -> Any:
-    reason = backend_unavailable(name)
-    if reason is not None:
-        pytest.skip(f"{reason} (build it with `pip install -e .` or `python setup.py build_ext --inplace`)")
-    return load_backend(name)
-
-
-def _stream(flow: str, disabled: bool) -> ew.Stream:
+def _stream(flow: str, disabled: bool) -> wl.Stream:
     n = 1 if disabled else ROUNDS + 1
-    return ew.mixed_stream(n) if flow == "mixed" else ew.matching_stream(n)
+    return wl.mixed_stream(n) if flow == "mixed" else wl.matching_stream(n)
 
 
-def run_case(benchmark: Any, backend_name: str, api: str, flow: str) -> EngineScenario:
+def run_case(benchmark: Any, backend: SimpleNamespace, api: str, flow: str) -> EngineScenario:
     """Benchmark one flow on one backend and API; check trades and the book afterwards."""
-    backend = _backend(backend_name)
     stream = _stream(flow, benchmark.disabled)
     scenario = EngineScenario(backend, api, stream, settle_gc=not benchmark.disabled)
     first = stream.batches[0]
     benchmark.group = f"engine-{flow}"
     benchmark.extra_info.update(
-        backend=backend_name,
+        backend=backend.name,
         api=api,
         flow=flow,
         commands_per_round=first.n_commands,
@@ -114,16 +99,16 @@ def run_case(benchmark: Any, backend_name: str, api: str, flow: str) -> EngineSc
     return scenario
 
 
-@pytest.mark.parametrize(("backend_name", "api"), CASES)
-def test_mixed(benchmark: Any, backend_name: str, api: str) -> None:
+@pytest.mark.parametrize(("backend", "api"), CASES, indirect=["backend"])
+def test_mixed(benchmark: Any, backend: SimpleNamespace, api: str) -> None:
     """10,000 commands a round: 60% new limit orders (1/3 marketable), 30% cancels, 10% amends."""
-    run_case(benchmark, backend_name, api, "mixed")
+    run_case(benchmark, backend, api, "mixed")
 
 
-@pytest.mark.parametrize(("backend_name", "api"), CASES)
-def test_matching(benchmark: Any, backend_name: str, api: str) -> None:
+@pytest.mark.parametrize(("backend", "api"), CASES, indirect=["backend"])
+def test_matching(benchmark: Any, backend: SimpleNamespace, api: str) -> None:
     """4,000 marketable orders a round sweeping 1-5 levels, plus refills (in the round time; not in the per-taker figures)."""
-    run_case(benchmark, backend_name, api, "matching")
+    run_case(benchmark, backend, api, "matching")
 
 
 # -- the streams themselves --------------------------------------------------------------
@@ -131,30 +116,30 @@ def test_matching(benchmark: Any, backend_name: str, api: str) -> None:
 
 def test_mixed_stream_shape() -> None:
     """The mixed flow is what it claims: 60/30/10, a third of new orders marketable, a stable book."""
-    stream = ew.mixed_stream(1)
+    stream = wl.mixed_stream(1)
     batch = stream.batches[0]
     kinds = [c[0] for c in batch.commands]
     n = len(kinds)
-    assert abs(kinds.count(ew.NEW) / n - 0.60) < 0.02
-    assert abs(kinds.count(ew.CANCEL) / n - 0.30) < 0.02
-    assert abs(kinds.count(ew.AMEND) / n - 0.10) < 0.01
+    assert abs(kinds.count(wl.NEW) / n - 0.60) < 0.02
+    assert abs(kinds.count(wl.CANCEL) / n - 0.30) < 0.02
+    assert abs(kinds.count(wl.AMEND) / n - 0.10) < 0.01
     counts = batch.counts
-    assert abs(batch.n_takers / kinds.count(ew.NEW) - 1 / 3) < 0.03
+    assert abs(batch.n_takers / kinds.count(wl.NEW) - 1 / 3) < 0.03
     assert counts["new_sweep"] > 0 and counts["ioc"] > 0
-    assert min(counts["amend_down"], counts["amend_up"], counts["amend_price"]) > 0.25 * kinds.count(ew.AMEND)
+    assert min(counts["amend_down"], counts["amend_up"], counts["amend_price"]) > 0.25 * kinds.count(wl.AMEND)
     assert abs(batch.orders_after - len(stream.orders)) < 0.02 * len(stream.orders)
     bids, asks = batch.depth_after
     assert 1_900 <= len(bids) <= 2_300 and 1_900 <= len(asks) <= 2_300
     assert batch.n_trades > batch.n_takers  # sweeps: more trades than marketable orders
-    assert len({c[1] for c in batch.commands if c[0] == ew.NEW}) == kinds.count(ew.NEW)  # fresh ids
+    assert len({c[1] for c in batch.commands if c[0] == wl.NEW}) == kinds.count(wl.NEW)  # fresh ids
 
 
 def test_matching_stream_shape() -> None:
     """Every marketable order sweeps 1-5 levels, refills keep the book's size exactly."""
-    stream = ew.matching_stream(1)
+    stream = wl.matching_stream(1)
     batch = stream.batches[0]
-    assert batch.n_takers == ew.MATCHING_BATCH
-    assert all(len(takers) <= ew.CHUNK for takers, _ in batch.commands)
+    assert batch.n_takers == wl.MATCHING_BATCH
+    assert all(len(takers) <= wl.CHUNK for takers, _ in batch.commands)
     assert all(batch.counts[f"sweep_{k}"] > 0.15 * batch.n_takers for k in range(1, 6))
     assert batch.orders_after == len(stream.orders)
     assert 2 < batch.n_trades / batch.n_takers < 8
@@ -162,8 +147,8 @@ def test_matching_stream_shape() -> None:
 
 def test_streams_are_seeded() -> None:
     """Same seed, same commands: every backend and every run sees the same flow."""
-    a = ew.mixed_stream.__wrapped__(1, 500, seed=5, n_deep=SMALL_BOOK)
-    b = ew.mixed_stream.__wrapped__(1, 500, seed=5, n_deep=SMALL_BOOK)
+    a = wl.mixed_stream.__wrapped__(1, 500, seed=5, n_deep=SMALL_BOOK)
+    b = wl.mixed_stream.__wrapped__(1, 500, seed=5, n_deep=SMALL_BOOK)
     assert a.batches[0].commands == b.batches[0].commands
     assert a.batches[0].n_trades == b.batches[0].n_trades
 
@@ -172,14 +157,14 @@ def _replay(engine: Any, backend: Any, api: str, commands: list[Any]) -> list[An
     """Run mixed commands through a tradebook engine; return every trade printed."""
     trades: list[Any] = []
     if api == API_DECIMAL:
-        commands = ew.decimal_mixed(commands)
+        commands = wl.decimal_mixed(commands)
     for kind, oid, side, price, qty, tif in commands:
-        if kind == ew.NEW:
+        if kind == wl.NEW:
             if api == API_RAW:
                 report = engine.submit_raw(oid, side, price, qty, time_in_force=tif)
             else:
                 report = engine.submit(backend.Order(oid, side, price, qty, time_in_force=tif))
-        elif kind == ew.CANCEL:
+        elif kind == wl.CANCEL:
             engine.cancel(wl.SYMBOL, oid)
             continue
         elif api == API_RAW:
@@ -190,22 +175,20 @@ def _replay(engine: Any, backend: Any, api: str, commands: list[Any]) -> list[An
     return trades
 
 
-@pytest.mark.parametrize("backend_name", ["python", "cython"])
-def test_backends_print_the_same_trades(backend_name: str) -> None:
+def test_backends_print_the_same_trades(backend: SimpleNamespace) -> None:
     """Trade by trade, each engine prints what the sortedcontainers matcher prints, raw and Decimal APIs alike."""
-    backend = _backend(backend_name)
     check_trades_materialised(backend)
     # The same generator on a 20k-order book keeps this cheap; the full-size runs check counts and levels.
-    stream = ew.mixed_stream(1, 5_000, n_deep=SMALL_BOOK)
+    stream = wl.mixed_stream(1, 5_000, n_deep=SMALL_BOOK)
     commands = stream.batches[0].commands
     ref = SortedMatcher()
     for order in stream.orders:
         ref.add(*order)
     expected = []
     for kind, oid, side, price, qty, tif in commands:
-        if kind == ew.NEW:
-            expected += ref.submit(oid, side, price, qty, tif is ew.IOC)
-        elif kind == ew.CANCEL:
+        if kind == wl.NEW:
+            expected += ref.submit(oid, side, price, qty, tif is wl.IOC)
+        elif kind == wl.CANCEL:
             ref.cancel(oid)
         else:
             expected += ref.amend(oid, qty, price)

@@ -1,16 +1,47 @@
-"""Seeded command streams for the matching-engine benchmarks (shared by ``test_bench_engine.py``
-and ``engine_ratios.py``).
+"""Seeded, realistic order flow for every benchmark: the book, the engine streams, the batch rows.
 
-The book
---------
-``base_orders()`` is the 200,000-order book of ``workload.py`` (about 2,000
+Everything here is generated once, outside any timing, from fixed seeds, so
+every backend, every peer and every run sees the same flow. The pytest-benchmark
+suites (``test_book.py``, ``test_engine.py``, ``test_batch.py``), the report
+command (``report.py book|engine|batch|compare``) and the peer adapters all read
+it.
+
+The book workload
+=================
+
+The resting book: ``N_ORDERS`` (200,000) limit orders on BTC/USDT (tick 0.01, lot
+0.001) around a mid of 50,000.00, about 2,000 price levels a side. A level's
+distance from the touch is drawn from an exponential distribution (mean
+``LEVEL_SCALE`` ticks), so most orders sit in the top few hundred levels and the
+deep levels are thin and gappy, as in real books. Quantities are log-normal
+(median 0.1 BTC). Arrival order is random, so each level's FIFO mixes old and new.
+
+On top of the book the workload prepares, once and outside any timing:
+
+* ``adds``: new orders; most land on existing levels (same distance
+  distribution), ``NEW_LEVEL_SHARE`` of them on price levels that are empty in
+  the book (gaps in the deep tail or beyond it), so they create a level;
+* ``cancel_ids``: every resting id, shuffled, so cancels hit random resting orders;
+* ``fill_ids``: shuffled ids of resting orders with at least 2 lots (a 1-lot
+  partial fill leaves them resting, so the book size does not change);
+* ``amends``: ``(id, new lots | None, new ticks | None)``: half lower the quantity
+  by one lot (keeps priority), half move the order 1-5 ticks on its own side
+  (back of the new level; never crossing the spread).
+
+Everything is integers (ticks and lots) plus the ``Side`` enums; ``decimal_*``
+helpers convert once, in advance, for the Decimal-API benchmarks.
+
+The engine streams
+==================
+
+``base_orders()`` is the 200,000-order book of the book workload (about 2,000
 levels a side, exponentially clustered near the top, log-normal quantities),
 moved ``FRONT`` (64) ticks away from the mid, plus a *thin front* in the gap:
 every one of the ``FRONT`` ticks nearest the mid holds 1-3 orders a side
 (~110 orders a side). Real books at a fine tick (0.01 on a 50,000 price) look
 like this: a few orders per level at the touch, the size a little further out.
 It is what lets a marketable order sweep 1-5 levels with a handful of trades;
-on ``workload.py``'s own book the touch level holds ~300 orders, so a sweep of
+on the book workload's own book the touch level holds ~300 orders, so a sweep of
 even one level would be ~300 trades. 200,209 orders, ~2,000-2,040 levels a side.
 
 The streams
@@ -52,7 +83,7 @@ the k-th, so each fills completely; IOC or GTC), each chunk followed by *refills
 the chunk filled completely, so the front never drains and the book's size
 never changes (4.36 trades and 3.4 refills a marketable order). A batch is a
 list of ``(takers, refills)`` chunks (4,000 marketable orders). The benchmarks time the takers and run the refills
-untimed (``engine_ratios.py``), or report both (``test_bench_engine.py``).
+untimed (``report.py engine``), or report both (``test_engine.py``).
 
 Decimal forms
 -------------
@@ -61,50 +92,205 @@ quantities to ``Decimal`` in advance (exactly, once, untimed): the Decimal-API
 loops then time ``Order(...)`` construction plus ``submit``, ``cancel`` and
 ``amend(quantity=Decimal, price=Decimal)``, the way a caller with Decimals in
 hand would drive the engine.
+
+Batch rows
+==========
+
+``batch_rows()`` / ``mixed_rows()`` / ``taker_rows()`` turn orders and stream
+commands into the ``array("q")`` rows ``MatchingEngine.execute_batch`` takes
+(``(op, id, sell, ticks, lots)`` per command), once, untimed.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from array import array
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sortedcontainers import SortedDict
+from baselines import load_matcher
+from tradebook import BatchOp, Instrument, Side, TimeInForce
 
-import workload as wl
-from sorted_matcher import Level, SortedMatcher
-from tradebook import Side, TimeInForce
+SYMBOL = "BTC/USDT"
+TICK = "0.01"
+LOT = "0.001"
+MID_TICKS = 5_000_000  # 50,000.00 USDT; best bid 49,999.99, best ask 50,000.01
+N_ORDERS = 200_000
+LEVEL_RANGE = 2_400  # a resting order sits at most this many ticks from the touch
+LEVEL_SCALE = 320  # mean distance from the touch, in ticks: ~2,000 occupied levels a side
+NEW_LEVEL_SHARE = 0.05
+SEED = 20240601
 
-__all__ = [
-    "AMEND",
-    "CANCEL",
-    "CHUNK",
-    "FRONT",
-    "GTC",
-    "IOC",
-    "NEW",
-    "Batch",
-    "Stream",
-    "base_orders",
-    "decimal_matching",
-    "decimal_mixed",
-    "load_matcher",
-    "matching_stream",
-    "mixed_stream",
-]
+BUY = Side.BUY
+SELL = Side.SELL
+
+OrderTuple = tuple[int, Side, int, int]  # (id, side, price ticks, quantity lots)
+AmendTuple = tuple[int, int | None, int | None]  # (id, new quantity lots, new price ticks)
+Levels = tuple[dict[int, list[int]], dict[int, list[int]]]  # per side: ticks -> [total lots, order count]
+
+
+def instrument() -> Instrument:
+    """The benchmark instrument: BTC/USDT, tick 0.01, lot 0.001."""
+    return Instrument(SYMBOL, TICK, LOT)
+
+
+def ticks_at(side: Side, offset: int) -> int:
+    """The price in ticks ``offset`` ticks away from the touch on ``side``."""
+    return MID_TICKS - 1 - offset if side is BUY else MID_TICKS + 1 + offset
+
+
+def draw_offset(rng: random.Random) -> int:
+    while True:
+        k = int(rng.expovariate(1.0 / LEVEL_SCALE))
+        if k < LEVEL_RANGE:
+            return k
+
+
+def draw_lots(rng: random.Random) -> int:
+    # log-normal around 100 lots (0.1 BTC), 1 lot .. 50 BTC
+    return min(50_000, max(1, round(rng.lognormvariate(math.log(100), 1.3))))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The resting book and the prepared operation streams (see the module docstring)."""
+
+    seed: int
+    orders: list[OrderTuple]
+    adds: list[OrderTuple]
+    cancel_ids: list[int]
+    fill_ids: list[int]
+    amends: list[AmendTuple]
+    levels: Levels  # the resting book's per-side ticks -> [total lots, order count]
+
+    def levels_per_side(self) -> tuple[int, int]:
+        """The number of occupied price levels (bids, asks) in the resting book."""
+        return len(self.levels[0]), len(self.levels[1])
+
+    def levels_with(self, changes: Iterable[tuple[Side, int, int, int]]) -> Levels:
+        """The resting book's levels after ``(side, ticks, +-lots, +-orders)`` changes."""
+        out: Levels = ({t: list(r) for t, r in self.levels[0].items()}, {t: list(r) for t, r in self.levels[1].items()})
+        for side, ticks, lots, count in changes:
+            levels = out[side is SELL]
+            row = levels.setdefault(ticks, [0, 0])
+            row[0] += lots
+            row[1] += count
+            if row[1] == 0:
+                assert row[0] == 0, "reference model: an empty level with quantity left"
+                del levels[ticks]
+        return out
+
+
+@lru_cache(maxsize=2)
+def get_workload(seed: int = SEED, n_orders: int = N_ORDERS, n_adds: int = 10_000) -> Workload:
+    """Generate (and cache) the seeded workload. Deterministic for a given seed."""
+    rng = random.Random(seed)
+    orders: list[OrderTuple] = []
+    occupied: tuple[set[int], set[int]] = (set(), set())
+    for oid in range(1, n_orders + 1):
+        side = BUY if rng.random() < 0.5 else SELL
+        offset = draw_offset(rng)
+        occupied[side is SELL].add(offset)
+        orders.append((oid, side, ticks_at(side, offset), draw_lots(rng)))
+
+    # New-level candidates: empty ticks in the tail and just beyond it.
+    empty = tuple([k for k in range(LEVEL_RANGE + 600) if k not in occupied[sell]] for sell in (0, 1))
+    adds: list[OrderTuple] = []
+    for i in range(n_adds):
+        side = BUY if rng.random() < 0.5 else SELL
+        new_level = rng.random() < NEW_LEVEL_SHARE
+        offset = rng.choice(empty[side is SELL]) if new_level else draw_offset(rng)
+        adds.append((n_orders + 1 + i, side, ticks_at(side, offset), draw_lots(rng)))
+
+    cancel_ids = [o[0] for o in orders]
+    rng.shuffle(cancel_ids)
+    fill_ids = [o[0] for o in orders if o[3] >= 2]
+    rng.shuffle(fill_ids)
+
+    amend_ids = [o[0] for o in orders if o[3] >= 2]
+    rng.shuffle(amend_ids)
+    amends: list[AmendTuple] = []
+    for oid in amend_ids:
+        _, side, ticks, lots = orders[oid - 1]
+        if rng.random() < 0.5:
+            amends.append((oid, lots - 1, None))
+        else:
+            step = rng.randint(1, 5) * (1 if rng.random() < 0.5 else -1)
+            new = ticks + step
+            # stay on the own side of the spread (bids < mid < asks)
+            if (side is BUY and new >= MID_TICKS) or (side is SELL and new <= MID_TICKS):
+                new = ticks - step
+            amends.append((oid, None, new))
+    return Workload(seed, orders, adds, cancel_ids, fill_ids, amends, level_totals(orders))
+
+
+# -- building books ----------------------------------------------------------------
+
+
+def build_book_raw(order_book_cls: Any, orders: Iterable[OrderTuple]) -> Any:
+    """Build a tradebook ``OrderBook`` through the raw integer API (fast)."""
+    book = order_book_cls(instrument())
+    add = book.add_raw
+    for oid, side, ticks, lots in orders:
+        add(oid, side, ticks, lots)
+    return book
+
+
+def decimal_orders(orders: Iterable[OrderTuple]) -> list[tuple[int, Side, Decimal, Decimal]]:
+    """The same orders with ``Decimal`` price and quantity (converted once, exactly)."""
+    inst = instrument()
+    price, qty = inst.ticks_to_price, inst.lots_to_quantity
+    return [(oid, side, price(ticks), qty(lots)) for oid, side, ticks, lots in orders]
+
+
+def build_book_decimal(order_cls: Any, order_book_cls: Any, orders: Iterable[OrderTuple]) -> Any:
+    """Build the same book through the Decimal API: ``add_order(Order(...))``."""
+    book = order_book_cls(instrument())
+    add = book.add_order
+    for oid, side, price, qty in decimal_orders(orders):
+        add(order_cls(oid, side, price, qty))
+    return book
+
+
+# -- a reference model for correctness checks -----------------------------------------
+
+
+def level_totals(orders: Iterable[Sequence[Any]]) -> Levels:
+    """Per-side ``ticks -> [total lots, order count]`` of ``(id, side, ticks, lots)`` rows."""
+    out: Levels = ({}, {})
+    for _, side, ticks, lots in orders:
+        levels = out[side is SELL]
+        row = levels.get(ticks)
+        if row is None:
+            levels[ticks] = [lots, 1]
+        else:
+            row[0] += lots
+            row[1] += 1
+    return out
+
+
+def depth_of(levels: Levels, n: int = 10) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """The expected ``depth_raw(n)`` of a book with these level totals."""
+    bids, asks = levels
+    return (
+        [(t, bids[t][0], bids[t][1]) for t in sorted(bids, reverse=True)[:n]],
+        [(t, asks[t][0], asks[t][1]) for t in sorted(asks)[:n]],
+    )
+
+
+# == the engine streams ==========================================================
 
 NEW, CANCEL, AMEND = 0, 1, 2
 GTC = TimeInForce.GTC
 IOC = TimeInForce.IOC
-BUY, SELL = wl.BUY, wl.SELL
-MID = wl.MID_TICKS
+MID = MID_TICKS
 
-FRONT = 64  # thin-front ticks a side between the mid and the (moved) workload.py book
+FRONT = 64  # thin-front ticks a side between the mid and the (moved) book workload
 FRONT_ORDERS = (1, 1, 1, 2, 2, 3)  # orders per front tick, drawn uniformly from these
 NEW_SHARE, CANCEL_SHARE = 0.60, 0.30  # the rest (10%) amends
 CROSS_SHARE = 1 / 3  # of new orders
@@ -114,7 +300,7 @@ SECOND_LEVEL_SHARE = 0.25  # of the other crossing orders: limit at the second l
 CHUNK = 16  # marketable orders between refills (matching-heavy)
 MIXED_BATCH = 10_000  # commands per batch
 MATCHING_BATCH = 4_000  # marketable orders per batch (plus their refills)
-SEED = wl.SEED + 1
+ENGINE_SEED = SEED + 1
 FRONT_ID0 = 500_001  # ids of the thin front's orders
 NEW_ID0 = 1_000_001  # ids of new orders in a stream
 
@@ -123,11 +309,6 @@ Taker = tuple[int, Side, int, int, TimeInForce]  # (id, side, ticks, lots, tif)
 Refill = tuple[int, Side, int, int]  # (id, side, ticks, lots)
 Chunk = tuple[list[Taker], list[Refill]]
 Depth = tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]
-
-
-def instrument() -> Any:
-    """The benchmark instrument (``workload.py``'s BTC/USDT, tick 0.01, lot 0.001)."""
-    return wl.instrument()
 
 
 def _offset_of(sell: bool, ticks: int) -> int:
@@ -140,16 +321,16 @@ def _take_lots(rng: random.Random) -> int:
 
 
 @lru_cache(maxsize=2)
-def base_orders(seed: int = SEED, n_deep: int = wl.N_ORDERS) -> list[wl.OrderTuple]:
+def base_orders(seed: int = ENGINE_SEED, n_deep: int = N_ORDERS) -> list[OrderTuple]:
     """The starting book: ``workload.py``'s orders (``n_deep``, 200k) moved out by ``FRONT`` ticks plus the thin front."""
     rng = random.Random(seed)
-    deep = wl.get_workload().orders if n_deep == wl.N_ORDERS else wl.get_workload(n_orders=n_deep, n_adds=0).orders
+    deep = get_workload().orders if n_deep == N_ORDERS else get_workload(n_orders=n_deep, n_adds=0).orders
     orders = [(oid, side, ticks - FRONT if side is BUY else ticks + FRONT, lots) for oid, side, ticks, lots in deep]
     oid = max(FRONT_ID0, n_deep + 1)  # past the deep book's ids 1..n_deep (the default book's stay as they were)
     for offset in range(FRONT):
         for side in (BUY, SELL):
             for _ in range(rng.choice(FRONT_ORDERS)):
-                orders.append((oid, side, wl.ticks_at(side, offset), wl._lots(rng)))
+                orders.append((oid, side, ticks_at(side, offset), draw_lots(rng)))
                 oid += 1
     rng.shuffle(orders)  # arrival order mixes front and deep orders
     return orders
@@ -175,7 +356,7 @@ class Stream:
 
     name: str
     seed: int
-    orders: list[wl.OrderTuple]
+    orders: list[OrderTuple]
     batches: list[Batch]
 
     def summary(self) -> dict[str, Any]:
@@ -205,27 +386,10 @@ class Stream:
         }
 
 
-def load_matcher(orders: Iterable[wl.OrderTuple]) -> SortedMatcher:
-    """A SortedMatcher holding ``orders`` (not crossed): the state ``add()`` would leave, built with one sort a side."""
-    m = SortedMatcher(wl.instrument())
-    sides: tuple[dict[int, Level], dict[int, Level]] = ({}, {})
-    for oid, side, ticks, lots in orders:
-        sell = side is SELL
-        level = sides[sell].get(ticks)
-        if level is None:
-            level = sides[sell][ticks] = Level()
-        rec = [sell, ticks, lots, lots]
-        level.orders[oid] = rec
-        level.total += lots
-        m.orders[oid] = rec
-    m.bids, m.asks = SortedDict(sides[0]), SortedDict(sides[1])
-    return m
-
-
 class _Sim:
     """The generator's view of the book: a SortedMatcher plus a uniformly samplable set of resting ids."""
 
-    def __init__(self, orders: list[wl.OrderTuple], seed: int) -> None:
+    def __init__(self, orders: list[OrderTuple], seed: int) -> None:
         self.rng = random.Random(seed)
         self.m = load_matcher(orders)
         self.ids: list[Hashable] = [o[0] for o in orders]
@@ -311,7 +475,7 @@ def _mixed_batch(sim: _Sim, size: int) -> Batch:
             side = SELL if rng.random() < 0.5 else BUY
             sell = side is SELL
             oid = sim.new_id()
-            lots = wl._lots(rng)
+            lots = draw_lots(rng)
             opposite = sim.levels(not sell, 5) if rng.random() < CROSS_SHARE else []
             if len(opposite) == 5:
                 tif = IOC if rng.random() < 0.5 else GTC
@@ -337,7 +501,7 @@ def _mixed_batch(sim: _Sim, size: int) -> Batch:
                     ticks = queue.popleft()
                     counts["new_refill"] += 1
                 else:
-                    ticks = wl.ticks_at(side, FRONT + wl._offset(rng))
+                    ticks = ticks_at(side, FRONT + draw_offset(rng))
                     counts["new_passive"] += 1
                 trades = sim.submit(oid, side, ticks, lots, tif)
                 assert not trades, "generator: a passive order crossed"
@@ -374,7 +538,7 @@ def _mixed_batch(sim: _Sim, size: int) -> Batch:
 
 @lru_cache(maxsize=4)
 def mixed_stream(
-    n_batches: int = 16, batch_size: int = MIXED_BATCH, seed: int = SEED, n_deep: int = wl.N_ORDERS
+    n_batches: int = 16, batch_size: int = MIXED_BATCH, seed: int = ENGINE_SEED, n_deep: int = N_ORDERS
 ) -> Stream:
     """The mixed order flow: ``n_batches`` consecutive batches of ``batch_size`` commands."""
     orders = base_orders(n_deep=n_deep)
@@ -419,7 +583,7 @@ def _matching_batch(sim: _Sim, n_takers: int) -> Batch:
         for sells, ticks in filled:
             side = SELL if sells else BUY
             oid = sim.new_id()
-            lots = wl._lots(rng)
+            lots = draw_lots(rng)
             crossed = sim.submit(oid, side, ticks, lots, GTC)
             assert not crossed, "generator: a refill crossed"
             refills.append((oid, side, ticks, lots))
@@ -432,7 +596,7 @@ def _matching_batch(sim: _Sim, n_takers: int) -> Batch:
 
 @lru_cache(maxsize=4)
 def matching_stream(
-    n_batches: int = 16, batch_size: int = MATCHING_BATCH, seed: int = SEED + 1, n_deep: int = wl.N_ORDERS
+    n_batches: int = 16, batch_size: int = MATCHING_BATCH, seed: int = ENGINE_SEED + 1, n_deep: int = N_ORDERS
 ) -> Stream:
     """The matching-heavy flow: ``n_batches`` batches of ``batch_size`` marketable orders plus refills."""
     orders = base_orders(n_deep=n_deep)
@@ -446,7 +610,7 @@ def matching_stream(
 
 def decimal_mixed(commands: Iterable[Command]) -> list[tuple[int, int, Any, Decimal | None, Decimal | None, Any]]:
     """The mixed commands with ``Decimal`` prices and quantities."""
-    inst = wl.instrument()
+    inst = instrument()
     price, qty = inst.ticks_to_price, inst.lots_to_quantity
     return [
         (kind, oid, side, None if t is None else price(t), None if q is None else qty(q), tif)
@@ -456,7 +620,7 @@ def decimal_mixed(commands: Iterable[Command]) -> list[tuple[int, int, Any, Deci
 
 def decimal_matching(chunks: Iterable[Chunk]) -> list[tuple[list[Any], list[Any]]]:
     """The matching-heavy chunks with ``Decimal`` prices and quantities."""
-    inst = wl.instrument()
+    inst = instrument()
     price, qty = inst.ticks_to_price, inst.lots_to_quantity
     return [
         (
@@ -465,3 +629,33 @@ def decimal_matching(chunks: Iterable[Chunk]) -> list[tuple[list[Any], list[Any]
         )
         for takers, refills in chunks
     ]
+
+
+# -- batch rows for MatchingEngine.execute_batch (converted once, outside any timing) --------------
+
+
+def batch_rows(orders: Iterable[OrderTuple], op: int = BatchOp.LIMIT) -> array:  # type: ignore[type-arg]
+    """Resting orders (or refills) as ``execute_batch`` rows ``(op, id, sell, ticks, lots)``."""
+    return array("q", [v for oid, side, ticks, lots in orders for v in (op, oid, side is SELL, ticks, lots)])
+
+
+def mixed_rows(commands: Iterable[Command]) -> array:  # type: ignore[type-arg]
+    """A mixed-flow batch as ``execute_batch`` rows."""
+    flat: list[int] = []
+    for kind, oid, side, ticks, lots, tif in commands:
+        if kind == NEW:
+            op = BatchOp.IOC if tif is IOC else BatchOp.LIMIT
+            flat += (op, oid, side is SELL, ticks, lots)
+        elif kind == CANCEL:
+            flat += (BatchOp.CANCEL, oid, 0, 0, 0)
+        else:
+            flat += (BatchOp.AMEND, oid, 0, ticks or 0, lots or 0)
+    return array("q", flat)
+
+
+def taker_rows(takers: Iterable[Taker]) -> array:  # type: ignore[type-arg]
+    """A matching-heavy chunk's marketable orders as ``execute_batch`` rows."""
+    flat: list[int] = []
+    for oid, side, ticks, lots, tif in takers:
+        flat += (BatchOp.IOC if tif is IOC else BatchOp.LIMIT, oid, side is SELL, ticks, lots)
+    return array("q", flat)

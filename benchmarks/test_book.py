@@ -1,6 +1,6 @@
 """Per-operation benchmarks of the order book, both backends, both APIs, and a baseline.
 
-Every case runs on its own freshly built 200,000-order book (see ``workload.py``)
+Every case runs on its own freshly built 200,000-order book (see ``workloads.py``)
 and times batches of operations in a plain Python loop with
 ``benchmark.pedantic``; an untimed setup restores the book's size before each
 round. The per-operation figure is in ``extra_info`` (``ns_per_op_median``,
@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-import workload as wl
-from scenarios import API_DECIMAL, API_RAW, BATCH, Scenario
+import workloads as wl
+from scenarios import API_DECIMAL, API_RAW, BATCH, BookScenario
 
 TRADEBOOK_CASES = [
     pytest.param(backend, api, id=f"{backend}-{api}")
@@ -39,9 +39,9 @@ ALL_CASES = [*TRADEBOOK_CASES, pytest.param("sortedcontainers", API_RAW, id="sor
 ROUNDS = dict.fromkeys(("add", "cancel", "best", "depth", "fill", "amend"), 15)
 
 
-def run_case(benchmark: Any, backend: SimpleNamespace, api: str, op: str, workload: wl.Workload) -> Scenario:
+def run_case(benchmark: Any, backend: SimpleNamespace, api: str, op: str, workload: wl.Workload) -> BookScenario:
     """Benchmark one operation and check its result and the book afterwards."""
-    scenario = Scenario(backend, api, op, workload)
+    scenario = BookScenario(backend, api, op, workload)
     benchmark.group = op
     benchmark.extra_info.update(
         backend=backend.name,
