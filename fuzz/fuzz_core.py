@@ -25,6 +25,7 @@ Usage (see docs/fuzzing.md)::
 
     python fuzz/fuzz_core.py [--no-reentry] [--no-extreme] ... -max_total_time=60 fuzz/corpus
     python fuzz/fuzz_core.py --replay FILE_OR_DIR ...     # no atheris needed
+    python fuzz/fuzz_core.py --minimize CRASH OUT          # shrink a reproducer, no atheris needed
 
 The decoder reads the input with its own tiny byte reader (not atheris'
 FuzzedDataProvider) so that ``tests/test_fuzz_harness.py`` can replay the corpus
@@ -39,6 +40,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import sys
 import types
 import uuid
@@ -252,6 +254,8 @@ class Lane:
         self.hostiles: dict[str, Hostile] = {}
         self.subscribers: list[Any] = []  # (spec) to re-subscribe after a restore
         self.unsubs: list[Any] = []
+        # the L2 book a feed consumer rebuilds from the deltas alone (None: no recording subscriber)
+        self.l2: dict[str, dict[tuple[str, int], int]] | None = None
         self.armed = False
         self.depth = 0
         self.fired = 0  # re-entrant actions run
@@ -288,6 +292,14 @@ class Lane:
 
             def callback(update: Any) -> None:
                 lane.updates.append(norm(update))
+                levels = lane.l2.get(update.symbol) if lane.l2 is not None else None
+                if levels is not None:
+                    for delta in update.deltas:
+                        key = (delta.side.value, delta.price_ticks)
+                        if delta.quantity_lots:
+                            levels[key] = delta.quantity_lots
+                        else:
+                            levels.pop(key, None)
 
         elif kind == "raise":
 
@@ -323,6 +335,31 @@ class Lane:
         self.unsubs = []
         for spec in self.subscribers:
             self.subscribe(spec)
+        self.reset_l2()
+
+    def reset_l2(self) -> None:
+        """Start the feed consumer's L2 book from the engine's depth (after subscribing or a restore)."""
+        if ("record",) not in self.subscribers:
+            self.l2 = None
+            return
+        self.l2 = {}
+        for symbol in self.engine.symbols:
+            bids, asks = self.engine.book(symbol).depth_raw(1000)
+            levels = self.l2[symbol] = {}
+            for side, rows in (("BUY", bids), ("SELL", asks)):
+                for ticks, lots, _ in rows:
+                    levels[(side, ticks)] = lots
+
+    def l2_problems(self) -> list[str]:
+        problems = []
+        for symbol, levels in (self.l2 or {}).items():
+            bids, asks = self.engine.book(symbol).depth_raw(1000)
+            depth = {("BUY", t): q for t, q, _ in bids} | {("SELL", t): q for t, q, _ in asks}
+            if levels != depth:
+                problems.append(
+                    f"{self.name} {symbol}: the L2 book rebuilt from the deltas is {levels}, depth is {depth}"
+                )
+        return problems
 
 
 # -- normalizing results so the two backends compare by value --------------------------------
@@ -624,6 +661,7 @@ class Program:
         for lane in self.lanes:
             lane.subscribers.append(spec)
             lane.subscribe(spec)
+            lane.reset_l2()
 
     # -- the commands: decode once, apply per lane ------------------------------------------------
 
@@ -860,11 +898,14 @@ class Program:
             return lane.book.snapshot()
         if op == "subscribe":
             lane.subscribers.append(spec[0])
-            return lane.subscribe(spec[0])
+            unsubscribe = lane.subscribe(spec[0])
+            lane.reset_l2()
+            return unsubscribe
         if op == "unsubscribe":
             for unsubscribe in lane.unsubs:
                 unsubscribe()
             lane.subscribers, lane.unsubs = [], []
+            lane.reset_l2()
             return None
         if op == "queries":
             sym, levels = spec
@@ -1039,7 +1080,7 @@ class Program:
                 problems.append(f"{what}: next_sequence {book.next_sequence} out of range")
         if not 0 < e.next_trade_id <= INT64_MAX + 1:
             problems.append(f"{lane.name} engine: next_trade_id {e.next_trade_id} out of range")
-        return problems
+        return problems + lane.l2_problems()
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any]:
@@ -1099,10 +1140,58 @@ def replay(paths: list[str]) -> int:
     return failed
 
 
+def _signature(exc: BaseException) -> str:
+    """A failure's kind, without the step, the command and the numbers that a smaller input changes."""
+    text = str(exc).split("\n")[0]
+    text = text.split("): ", 1)[-1] if text.startswith("step ") else text
+    return type(exc).__name__ + ":" + re.sub(r"[0-9]+", "#", text)
+
+
+def minimize(path: str, out: str, cfg: Config | None = None) -> int:
+    """Shrink a failing input (dropping chunks, then zeroing bytes) while it fails the same way."""
+    load()
+    cfg = cfg or (config_for(path) if "__no-" in os.path.basename(path) else CONFIG)
+    with open(path, "rb") as fh:
+        data = fh.read()
+
+    def failure(candidate: bytes) -> str | None:
+        try:
+            run_one(candidate, cfg)
+        except Exception as exc:
+            return _signature(exc)
+        return None
+
+    wanted = failure(data)
+    if wanted is None:
+        print(f"{path} does not fail", file=sys.stderr)
+        return 1
+    chunk = max(1, len(data) // 2)
+    while chunk:
+        i = 0
+        while i < len(data):
+            candidate = data[:i] + data[i + chunk :]
+            if failure(candidate) == wanted:
+                data = candidate
+            else:
+                i += chunk
+        chunk //= 2
+    for i in range(len(data)):
+        if data[i]:
+            candidate = data[:i] + b"\0" + data[i + 1 :]
+            if failure(candidate) == wanted:
+                data = candidate
+    with open(out, "wb") as fh:
+        fh.write(data)
+    print(f"{out}: {len(data)} bytes, fails with {wanted}", file=sys.stderr)
+    return 0
+
+
 def main() -> None:
     argv = CONFIG.take_argv(sys.argv)
     if len(argv) > 1 and argv[1] == "--replay":
         sys.exit(1 if replay(argv[2:]) else 0)
+    if len(argv) == 4 and argv[1] == "--minimize":
+        sys.exit(minimize(argv[2], argv[3]))
     import atheris
 
     if os.environ.get("FUZZ_NO_INSTRUMENT"):
@@ -1113,6 +1202,13 @@ def main() -> None:
         with atheris.instrument_imports(include=["tradebook"]):
             load()
     print(f"fuzz_core: {CONFIG.describe()}", file=sys.stderr)
+    # libFuzzer runs child processes for -fork, -jobs and -minimize_crash through the shell with
+    # argv[0] as the command: make that this interpreter and this file, and hand the switches
+    # down through the environment (the children do not see the --no-* flags).
+    for attr, env in Config.FLAGS.values():
+        if not getattr(CONFIG, attr):
+            os.environ[env] = "1"
+    argv = [f"{sys.executable} {os.path.abspath(__file__)}", *argv[1:]]
     atheris.Setup(argv, run_one)
     atheris.Fuzz()
 
