@@ -14,6 +14,7 @@ import pytest
 
 import tradebook
 from tradebook import _book_py, _compat, cli
+from tradebook.cli import info
 
 SRC = str(Path(tradebook.__file__).resolve().parent.parent)
 ROW = re.compile(r"^(ask|bid) +(\S+) +(\S+) +(\d+)$")
@@ -109,7 +110,7 @@ def test_backend_info_explains_a_forced_fallback(capsys, monkeypatch):
 def fallback(monkeypatch):
     """Pretend the pure-Python backend was selected without TRADEBOOK_NO_EXTENSIONS."""
     monkeypatch.delenv("TRADEBOOK_NO_EXTENSIONS", raising=False)
-    monkeypatch.setattr(cli, "BACKEND", "python")
+    monkeypatch.setattr(info, "BACKEND", "python")
     return monkeypatch
 
 
@@ -121,7 +122,7 @@ def test_backend_info_explains_a_missing_compiled_core(fallback):
 
 
 def test_backend_info_on_another_interpreter(fallback):
-    fallback.setattr(cli.platform, "python_implementation", lambda: "PyPy")
+    fallback.setattr(info.platform, "python_implementation", lambda: "PyPy")
     assert cli.backend_lines()[-1] == "compiled core unavailable: PyPy always uses the pure-Python backend"
 
 
@@ -227,6 +228,6 @@ def test_the_old_command_module_paths_still_import():
     from tradebook.oms import db_cli
     from tradebook.serve_cli import add_server_commands, parse_ttl
 
-    assert (add_server_commands, parse_ttl) == (serve.add_server_commands, serve.parse_ttl)
-    assert db_cli.parse_database_url is db.parse_database_url
+    assert parse_ttl is serve.parse_ttl and callable(add_server_commands)
+    assert db_cli.parse_database_url is db.parse_database_url and db_cli.add_db_command is db.add_command
     assert db_cli.POSTGRES_EXTRA_HINT == db.POSTGRES_EXTRA_HINT

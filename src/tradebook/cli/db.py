@@ -30,11 +30,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import TradebookError
+from ._args import count
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["DatabaseTarget", "add_db_command", "parse_database_url", "run_db_command"]
+__all__ = ["DatabaseTarget", "add_command", "parse_database_url", "run_db_command"]
 
 ENV_DATABASE = "TRADEBOOK_DATABASE_URL"
 POSTGRES_EXTRA_HINT = 'the PostgreSQL commands need the postgres extra: pip install "tradebook[postgres]"'
@@ -299,17 +300,7 @@ def _fail(prog: str, message: str, status: int) -> int:
     return status
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
-    return value
-
-
-def add_db_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``db`` and its actions on the ``tradebook`` sub-command parsers; return the ``db`` parser.
 
     Each action sets ``run`` to :func:`run_db_command`, so ``args.run(args)``
@@ -380,7 +371,7 @@ def add_db_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         ),
     )
     health.add_argument(
-        "--top", type=_count, default=10, metavar="N", help="how many of the slowest statements to list (default: 10)"
+        "--top", type=count, default=10, metavar="N", help="how many of the slowest statements to list (default: 10)"
     )
     for parser in (migrate, status, refresh, health):
         parser.set_defaults(run=run_db_command)

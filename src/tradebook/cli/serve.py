@@ -1,44 +1,23 @@
-"""``tradebook serve`` and ``tradebook token``: the HTTP API from the command line.
+"""``tradebook serve``: the HTTP API over an order service, configured by a file and flags.
 
-Both need the ``server`` extra (``pip install "tradebook[server]"``); this module
-imports it only when one of them runs, so the rest of the ``tradebook`` command
-works without it.
+It needs the ``server`` extra (``pip install "tradebook[server]"``), imported
+only when the command runs, so the rest of the ``tradebook`` command works
+without it.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
-__all__ = ["add_server_commands", "parse_ttl"]
+from ._args import import_http, parse_ttl
 
-_SERVER_EXTRA = 'the HTTP server needs the server extra: pip install "tradebook[server]"'
-_TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
-
-
-def parse_ttl(text: str) -> int:
-    """Seconds from ``90``, ``90s``, ``15m``, ``12h`` or ``30d``."""
-    match = re.fullmatch(r"\s*([0-9]{1,9})\s*([smhd]?)\s*", text)
-    if match is None or int(match.group(1)) == 0:
-        raise argparse.ArgumentTypeError(f"not a positive duration such as 3600, 15m, 12h or 30d: {text!r}")
-    return int(match.group(1)) * _TTL_UNITS[match.group(2)]
+__all__ = ["add_command", "parse_ttl"]
 
 
-def _import_http() -> Any:
-    try:
-        import tradebook.http as http
-    except ImportError as exc:
-        # tradebook.http's own ImportError already names the extra to install; say it once.
-        message = str(exc) if "tradebook[server]" in str(exc) else f"{_SERVER_EXTRA} ({exc})"
-        print(f"tradebook: {message}", file=sys.stderr)
-        return None
-    return http
-
-
-def _serve(args: argparse.Namespace) -> int:
-    http = _import_http()
+def _run(args: argparse.Namespace) -> int:
+    http = import_http()
     if http is None:
         return 2
     try:
@@ -73,22 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
     return int(http.serve(config))
 
 
-def _token(args: argparse.Namespace) -> int:
-    http = _import_http()
-    if http is None:
-        return 2
-    try:
-        secret = http.load_secret(args.secret_env)
-        token = http.issue_token(args.user, secret, ttl=args.ttl)
-    except (http.ConfigError, ValueError) as exc:
-        print(f"tradebook token: {exc}", file=sys.stderr)
-        return 2
-    print(token)
-    return 0
-
-
-def add_server_commands(commands: Any) -> None:
-    """Add ``serve`` and ``token`` to the ``tradebook`` command's subparsers."""
+def add_command(commands: Any) -> None:
+    """Add ``serve`` to the ``tradebook`` command's subparsers."""
     serve = commands.add_parser(
         "serve",
         help="run the HTTP order-management API (SQLite by default)",
@@ -184,25 +149,4 @@ def add_server_commands(commands: Any) -> None:
         metavar="DURATION",
         help="refuse tokens that expire later than this from now: 3600, 15m, 12h, 30d (default: 30d)",
     )
-    serve.set_defaults(run=_serve)
-
-    token = commands.add_parser(
-        "token",
-        help="print a signed bearer token for a user",
-        description=(
-            "Print a bearer token for USER, signed with HMAC-SHA256 with the secret in TRADEBOOK_AUTH_SECRET "
-            "(or --secret-env), that 'tradebook serve' accepts until it expires. Send it as "
-            "'Authorization: Bearer TOKEN'."
-        ),
-    )
-    token.add_argument("user", metavar="USER", help="the user id the token names")
-    token.add_argument(
-        "--ttl", type=parse_ttl, default=86_400, metavar="DURATION", help="lifetime: 3600, 15m, 12h, 30d (default: 24h)"
-    )
-    token.add_argument(
-        "--secret-env",
-        metavar="NAME",
-        default="TRADEBOOK_AUTH_SECRET",
-        help="environment variable holding the secret (default: TRADEBOOK_AUTH_SECRET)",
-    )
-    token.set_defaults(run=_token)
+    serve.set_defaults(run=_run)
