@@ -98,10 +98,12 @@ def test_fok_cancel_maker_skips_own_orders_without_wrapping(be):
     engine = _engine(be, self_trade_prevention="CANCEL_MAKER")
     engine.submit_raw(1, "SELL", 100, HALF, owner="alice")
     engine.submit_raw(2, "SELL", 100, HALF - 1, owner="bob")
-    engine.submit_raw(3, "SELL", 101, HALF, owner="carol")
+    engine.submit_raw(3, "SELL", 101, HALF + 1, owner="carol")  # bob's and carol's lots add up to 2**63
     report = engine.submit_raw(4, "BUY", 101, INT64_MAX, time_in_force="FOK", owner="alice")
     assert report.status is OrderStatus.FILLED
     assert [o.id for o in report.cancelled] == [1]
+    assert [t.quantity_lots for t in report.trades] == [HALF - 1, HALF]
+    assert engine.book().level_raw("SELL", 101) == (1, 1)
     check_books(engine)
 
 
