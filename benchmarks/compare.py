@@ -52,7 +52,6 @@ import math
 import os
 import pickle
 import platform
-import random
 import statistics
 import subprocess
 import sys
@@ -72,14 +71,13 @@ except ImportError:  # a checkout without PYTHONPATH=src
     import tradebook
 
 import workloads as wl  # noqa: E402
-from peers import TABLE_BOOK, TABLE_ENGINE, Contestant, dist_version, make  # noqa: E402
+from peers import TABLE_BOOK, TABLE_ENGINE, dist_version, make  # noqa: E402
 
 PAGE = ROOT / "docs" / "performance.md"
 ASSETS = ROOT / "docs" / "assets"
 BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
 BASELINE = "tradebook-cython-raw"
 TIMES = "\u00d7"  # the multiplication sign, for ratios
-ADD_ID0 = 10**9  # ids of added orders: clear of the book's and the streams' ids at every size
 
 OPS = {
     TABLE_BOOK: ("add", "cancel", "top", "depth", "update_top"),
@@ -154,139 +152,7 @@ QUICK = Config(
 )
 
 
-# == the workload ===================================================================================
-
-
-@dataclass
-class Data:
-    """The book, the prepared operation streams and what a correct book looks like."""
-
-    orders: list[wl.OrderTuple]
-    adds: list[wl.OrderTuple]
-    cancel_ids: list[int]
-    stream: wl.Stream | None
-    top10: tuple[list[tuple[int, int]], list[tuple[int, int]]]
-
-
-def top10(orders: list[wl.OrderTuple]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    bids, asks = wl.depth_of(wl.level_totals(orders), 10)
-    return [(p, q) for p, q, _ in bids], [(p, q) for p, q, _ in asks]
-
-
-def make_data(n_deep: int, n_adds: int, match_batches: int, takers: int, seed: int = wl.SEED) -> Data:
-    orders = wl.base_orders(n_deep=n_deep)
-    rng = random.Random(seed + 7)
-    adds = []
-    for i in range(n_adds):  # the book's own price distribution (deep book: FRONT ticks out)
-        side = wl.BUY if rng.random() < 0.5 else wl.SELL
-        adds.append((ADD_ID0 + i, side, wl.ticks_at(side, wl.FRONT + wl.draw_offset(rng)), wl.draw_lots(rng)))
-    cancel_ids = [o[0] for o in orders]
-    rng.shuffle(cancel_ids)
-    stream = wl.matching_stream(match_batches, takers, n_deep=n_deep) if match_batches else None
-    return Data(orders, adds, cancel_ids, stream, top10(orders))
-
-
-# == measuring (in the worker process) =================================================================
-
-
-def _slice(items: list[Any], size: int, index: int) -> list[Any]:
-    count = max(1, len(items) // size)
-    start = (index % count) * size
-    return items[start : start + size]
-
-
-def measure_op(c: Contestant, op: str, data: Data, batch: int, warmup: int, repeats: int) -> dict[str, Any]:
-    clock = time.perf_counter_ns
-    fn = getattr(c, op)
-    per_op: list[float] = []
-    for i in range(warmup + repeats):
-        undo = None
-        if op in ("add", "update_top"):
-            rows = _slice(data.adds, batch, i)
-            arg, n = c.prep_add(rows), len(rows)
-            undo = (c.undo_add, rows)
-        elif op == "cancel":
-            ids = _slice(data.cancel_ids, batch, i)
-            arg, n = c.prep_cancel(ids), len(ids)
-            undo = (c.undo_cancel, ids)
-        else:
-            arg = n = batch
-        t0 = clock()
-        fn(arg)
-        t1 = clock()
-        if undo is not None:
-            undo[0](undo[1])
-        if i >= warmup:
-            per_op.append((t1 - t0) / n)
-    levels = c.levels()
-    if levels != data.top10:
-        raise AssertionError(f"{op}: the book's best levels are wrong afterwards: {levels} != {data.top10}")
-    return summary(per_op, batch)
-
-
-def measure_match(c: Contestant, data: Data, warmup: int, repeats: int) -> dict[str, Any]:
-    assert data.stream is not None
-    clock = time.perf_counter_ns
-    take, prep, refill = c.take, c.prep_take, c.refill
-    per_op: list[float] = []
-    batches = data.stream.batches[: warmup + repeats]
-    trades_expected = trades_seen = 0
-    for i, batch in enumerate(batches):
-        ns = 0
-        for takers, refills in batch.commands:
-            arg = prep(takers)
-            t0 = clock()
-            trades_seen += take(arg)
-            t1 = clock()
-            ns += t1 - t0
-            refill(refills)
-        trades_expected += batch.n_trades
-        if i >= warmup:
-            per_op.append(ns / batch.n_takers)
-    bids, asks = batches[-1].depth_after
-    expected = ([(p, q) for p, q, _ in bids[:10]], [(p, q) for p, q, _ in asks[:10]])
-    levels = c.levels()
-    if levels != expected:
-        raise AssertionError(f"match: the book's best levels are wrong afterwards: {levels} != {expected}")
-    if getattr(c, "trades_are_fills", True) and trades_seen != trades_expected:
-        raise AssertionError(f"match: {trades_seen} trades reported, {trades_expected} expected")
-    out = summary(per_op, batches[0].n_takers)
-    out["trades_per_order"] = trades_expected / sum(b.n_takers for b in batches)
-    return out
-
-
-def summary(per_op: list[float], ops_per_batch: int) -> dict[str, Any]:
-    return {
-        "median_ns": statistics.median(per_op),
-        "min_ns": min(per_op),
-        "max_ns": max(per_op),
-        "batches_ns": [round(x, 1) for x in per_op],
-        "ops_per_batch": ops_per_batch,
-    }
-
-
-def run_contestant(c: Contestant, data: Data, cfg: Config, ops: tuple[str, ...]) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    wanted = [op for op in ("top", "depth", "add", "cancel", "update_top") if op in ops and c.supports(op)]
-    if wanted:  # these leave the book as they found it: one book for all of them
-        c.build(data.orders)
-        gc.collect()
-        for op in wanted:
-            try:
-                results[op] = measure_op(c, op, data, cfg.batch[op], cfg.warmup, cfg.repeats)
-            except Exception as exc:  # reported in the table, the rest still measured
-                results[op] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
-        check = getattr(c, "check_ids", None)
-        if check is not None:
-            check()
-    if "match" in ops and c.supports("match"):
-        c.build(data.orders)  # a fresh book: the stream's expected trades assume the original priorities
-        gc.collect()
-        try:
-            results["match"] = measure_match(c, data, cfg.warmup, cfg.repeats)
-        except Exception as exc:
-            results["match"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
-    return results
+# == measuring (in the worker process) ============================================================
 
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -309,10 +175,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         out["status"] = reason
         return out
     with open(spec["data"], "rb") as fh:
-        data: Data = pickle.load(fh)
+        data: wl.CompareData = pickle.load(fh)
     gc.collect()
     started = time.perf_counter()
-    out["results"] = run_contestant(c, data, cfg, OPS[c.table])
+    out["results"] = c.run(data, cfg.batch, cfg.warmup, cfg.repeats, OPS[c.table])
     out["seconds"] = round(time.perf_counter() - started, 1)
     out["status"] = "ran"
     return out
@@ -320,7 +186,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 def scaling_worker(spec: dict[str, Any], cfg: Config) -> dict[str, Any]:
     with open(spec["data"], "rb") as fh:
-        data: Data = pickle.load(fh)
+        data: wl.CompareData = pickle.load(fh)
     backend = spec["backend"]
     results: dict[str, Any] = {}
     book = make(TABLE_BOOK, f"tradebook-{backend}-raw")
@@ -328,9 +194,9 @@ def scaling_worker(spec: dict[str, Any], cfg: Config) -> dict[str, Any]:
     reason = book.unavailable() or engine.unavailable()
     if reason is not None:
         return {"backend": backend, "size": len(data.orders), "status": reason}
-    results.update(run_contestant(book, data, cfg, ("add", "cancel", "top", "depth")))
+    results.update(book.run(data, cfg.batch, cfg.warmup, cfg.repeats, ("add", "cancel", "top", "depth")))
     book.build([])  # free the big book before the next is built
-    results.update(run_contestant(engine, data, cfg, ("match",)))
+    results.update(engine.run(data, cfg.batch, cfg.warmup, cfg.repeats, ("match",)))
     return {"backend": backend, "size": len(data.orders), "status": "ran", "results": results}
 
 
@@ -437,7 +303,7 @@ def run_all(args: argparse.Namespace, cfg: Config, tmp: Path) -> dict[str, Any]:
         match_batches = cfg.warmup + cfg.repeats
         n_adds = cfg.batch["add"] * (cfg.warmup + cfg.repeats)
         log(f"workload: {cfg.n_deep:,}-order deep book + thin front, {n_adds:,} adds, {match_batches} matching batches")
-        data = make_data(cfg.n_deep, n_adds, match_batches, cfg.takers)
+        data = wl.compare_data(cfg.n_deep, n_adds, match_batches, cfg.takers)
         report["workload"] = {
             "resting_orders": len(data.orders),
             "levels": [len(side) for side in wl.level_totals(data.orders)],
@@ -499,7 +365,7 @@ def run_all(args: argparse.Namespace, cfg: Config, tmp: Path) -> dict[str, Any]:
             }
             match_batches = cfg.warmup + cfg.scaling_repeats
             log(f"scaling: generating the {size:,}-order book ...")
-            data = make_data(size, adds_batch * (cfg.warmup + repeats), match_batches, cfg.takers)
+            data = wl.compare_data(size, adds_batch * (cfg.warmup + repeats), match_batches, cfg.takers)
             path = tmp / f"scaling-{size}.pkl"
             with open(path, "wb") as fh:
                 pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)

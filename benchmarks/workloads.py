@@ -631,6 +631,42 @@ def decimal_matching(chunks: Iterable[Chunk]) -> list[tuple[list[Any], list[Any]
     ]
 
 
+# -- the peer comparison's data (report.py compare) -------------------------------------------
+
+ADD_ID0 = 10**9  # ids of added orders: clear of the book's and the streams' ids at every size
+
+
+@dataclass
+class CompareData:
+    """What every contestant of ``report.py compare`` gets: the book, the operation streams, the right answer."""
+
+    orders: list[OrderTuple]
+    adds: list[OrderTuple]
+    cancel_ids: list[int]
+    stream: Stream | None
+    top10: tuple[list[tuple[int, int]], list[tuple[int, int]]]
+
+
+def top10(orders: list[OrderTuple]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The best ten levels a side as ``(ticks, lots)``."""
+    bids, asks = depth_of(level_totals(orders), 10)
+    return [(p, q) for p, q, _ in bids], [(p, q) for p, q, _ in asks]
+
+
+def compare_data(n_deep: int, n_adds: int, match_batches: int, takers: int, seed: int = SEED) -> CompareData:
+    """``base_orders(n_deep)``, ``n_adds`` adds from the deep book's price distribution, shuffled cancel ids, the matching stream."""
+    orders = base_orders(n_deep=n_deep)
+    rng = random.Random(seed + 7)
+    adds = []
+    for i in range(n_adds):  # the book's own price distribution (deep book: FRONT ticks out)
+        side = BUY if rng.random() < 0.5 else SELL
+        adds.append((ADD_ID0 + i, side, ticks_at(side, FRONT + draw_offset(rng)), draw_lots(rng)))
+    cancel_ids = [o[0] for o in orders]
+    rng.shuffle(cancel_ids)
+    stream = matching_stream(match_batches, takers, n_deep=n_deep) if match_batches else None
+    return CompareData(orders, adds, cancel_ids, stream, top10(orders))
+
+
 # -- batch rows for MatchingEngine.execute_batch (converted once, outside any timing) --------------
 
 
