@@ -86,3 +86,10 @@ def _unavailable(exc: Exception | None, *, skip: bool) -> None:
         if exc is None:
             pytest.skip("TRADEBOOK_NO_EXTENSIONS is set: the compiled core is not tested")
         pytest.skip(f"compiled core not built ({exc}); build it with `pip install -e .` and a C compiler")
+
+
+def need_engine(backend: types.SimpleNamespace) -> types.SimpleNamespace:
+    """``backend`` if its matching engine imports; otherwise skip (or fail under TRADEBOOK_REQUIRE_EXTENSIONS)."""
+    if backend.MatchingEngine is None:
+        _unavailable(backend.engine_error, skip=True)
+    return backend

@@ -31,6 +31,7 @@ from _backends import (  # noqa: E402
     _unavailable,
     available_backends,
     load_backend,
+    need_engine,
 )
 
 __all__ = ["available_backends", "load_backend"]
@@ -47,6 +48,12 @@ def backend(request: pytest.FixtureRequest) -> types.SimpleNamespace:
     except ImportError as exc:
         _unavailable(exc, skip=True)
         raise  # not reached: _unavailable fails or skips
+
+
+@pytest.fixture
+def engine_backend(backend: types.SimpleNamespace) -> types.SimpleNamespace:
+    """``backend``, for tests of its ``MatchingEngine``: skipped (failed under TRADEBOOK_REQUIRE_EXTENSIONS) if that does not import."""
+    return need_engine(backend)
 
 
 @pytest.fixture

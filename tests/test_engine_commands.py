@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from _reference_matcher import Venue, check_books, fills, need_engine, unchanged
+from models.engine import Venue, check_books, fills, unchanged
 from tradebook import (
     DuplicateOrderError,
     Instrument,
@@ -39,13 +39,8 @@ LIMITED = Instrument(
 
 
 @pytest.fixture
-def eb(backend):
-    return need_engine(backend)
-
-
-@pytest.fixture
-def venue(eb):
-    return Venue(eb, [ACME])
+def venue(engine_backend):
+    return Venue(engine_backend, [ACME])
 
 
 # -- cancel ------------------------------------------------------------------------------------
@@ -188,15 +183,15 @@ def test_a_crossing_amend_keeps_earlier_fills(venue):
     assert (report.order.filled_quantity, report.order.status) == (4, OrderStatus.FILLED)
 
 
-def test_a_crossing_amend_applies_self_trade_prevention(eb):
-    venue = Venue(eb, [ACME], stp="CANCEL_TAKER")
+def test_a_crossing_amend_applies_self_trade_prevention(engine_backend):
+    venue = Venue(engine_backend, [ACME], stp="CANCEL_TAKER")
     venue.sell("own", 100, 1, owner="alice")
     venue.buy("a", 99, 1, owner="alice")
     report = venue.engine.amend(None, "a", price=100)
     assert report.order.status is OrderStatus.CANCELLED and report.trades == []
     assert "a" not in venue.engine.book()
     assert venue.asks() == [(100, [("own", 1)])]
-    venue = Venue(eb, [ACME], stp="CANCEL_MAKER")
+    venue = Venue(engine_backend, [ACME], stp="CANCEL_MAKER")
     venue.sell("own", 100, 1, owner="alice")
     venue.buy("a", 99, 1, owner="alice")
     report = venue.engine.amend(None, "a", price=100)
@@ -232,8 +227,8 @@ def test_amend_without_changes_or_of_an_unknown_order_raises(venue):
         venue.engine.amend_raw(None, "a", price=0)
 
 
-def test_amend_raw_works_in_ticks_and_lots(eb):
-    engine = eb.MatchingEngine([ZETA])
+def test_amend_raw_works_in_ticks_and_lots(engine_backend):
+    engine = engine_backend.MatchingEngine([ZETA])
     engine.submit_raw("s", "SELL", 30, 10)  # 15.0 x 1.0
     engine.submit_raw("b", "BUY", 20, 5)
     report = engine.amend_raw("ZETA/USD", "b", quantity=15, price=30)
@@ -248,8 +243,8 @@ def test_amend_raw_works_in_ticks_and_lots(eb):
 
 
 @pytest.fixture
-def limited(eb):
-    venue = Venue(eb, [LIMITED])
+def limited(engine_backend):
+    venue = Venue(engine_backend, [LIMITED])
     venue.sell("resting", 20, 5)
     return venue
 
@@ -309,8 +304,8 @@ def test_amend_is_held_to_the_limits_too(limited):
 # -- invalid input -----------------------------------------------------------------------------------
 
 
-def test_an_unknown_symbol_raises_everywhere_and_changes_nothing(eb):
-    venue = Venue(eb, [ACME])
+def test_an_unknown_symbol_raises_everywhere_and_changes_nothing(engine_backend):
+    venue = Venue(engine_backend, [ACME])
     venue.sell("a", 100, 1)
     e = venue.engine
     calls = [
@@ -341,8 +336,8 @@ def test_a_duplicate_resting_id_raises_and_changes_nothing(venue):
         venue.engine.submit_raw("a", "BUY", 100, 1)
 
 
-def test_ids_only_clash_with_orders_still_resting_in_the_same_book(eb):
-    venue = Venue(eb, [ACME, ZETA])
+def test_ids_only_clash_with_orders_still_resting_in_the_same_book(engine_backend):
+    venue = Venue(engine_backend, [ACME, ZETA])
     venue.sell(1, 100, 1, symbol="ACME/USD")
     assert venue.sell(1, 100, 1, symbol="ZETA/USD").status is OrderStatus.OPEN  # another book
     venue.buy(2, 100, 1, symbol="ACME/USD")  # fills ACME order 1
@@ -416,9 +411,9 @@ def test_a_remainder_that_would_overflow_its_level_raises_and_changes_nothing(ve
 # -- symbol=None --------------------------------------------------------------------------------------
 
 
-def test_with_one_instrument_symbol_none_means_that_one(eb):
-    e = eb.MatchingEngine([ZETA])
-    e.submit(eb.Order("a", "SELL", "10", "1"))
+def test_with_one_instrument_symbol_none_means_that_one(engine_backend):
+    e = engine_backend.MatchingEngine([ZETA])
+    e.submit(engine_backend.Order("a", "SELL", "10", "1"))
     e.submit_raw("b", "SELL", 21, 3)
     assert e.book().symbol == "ZETA/USD" and e.book(None) is e.book("ZETA/USD")
     assert e.top_of_book() == e.top_of_book("ZETA/USD")
@@ -428,8 +423,8 @@ def test_with_one_instrument_symbol_none_means_that_one(eb):
     assert e.cancel_raw(None, "b") == 3
 
 
-def test_with_several_instruments_symbol_none_raises(eb):
-    venue = Venue(eb, [ACME, ZETA])
+def test_with_several_instruments_symbol_none_raises(engine_backend):
+    venue = Venue(engine_backend, [ACME, ZETA])
     venue.sell("a", 100, 1, symbol="ACME/USD")
     e = venue.engine
     calls = [
@@ -446,11 +441,11 @@ def test_with_several_instruments_symbol_none_raises(eb):
     assert venue.buy("b", 100, 1, symbol="ACME/USD").status is OrderStatus.FILLED
 
 
-def test_with_no_instrument_symbol_none_raises(eb):
-    e = eb.MatchingEngine()
+def test_with_no_instrument_symbol_none_raises(engine_backend):
+    e = engine_backend.MatchingEngine()
     assert e.symbols == []
     with pytest.raises(UnknownSymbolError):
-        e.submit(eb.Order("x", "BUY", 1, 1))
+        e.submit(engine_backend.Order("x", "BUY", 1, 1))
     with pytest.raises(UnknownSymbolError):
         e.submit_raw("x", "BUY", 1, 1)
     e.add_instrument(ACME)
@@ -460,8 +455,8 @@ def test_with_no_instrument_symbol_none_raises(eb):
 # -- the raw API -------------------------------------------------------------------------------------
 
 
-def test_submit_raw_covers_every_order_kind(eb):
-    e = eb.MatchingEngine([ZETA])  # tick 0.5, lot 0.1
+def test_submit_raw_covers_every_order_kind(engine_backend):
+    e = engine_backend.MatchingEngine([ZETA])  # tick 0.5, lot 0.1
     assert e.submit_raw(1, "SELL", 200, 10, owner="m").status is OrderStatus.OPEN  # 100.0 x 1.0
     assert e.submit_raw(2, Side.SELL, 202, 10).status is OrderStatus.OPEN
     report = e.submit_raw(3, "BUY", 201, 15, time_in_force="IOC", owner="t")
@@ -480,17 +475,17 @@ def test_submit_raw_covers_every_order_kind(eb):
     assert e.top_of_book_raw() == (100, 4, 202, 7)
 
 
-def test_raw_and_decimal_apis_give_identical_results(eb):
+def test_raw_and_decimal_apis_give_identical_results(engine_backend):
     results = []
     for api in ("raw", "decimal"):
-        e = eb.MatchingEngine([ZETA], self_trade_prevention="CANCEL_MAKER")
+        e = engine_backend.MatchingEngine([ZETA], self_trade_prevention="CANCEL_MAKER")
         plan = [(1, "SELL", 20, 5, "x"), (2, "SELL", 21, 5, "y"), (3, "SELL", 21, 2, "x"), (4, "BUY", 22, 11, "x")]
         out = []
         for oid, side, ticks, lots, owner in plan:
             if api == "raw":
                 r = e.submit_raw(oid, side, ticks, lots, owner=owner)
             else:
-                r = e.submit(eb.Order(oid, side, ticks * ZETA.tick_size, lots * ZETA.lot_size, owner=owner))
+                r = e.submit(engine_backend.Order(oid, side, ticks * ZETA.tick_size, lots * ZETA.lot_size, owner=owner))
             out.append(
                 (r.status, r.order.filled_lots, [(t.id, t.price, t.quantity, t.maker_order_id) for t in r.trades],
                  [o.id for o in r.cancelled])

@@ -17,7 +17,7 @@ from uuid import UUID
 import pytest
 
 from _backends import available_backends
-from _reference_matcher import Venue, check_books, need_engine, report_key, unchanged
+from models.engine import Venue, check_books, report_key, unchanged
 from tradebook import (
     Instrument,
     InvalidOrderError,
@@ -34,13 +34,8 @@ ZETA = Instrument("ZETA/USD", "0.5", "0.1", min_quantity="0.2")
 
 
 @pytest.fixture
-def eb(backend):
-    return need_engine(backend)
-
-
-@pytest.fixture
-def venue(eb):
-    v = Venue(eb, [ACME])
+def venue(engine_backend):
+    v = Venue(engine_backend, [ACME])
     v.updates = []
     v.unsubscribe = v.engine.subscribe(v.updates.append)
     return v
@@ -107,8 +102,8 @@ def test_a_crossing_amend_publishes_old_level_maker_levels_and_new_level(venue):
     assert deltas(update) == [(Side.BUY, 99, 0), (Side.SELL, 101, 0), (Side.BUY, 101, 2)]
 
 
-def test_stp_cancellations_and_decrements_are_published(eb):
-    venue = Venue(eb, [ACME], stp="DECREMENT")
+def test_stp_cancellations_and_decrements_are_published(engine_backend):
+    venue = Venue(engine_backend, [ACME], stp="DECREMENT")
     venue.sell("own", 100, 5, owner="x")
     venue.sell("own2", 101, 1, owner="x")
     updates = []
@@ -171,8 +166,8 @@ def test_subscribe_takes_a_callable(venue):
         venue.engine.subscribe(42)
 
 
-def test_updates_carry_their_symbol(eb):
-    venue = Venue(eb, [ACME, ZETA])
+def test_updates_carry_their_symbol(engine_backend):
+    venue = Venue(engine_backend, [ACME, ZETA])
     seen = []
     venue.engine.subscribe(seen.append)
     venue.buy(1, 100, 1, symbol="ACME/USD")
@@ -181,9 +176,9 @@ def test_updates_carry_their_symbol(eb):
     assert seen[1].deltas == [L2Delta(Side.SELL, Decimal("7.5"), Decimal("0.3"), 15, 3)]
 
 
-def test_deltas_replayed_onto_an_empty_ladder_give_the_book(eb):
+def test_deltas_replayed_onto_an_empty_ladder_give_the_book(engine_backend):
     """Applying every delta in order to a plain dict reproduces the book's levels exactly."""
-    venue = Venue(eb, [ACME], stp="DECREMENT")
+    venue = Venue(engine_backend, [ACME], stp="DECREMENT")
     ladder = {}
 
     def apply(update):
@@ -224,8 +219,8 @@ def test_top_of_book_on_an_empty_book(venue):
     assert venue.engine.top_of_book_raw() == (None, None, None, None)
 
 
-def test_top_of_book_shows_best_prices_and_their_level_totals(eb):
-    venue = Venue(eb, [ACME, ZETA])
+def test_top_of_book_shows_best_prices_and_their_level_totals(engine_backend):
+    venue = Venue(engine_backend, [ACME, ZETA])
     venue.buy("b1", 99, 1, symbol="ACME/USD")
     venue.buy("b2", 99, 2, symbol="ACME/USD")
     venue.buy("b3", 98, 7, symbol="ACME/USD")
@@ -244,8 +239,8 @@ def test_top_of_book_shows_best_prices_and_their_level_totals(eb):
 # -- snapshots ---------------------------------------------------------------------------------------
 
 
-def _busy_engine(eb, stp="CANCEL_MAKER"):
-    venue = Venue(eb, [ACME, ZETA], stp=stp)
+def _busy_engine(engine_backend, stp="CANCEL_MAKER"):
+    venue = Venue(engine_backend, [ACME, ZETA], stp=stp)
     venue.sell(1, 101, 5, owner="alice", symbol="ACME/USD")
     venue.sell("two", 101, 2, owner=7, symbol="ACME/USD", self_trade_prevention="DECREMENT")
     venue.sell(UUID(int=3), 103, 1, symbol="ACME/USD")
@@ -257,11 +252,11 @@ def _busy_engine(eb, stp="CANCEL_MAKER"):
     return venue
 
 
-def test_snapshot_round_trips_through_json(eb):
-    venue = _busy_engine(eb)
+def test_snapshot_round_trips_through_json(engine_backend):
+    venue = _busy_engine(engine_backend)
     data = venue.engine.snapshot()
     text = json.dumps(data)
-    restored = eb.MatchingEngine.from_snapshot(json.loads(text))
+    restored = engine_backend.MatchingEngine.from_snapshot(json.loads(text))
     check_books(restored)
     assert json.dumps(restored.snapshot()) == text
     assert restored.symbols == ["ACME/USD", "ZETA/USD"]
@@ -279,21 +274,21 @@ def test_snapshot_round_trips_through_json(eb):
     assert restored.book("ZETA/USD").get_order("r7").owner == "carol"
 
 
-def test_a_restored_engine_keeps_limits_priorities_and_stp(eb):
-    venue = _busy_engine(eb)
-    restored = eb.MatchingEngine.from_snapshot(json.loads(json.dumps(venue.engine.snapshot())))
+def test_a_restored_engine_keeps_limits_priorities_and_stp(engine_backend):
+    venue = _busy_engine(engine_backend)
+    restored = engine_backend.MatchingEngine.from_snapshot(json.loads(json.dumps(venue.engine.snapshot())))
     with unchanged(restored), pytest.raises(Exception, match="minimum"):
-        restored.submit(eb.Order("tiny", "SELL", "20", "0.1", symbol="ZETA/USD"))
+        restored.submit(engine_backend.Order("tiny", "SELL", "20", "0.1", symbol="ZETA/USD"))
     with unchanged(restored), pytest.raises(InvalidOrderError):
         restored.amend("ACME/USD", 4, price=101)  # post-only kept
-    report = restored.submit(eb.Order("x", "BUY", 101, 4, owner=7, symbol="ACME/USD"))
+    report = restored.submit(engine_backend.Order("x", "BUY", 101, 4, owner=7, symbol="ACME/USD"))
     # order 1 (alice, 3 left) trades first; then "two" (owner 7) meets the taker's default CANCEL_MAKER
     assert [(t.maker_order_id, t.quantity) for t in report.trades] == [(1, 3)]
     assert [o.id for o in report.cancelled] == ["two"]
     assert report.trades[0].id == 2
 
 
-def test_replaying_after_a_restore_gives_the_same_trades(eb):
+def test_replaying_after_a_restore_gives_the_same_trades(engine_backend):
     """Run A; snapshot; run B on the original and on a restored copy: identical reports and final state."""
     rng = random.Random(11)
 
@@ -320,11 +315,11 @@ def test_replaying_after_a_restore_gives_the_same_trades(eb):
                 keys.append(type(exc).__name__)
         return keys
 
-    engine = eb.MatchingEngine([ACME, ZETA], self_trade_prevention="DECREMENT")
+    engine = engine_backend.MatchingEngine([ACME, ZETA], self_trade_prevention="DECREMENT")
     rng_local = random.Random(1)
     run(engine, commands(400), 0)
     data = json.loads(json.dumps(engine.snapshot()))
-    restored = eb.MatchingEngine.from_snapshot(data)
+    restored = engine_backend.MatchingEngine.from_snapshot(data)
     tail = commands(400)
     rng_local = random.Random(2)
     first = run(engine, tail, 1000)
@@ -359,20 +354,20 @@ def test_snapshots_restore_across_backends():
         {"format": "tradebook.engine/1", "next_trade_id": "1", "books": []},
     ],
 )
-def test_from_snapshot_rejects_what_is_not_an_engine_snapshot(eb, data):
+def test_from_snapshot_rejects_what_is_not_an_engine_snapshot(engine_backend, data):
     with pytest.raises(InvalidOrderError):
-        eb.MatchingEngine.from_snapshot(data)
+        engine_backend.MatchingEngine.from_snapshot(data)
 
 
-def test_from_snapshot_rejects_a_symbol_twice(eb):
-    data = Venue(eb, [ACME]).engine.snapshot()
+def test_from_snapshot_rejects_a_symbol_twice(engine_backend):
+    data = Venue(engine_backend, [ACME]).engine.snapshot()
     data["books"] = data["books"] * 2
     with pytest.raises(InvalidOrderError):
-        eb.MatchingEngine.from_snapshot(data)
+        engine_backend.MatchingEngine.from_snapshot(data)
 
 
-def test_an_empty_engine_round_trips(eb):
-    engine = eb.MatchingEngine(self_trade_prevention="NONE")
-    restored = eb.MatchingEngine.from_snapshot(json.loads(json.dumps(engine.snapshot())))
+def test_an_empty_engine_round_trips(engine_backend):
+    engine = engine_backend.MatchingEngine(self_trade_prevention="NONE")
+    restored = engine_backend.MatchingEngine.from_snapshot(json.loads(json.dumps(engine.snapshot())))
     assert restored.symbols == [] and restored.self_trade_prevention is SelfTradePrevention.NONE
     assert restored.next_trade_id == 1

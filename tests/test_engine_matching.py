@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from _reference_matcher import Venue, check_books, fills, need_engine, unchanged
+from models.engine import Venue, check_books, fills, unchanged
 from tradebook import Instrument, InvalidOrderError, OrderStatus, Side
 
 ACME = Instrument("ACME/USD", "1", "1")
@@ -21,14 +21,14 @@ BTC = Instrument("BTC/USDT", "0.01", "0.001")
 
 
 @pytest.fixture
-def venue(backend):
-    return Venue(need_engine(backend), [ACME])
+def venue(engine_backend):
+    return Venue(engine_backend, [ACME])
 
 
 @pytest.fixture
-def two(backend):
+def two(engine_backend):
     """A venue trading ACME/USD and ZETA/USD."""
-    return Venue(need_engine(backend), [ACME, ZETA])
+    return Venue(engine_backend, [ACME, ZETA])
 
 
 # -- price-time priority --------------------------------------------------------------------
@@ -108,14 +108,14 @@ def test_an_order_that_does_not_cross_rests_open(venue):
     assert venue.bids() == [(101, [("b", 1)])]
 
 
-def test_a_trade_reports_every_field(backend):
-    venue = Venue(need_engine(backend), [BTC])
+def test_a_trade_reports_every_field(engine_backend):
+    venue = Venue(engine_backend, [BTC])
     venue.sell(7, "100.25", "0.5", owner="maker-co")
     report = venue.buy(8, "101.00", "0.2", owner="taker-co")
     assert len(report.trades) == 1
     trade = report.trades[0]
-    assert isinstance(trade, backend.Trade)
-    assert isinstance(report, backend.ExecutionReport)
+    assert isinstance(trade, engine_backend.Trade)
+    assert isinstance(report, engine_backend.ExecutionReport)
     assert trade.id == 1
     assert trade.symbol == "BTC/USDT"
     assert trade.price == Decimal("100.25") and isinstance(trade.price, Decimal)
@@ -363,8 +363,8 @@ def test_a_rejected_or_expired_order_takes_no_sequence(venue):
 # -- Decimal grid ----------------------------------------------------------------------------------
 
 
-def test_decimal_prices_and_quantities_on_a_fine_grid(backend):
-    venue = Venue(need_engine(backend), [BTC])
+def test_decimal_prices_and_quantities_on_a_fine_grid(engine_backend):
+    venue = Venue(engine_backend, [BTC])
     venue.sell(1, "30000.01", "0.125")
     venue.sell(2, Decimal("30000.02"), "0.5")
     report = venue.buy(3, "30000.02", Decimal("0.2"))

@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import pytest
 
-from _reference_matcher import Venue, check_books, fills, need_engine, unchanged
+from models.engine import Venue, check_books, fills, unchanged
 from tradebook import Instrument, OrderStatus, SelfTradePrevention
 
 ACME = Instrument("ACME/USD", "1", "1")
 MODES = ["NONE", "CANCEL_TAKER", "CANCEL_MAKER", "CANCEL_BOTH", "DECREMENT"]
 
 
-@pytest.fixture
-def eb(backend):
-    return need_engine(backend)
-
-
-def venue_with(eb, stp="CANCEL_TAKER"):
-    return Venue(eb, [ACME], stp=stp)
+def venue_with(engine_backend, stp="CANCEL_TAKER"):
+    return Venue(engine_backend, [ACME], stp=stp)
 
 
 @pytest.fixture
-def venue(eb):
-    return venue_with(eb)
+def venue(engine_backend):
+    return venue_with(engine_backend)
 
 
 def cancelled(report):
@@ -76,10 +71,10 @@ def test_cancel_taker_before_any_fill_changes_no_level(venue):
 # -- CANCEL_MAKER ------------------------------------------------------------------------------------
 
 
-def test_cancel_maker_cancels_the_resting_order_and_keeps_matching(eb):
+def test_cancel_maker_cancels_the_resting_order_and_keeps_matching(engine_backend):
     """Asks: alice 100 x2, bob 100 x1, bob 101 x5. Alice buys 3 at 101 with CANCEL_MAKER: her own ask is
     cancelled (listed in the report), then she trades 1@100 and 2@101 with bob."""
-    venue = venue_with(eb)
+    venue = venue_with(engine_backend)
     venue.sell("alice-ask", 100, 2, owner="alice")
     venue.sell("bob-1", 100, 1, owner="bob")
     venue.sell("bob-2", 101, 5, owner="bob")
@@ -91,8 +86,8 @@ def test_cancel_maker_cancels_the_resting_order_and_keeps_matching(eb):
     assert venue.asks() == [(101, [("bob-2", 3)])]
 
 
-def test_cancel_maker_removes_several_own_orders_then_rests(eb):
-    venue = venue_with(eb, "CANCEL_MAKER")
+def test_cancel_maker_removes_several_own_orders_then_rests(engine_backend):
+    venue = venue_with(engine_backend, "CANCEL_MAKER")
     venue.sell("own1", 100, 1, owner="alice")
     venue.sell("own2", 100, 1, owner="alice")
     venue.sell("own3", 101, 4, owner="alice")
@@ -103,8 +98,8 @@ def test_cancel_maker_removes_several_own_orders_then_rests(eb):
     assert venue.asks() == [] and venue.bids() == [(101, [("bid", 2)])]
 
 
-def test_cancel_maker_keeps_a_partially_filled_makers_fills(eb):
-    venue = venue_with(eb, "CANCEL_MAKER")
+def test_cancel_maker_keeps_a_partially_filled_makers_fills(engine_backend):
+    venue = venue_with(engine_backend, "CANCEL_MAKER")
     venue.sell("own", 100, 5, owner="alice")
     venue.buy("bob", 100, 2, owner="bob")
     report = venue.buy("alice", 100, 1, owner="alice")
@@ -115,8 +110,8 @@ def test_cancel_maker_keeps_a_partially_filled_makers_fills(eb):
 # -- CANCEL_BOTH ---------------------------------------------------------------------------------------
 
 
-def test_cancel_both_cancels_the_maker_and_stops_the_taker_keeping_its_fills(eb):
-    venue = venue_with(eb, "CANCEL_BOTH")
+def test_cancel_both_cancels_the_maker_and_stops_the_taker_keeping_its_fills(engine_backend):
+    venue = venue_with(engine_backend, "CANCEL_BOTH")
     venue.sell("bob", 100, 1, owner="bob")
     venue.sell("own", 100, 3, owner="alice")
     venue.sell("own-later", 100, 3, owner="alice")
@@ -131,10 +126,10 @@ def test_cancel_both_cancels_the_maker_and_stops_the_taker_keeping_its_fills(eb)
 # -- DECREMENT -----------------------------------------------------------------------------------------
 
 
-def test_decrement_bigger_taker_cancels_the_maker_and_keeps_matching(eb):
+def test_decrement_bigger_taker_cancels_the_maker_and_keeps_matching(engine_backend):
     """Alice's ask 100 x2, bob's ask 100 x3. Alice buys 4 with DECREMENT: both shrink by 2 (no trade), her
     ask reaches zero and is cancelled; her bid, now 2, trades 2@100 with bob."""
-    venue = venue_with(eb, "DECREMENT")
+    venue = venue_with(engine_backend, "DECREMENT")
     venue.sell("own", 100, 2, owner="alice")
     venue.sell("bob", 100, 3, owner="bob")
     report = venue.buy("alice", 100, 4, owner="alice")
@@ -145,8 +140,8 @@ def test_decrement_bigger_taker_cancels_the_maker_and_keeps_matching(eb):
     assert venue.asks() == [(100, [("bob", 1)])]
 
 
-def test_decrement_bigger_maker_shrinks_it_in_place_and_cancels_the_taker(eb):
-    venue = venue_with(eb, "DECREMENT")
+def test_decrement_bigger_maker_shrinks_it_in_place_and_cancels_the_taker(engine_backend):
+    venue = venue_with(engine_backend, "DECREMENT")
     venue.sell("own", 100, 5, owner="alice")
     venue.sell("later", 100, 1, owner="bob")
     seq = venue.resting("own").sequence
@@ -161,8 +156,8 @@ def test_decrement_bigger_maker_shrinks_it_in_place_and_cancels_the_taker(eb):
     check_books(venue.engine)
 
 
-def test_decrement_equal_quantities_cancels_both(eb):
-    venue = venue_with(eb, "DECREMENT")
+def test_decrement_equal_quantities_cancels_both(engine_backend):
+    venue = venue_with(engine_backend, "DECREMENT")
     venue.sell("own", 100, 3, owner="alice")
     report = venue.buy("alice", 100, 3, owner="alice")
     assert cancelled(report) == [("own", OrderStatus.CANCELLED, 0, 0)]
@@ -171,9 +166,9 @@ def test_decrement_equal_quantities_cancels_both(eb):
     assert venue.asks() == [] and venue.bids() == []
 
 
-def test_decrement_a_partially_filled_maker_down_to_its_fill(eb):
+def test_decrement_a_partially_filled_maker_down_to_its_fill(engine_backend):
     """A maker with 2 of 5 filled, decremented by its remaining 3, is cancelled with quantity 2 = filled 2."""
-    venue = venue_with(eb, "DECREMENT")
+    venue = venue_with(engine_backend, "DECREMENT")
     venue.sell("own", 100, 5, owner="alice")
     venue.buy("bob", 100, 2, owner="bob")
     report = venue.buy("alice", 100, 4, owner="alice")
@@ -183,9 +178,9 @@ def test_decrement_a_partially_filled_maker_down_to_its_fill(eb):
     assert venue.bids() == [(100, [("alice", 1)])]
 
 
-def test_decrement_a_taker_with_fills_down_to_its_fill(eb):
+def test_decrement_a_taker_with_fills_down_to_its_fill(engine_backend):
     """The taker fills 1 from bob, then meets its own larger ask: it shrinks to its 1 filled and is CANCELLED."""
-    venue = venue_with(eb, "DECREMENT")
+    venue = venue_with(engine_backend, "DECREMENT")
     venue.sell("bob", 100, 1, owner="bob")
     venue.sell("own", 101, 9, owner="alice")
     report = venue.buy("alice", 101, 4, owner="alice")
@@ -196,8 +191,8 @@ def test_decrement_a_taker_with_fills_down_to_its_fill(eb):
     assert venue.asks() == [(101, [("own", 6)])]
 
 
-def test_decrement_through_several_own_makers(eb):
-    venue = venue_with(eb, "DECREMENT")
+def test_decrement_through_several_own_makers(engine_backend):
+    venue = venue_with(engine_backend, "DECREMENT")
     venue.buy("own1", 100, 1, owner="alice")
     venue.buy("own2", 99, 1, owner="alice")
     venue.buy("bob", 98, 5, owner="bob")
@@ -211,8 +206,8 @@ def test_decrement_through_several_own_makers(eb):
 # -- NONE, owners, defaults and overrides --------------------------------------------------------------
 
 
-def test_stp_none_trades_with_itself(eb):
-    venue = venue_with(eb, "NONE")
+def test_stp_none_trades_with_itself(engine_backend):
+    venue = venue_with(engine_backend, "NONE")
     venue.sell("own", 100, 2, owner="alice")
     report = venue.buy("alice", 100, 1, owner="alice")
     assert fills(report) == [(100, 1)]
@@ -223,8 +218,8 @@ def test_stp_none_trades_with_itself(eb):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("maker_owner", "taker_owner"), [(None, None), ("alice", None), (None, "alice")])
-def test_a_none_owner_never_triggers_stp(eb, mode, maker_owner, taker_owner):
-    venue = venue_with(eb, mode)
+def test_a_none_owner_never_triggers_stp(engine_backend, mode, maker_owner, taker_owner):
+    venue = venue_with(engine_backend, mode)
     venue.sell("m", 100, 1, owner=maker_owner)
     report = venue.buy("t", 100, 1, owner=taker_owner, self_trade_prevention=mode)
     assert fills(report) == [(100, 1)] and report.cancelled == []
@@ -232,45 +227,45 @@ def test_a_none_owner_never_triggers_stp(eb, mode, maker_owner, taker_owner):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_different_owners_always_trade(eb, mode):
-    venue = venue_with(eb, mode)
+def test_different_owners_always_trade(engine_backend, mode):
+    venue = venue_with(engine_backend, mode)
     venue.sell("m", 100, 1, owner=1)
     report = venue.buy("t", 100, 1, owner="1")
     assert fills(report) == [(100, 1)]
 
 
-def test_the_takers_own_mode_overrides_the_engine_default(eb):
-    venue = venue_with(eb, "NONE")
+def test_the_takers_own_mode_overrides_the_engine_default(engine_backend):
+    venue = venue_with(engine_backend, "NONE")
     venue.sell("own", 100, 2, owner="alice")
     report = venue.buy("t1", 100, 1, owner="alice", self_trade_prevention="CANCEL_TAKER")
     assert report.status is OrderStatus.CANCELLED and report.trades == []
     report = venue.buy("t2", 100, 1, owner="alice")  # default NONE: trades
     assert fills(report) == [(100, 1)]
 
-    venue = venue_with(eb, "CANCEL_TAKER")
+    venue = venue_with(engine_backend, "CANCEL_TAKER")
     venue.sell("own", 100, 2, owner="alice")
     assert fills(venue.buy("t", 100, 1, owner="alice", self_trade_prevention="NONE")) == [(100, 1)]
 
 
-def test_the_makers_mode_does_not_matter(eb):
-    venue = venue_with(eb, "CANCEL_TAKER")
+def test_the_makers_mode_does_not_matter(engine_backend):
+    venue = venue_with(engine_backend, "CANCEL_TAKER")
     venue.sell("own", 100, 2, owner="alice", self_trade_prevention="NONE")
     report = venue.buy("t", 100, 1, owner="alice")
     assert report.status is OrderStatus.CANCELLED and report.trades == []
-    venue = venue_with(eb, "NONE")
+    venue = venue_with(engine_backend, "NONE")
     venue.sell("own", 100, 2, owner="alice", self_trade_prevention="CANCEL_MAKER")
     assert fills(venue.buy("t", 100, 1, owner="alice")) == [(100, 1)]
 
 
-def test_modes_accept_their_string_values(eb):
-    engine = eb.MatchingEngine([ACME], self_trade_prevention="DECREMENT")
+def test_modes_accept_their_string_values(engine_backend):
+    engine = engine_backend.MatchingEngine([ACME], self_trade_prevention="DECREMENT")
     assert engine.self_trade_prevention is SelfTradePrevention.DECREMENT
-    order = eb.Order(1, "BUY", 1, 1, self_trade_prevention="CANCEL_BOTH")
+    order = engine_backend.Order(1, "BUY", 1, 1, self_trade_prevention="CANCEL_BOTH")
     assert order.self_trade_prevention is SelfTradePrevention.CANCEL_BOTH
 
 
-def test_stp_applies_to_market_orders(eb):
-    venue = venue_with(eb, "CANCEL_MAKER")
+def test_stp_applies_to_market_orders(engine_backend):
+    venue = venue_with(engine_backend, "CANCEL_MAKER")
     venue.sell("own", 100, 1, owner="alice")
     venue.sell("bob", 101, 1, owner="bob")
     report = venue.market_buy("m", 3, owner="alice")
@@ -279,8 +274,8 @@ def test_stp_applies_to_market_orders(eb):
     assert report.status is OrderStatus.EXPIRED
 
 
-def test_stp_on_a_market_order_that_cancels_the_taker(eb):
-    venue = venue_with(eb)
+def test_stp_on_a_market_order_that_cancels_the_taker(engine_backend):
+    venue = venue_with(engine_backend)
     venue.buy("bob", 100, 1, owner="bob")
     venue.buy("own", 99, 1, owner="alice")
     report = venue.market_sell("m", 3, owner="alice")
@@ -292,10 +287,10 @@ def test_stp_on_a_market_order_that_cancels_the_taker(eb):
 
 
 @pytest.mark.parametrize("mode", ["CANCEL_TAKER", "CANCEL_BOTH", "DECREMENT"])
-def test_fok_that_would_meet_its_own_order_before_filling_changes_nothing(eb, mode):
+def test_fok_that_would_meet_its_own_order_before_filling_changes_nothing(engine_backend, mode):
     """Asks: bob 100 x1, alice 100 x1, bob 101 x5. Alice's FOK buy of 3 at 101 would be stopped (or shrunk) by
     her own ask before it filled: EXPIRED, and nothing at all changes, not even her own ask."""
-    venue = venue_with(eb, mode)
+    venue = venue_with(engine_backend, mode)
     venue.sell("bob-1", 100, 1, owner="bob")
     venue.sell("own", 100, 1, owner="alice")
     venue.sell("bob-2", 101, 5, owner="bob")
@@ -306,8 +301,8 @@ def test_fok_that_would_meet_its_own_order_before_filling_changes_nothing(eb, mo
     assert report.order.quantity == 3
 
 
-def test_fok_with_cancel_maker_fills_past_its_own_orders(eb):
-    venue = venue_with(eb, "CANCEL_MAKER")
+def test_fok_with_cancel_maker_fills_past_its_own_orders(engine_backend):
+    venue = venue_with(engine_backend, "CANCEL_MAKER")
     venue.sell("own", 100, 5, owner="alice")
     venue.sell("bob", 101, 3, owner="bob")
     report = venue.buy("fok", 101, 3, owner="alice", time_in_force="FOK")
@@ -316,8 +311,8 @@ def test_fok_with_cancel_maker_fills_past_its_own_orders(eb):
     assert [o.id for o in report.cancelled] == ["own"]
 
 
-def test_fok_with_cancel_maker_does_not_count_its_own_orders_as_liquidity(eb):
-    venue = venue_with(eb, "CANCEL_MAKER")
+def test_fok_with_cancel_maker_does_not_count_its_own_orders_as_liquidity(engine_backend):
+    venue = venue_with(engine_backend, "CANCEL_MAKER")
     venue.sell("own", 100, 5, owner="alice")
     venue.sell("bob", 101, 2, owner="bob")
     with unchanged(venue.engine):
@@ -326,8 +321,8 @@ def test_fok_with_cancel_maker_does_not_count_its_own_orders_as_liquidity(eb):
     assert venue.asks()[0] == (100, [("own", 5)])
 
 
-def test_fok_that_fills_before_reaching_its_own_order_fills(eb):
-    venue = venue_with(eb, "CANCEL_TAKER")
+def test_fok_that_fills_before_reaching_its_own_order_fills(engine_backend):
+    venue = venue_with(engine_backend, "CANCEL_TAKER")
     venue.sell("bob", 100, 1, owner="bob")
     venue.sell("own", 100, 1, owner="alice")
     report = venue.buy("fok", 100, 1, owner="alice", time_in_force="FOK")
@@ -335,15 +330,15 @@ def test_fok_that_fills_before_reaching_its_own_order_fills(eb):
     assert venue.asks() == [(100, [("own", 1)])]
 
 
-def test_fok_with_stp_none_fills_against_itself(eb):
-    venue = venue_with(eb, "NONE")
+def test_fok_with_stp_none_fills_against_itself(engine_backend):
+    venue = venue_with(engine_backend, "NONE")
     venue.sell("own", 100, 2, owner="alice")
     report = venue.buy("fok", 100, 2, owner="alice", time_in_force="FOK")
     assert report.status is OrderStatus.FILLED
 
 
-def test_ioc_stopped_by_stp_is_cancelled_not_expired(eb):
-    venue = venue_with(eb, "CANCEL_TAKER")
+def test_ioc_stopped_by_stp_is_cancelled_not_expired(engine_backend):
+    venue = venue_with(engine_backend, "CANCEL_TAKER")
     venue.sell("bob", 100, 1, owner="bob")
     venue.sell("own", 101, 1, owner="alice")
     report = venue.buy("ioc", 101, 3, owner="alice", time_in_force="IOC")

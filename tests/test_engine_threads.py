@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from _reference_matcher import check_books, need_engine
+from models.engine import check_books
 from tradebook import Instrument, InvalidQuantityError, OrderNotFoundError, OrderStatus
 
 N_THREADS = 8
@@ -74,9 +74,8 @@ def _worker(engine: Any, t: int, start: threading.Barrier, log: dict[str, Any], 
 
 
 @pytest.mark.parametrize("default", ["CANCEL_TAKER", "NONE"])
-def test_eight_threads_on_two_symbols_conserve_quantity(backend, default):
-    eb = need_engine(backend)
-    engine = eb.MatchingEngine(INSTRUMENTS, self_trade_prevention=default)
+def test_eight_threads_on_two_symbols_conserve_quantity(engine_backend, default):
+    engine = engine_backend.MatchingEngine(INSTRUMENTS, self_trade_prevention=default)
     published: list[Any] = []
     engine.subscribe(lambda update: published.extend(update.trades))
     logs = [{"lots": {}, "last": {}, "trades": []} for _ in range(N_THREADS)]
@@ -127,12 +126,11 @@ def test_eight_threads_on_two_symbols_conserve_quantity(backend, default):
     assert set(traded) <= set(final)
 
 
-def test_market_data_from_eight_threads_rebuilds_the_books(backend):
+def test_market_data_from_eight_threads_rebuilds_the_books(engine_backend):
     """Deltas applied in the order subscribers get them must rebuild each book exactly, and each
     book's trade ids must arrive in increasing order: updates of one book are delivered in command
     order, each showing the book right after its command, however the threads interleave."""
-    eb = need_engine(backend)
-    engine = eb.MatchingEngine(INSTRUMENTS)
+    engine = engine_backend.MatchingEngine(INSTRUMENTS)
     ladders: dict[str, dict[tuple[str, int], int]] = {s: {} for s in SYMBOLS}
     trade_ids: dict[str, list[int]] = {s: [] for s in SYMBOLS}
     lock = threading.Lock()

@@ -15,7 +15,7 @@ from decimal import Decimal as D
 import pytest
 
 from _helpers import INT64_MAX, raises_unchanged
-from _reference_matcher import check_books, need_engine
+from models.engine import check_books
 from tradebook import STATUS_CODES, BatchOp, Instrument, InvalidOrderError, InvalidQuantityError, OrderStatus
 
 ETH = Instrument("ETH/USDT", "0.01", "0.000000000000000001")  # 1 ETH = 10**18 lots
@@ -23,24 +23,19 @@ ACME = Instrument("ACME/USD", "1", "1")
 HALF = 1 << 62  # two of these make 2**63: one more than an int64 holds
 
 
-@pytest.fixture
-def be(backend):
-    return need_engine(backend)
-
-
-def _engine(be, inst=ACME, **kwargs):
-    return be.MatchingEngine([inst], **kwargs)
+def _engine(engine_backend, inst=ACME, **kwargs):
+    return engine_backend.MatchingEngine([inst], **kwargs)
 
 
 # -- FOK fillability: the resting quantity it adds up crosses 2**63-1 ------------------------
 
 
-def test_fok_fills_ten_eth_of_liquidity_on_an_attoether_grid(be):
+def test_fok_fills_ten_eth_of_liquidity_on_an_attoether_grid(engine_backend):
     """The issue's example: 5 ETH at 3000.00 and 5 ETH at 3001.00 (10**19 lots in all), FOK buy 6 ETH."""
-    engine = _engine(be, ETH)
-    engine.submit(be.Order(1, "SELL", "3000.00", "5"))
-    engine.submit(be.Order(2, "SELL", "3001.00", "5"))
-    report = engine.submit(be.Order(3, "BUY", "3001.00", "6", time_in_force="FOK"))
+    engine = _engine(engine_backend, ETH)
+    engine.submit(engine_backend.Order(1, "SELL", "3000.00", "5"))
+    engine.submit(engine_backend.Order(2, "SELL", "3001.00", "5"))
+    report = engine.submit(engine_backend.Order(3, "BUY", "3001.00", "6", time_in_force="FOK"))
     assert report.status is OrderStatus.FILLED
     assert [(t.price, t.quantity) for t in report.trades] == [(D("3000.00"), D(5)), (D("3001.00"), D(1))]
     check_books(engine)
@@ -57,8 +52,8 @@ def test_fok_fills_ten_eth_of_liquidity_on_an_attoether_grid(be):
     ids=["half+half", "1+max", "max+max", "max-1+max"],
 )
 @pytest.mark.parametrize("market", [False, True], ids=["limit", "market"])
-def test_fok_raw_fills_when_the_levels_together_pass_int64(be, first, second, wanted, market):
-    engine = _engine(be)
+def test_fok_raw_fills_when_the_levels_together_pass_int64(engine_backend, first, second, wanted, market):
+    engine = _engine(engine_backend)
     engine.submit_raw(1, "SELL", 100, first)
     engine.submit_raw(2, "SELL", 101, second)
     report = engine.submit_raw(3, "BUY", None if market else 101, wanted, time_in_force="FOK")
@@ -69,8 +64,8 @@ def test_fok_raw_fills_when_the_levels_together_pass_int64(be, first, second, wa
 
 
 @pytest.mark.parametrize("market", [False, True], ids=["limit", "market"])
-def test_fok_sell_walks_bids_past_int64(be, market):
-    engine = _engine(be)
+def test_fok_sell_walks_bids_past_int64(engine_backend, market):
+    engine = _engine(engine_backend)
     engine.submit_raw(1, "BUY", 101, HALF)
     engine.submit_raw(2, "BUY", 100, HALF)
     report = engine.submit_raw(3, "SELL", None if market else 100, HALF + 1, time_in_force="FOK")
@@ -79,9 +74,9 @@ def test_fok_sell_walks_bids_past_int64(be, market):
     check_books(engine)
 
 
-def test_fok_still_expires_when_even_the_unbounded_sum_falls_short(be):
+def test_fok_still_expires_when_even_the_unbounded_sum_falls_short(engine_backend):
     """Three levels of 2**62 are 3 * 2**62 lots; a FOK for more than is there at its price expires."""
-    engine = _engine(be)
+    engine = _engine(engine_backend)
     for i, price in enumerate((100, 101, 102)):
         engine.submit_raw(i + 1, "SELL", price, HALF)
     with_two = engine.submit_raw(9, "BUY", 101, INT64_MAX, time_in_force="FOK")
@@ -93,9 +88,9 @@ def test_fok_still_expires_when_even_the_unbounded_sum_falls_short(be):
     check_books(engine)
 
 
-def test_fok_cancel_maker_skips_own_orders_without_wrapping(be):
+def test_fok_cancel_maker_skips_own_orders_without_wrapping(engine_backend):
     """Self-trade prevention CANCEL_MAKER: own liquidity is not counted, other owners' is, past 2**63-1."""
-    engine = _engine(be, self_trade_prevention="CANCEL_MAKER")
+    engine = _engine(engine_backend, self_trade_prevention="CANCEL_MAKER")
     engine.submit_raw(1, "SELL", 100, HALF, owner="alice")
     engine.submit_raw(2, "SELL", 100, HALF - 1, owner="bob")
     engine.submit_raw(3, "SELL", 101, HALF + 1, owner="carol")  # bob's and carol's lots add up to 2**63
@@ -107,8 +102,8 @@ def test_fok_cancel_maker_skips_own_orders_without_wrapping(be):
     check_books(engine)
 
 
-def test_fok_in_a_batch_past_int64(be):
-    engine = _engine(be)
+def test_fok_in_a_batch_past_int64(engine_backend):
+    engine = _engine(engine_backend)
     commands = array(
         "q",
         [
@@ -130,8 +125,8 @@ def test_fok_in_a_batch_past_int64(be):
 # -- level totals: refused at 2**63-1, on every way into a level ------------------------------
 
 
-def test_a_level_holds_exactly_int64_max_and_not_one_lot_more(be):
-    engine = _engine(be)
+def test_a_level_holds_exactly_int64_max_and_not_one_lot_more(engine_backend):
+    engine = _engine(engine_backend)
     book = engine.book()
     engine.submit_raw(1, "SELL", 100, INT64_MAX - 1)
     engine.submit_raw(2, "SELL", 100, 1)
@@ -143,7 +138,7 @@ def test_a_level_holds_exactly_int64_max_and_not_one_lot_more(be):
     err = raises_unchanged(book, InvalidQuantityError, "invalid_quantity", engine.submit_raw, 3, "SELL", 100, 1)
     assert str(err) == msg
     raises_unchanged(book, InvalidQuantityError, None, book.add_raw, 3, "SELL", 100, 1)
-    raises_unchanged(book, InvalidQuantityError, None, book.add_order, be.Order(3, "SELL", 100, 1))
+    raises_unchanged(book, InvalidQuantityError, None, book.add_order, engine_backend.Order(3, "SELL", 100, 1))
     engine.submit_raw(4, "SELL", 101, 5)
     raises_unchanged(book, InvalidQuantityError, None, engine.amend_raw, None, 4, price=100)
     raises_unchanged(book, InvalidQuantityError, None, engine.amend_raw, None, 2, quantity=2)
@@ -156,8 +151,8 @@ def test_a_level_holds_exactly_int64_max_and_not_one_lot_more(be):
     check_books(engine)
 
 
-def test_a_crossing_amend_whose_remainder_would_overflow_its_new_level_changes_nothing(be):
-    engine = _engine(be)
+def test_a_crossing_amend_whose_remainder_would_overflow_its_new_level_changes_nothing(engine_backend):
+    engine = _engine(engine_backend)
     book = engine.book()
     engine.submit_raw(1, "BUY", 99, INT64_MAX)
     engine.submit_raw(2, "SELL", 101, 3)
@@ -168,9 +163,9 @@ def test_a_crossing_amend_whose_remainder_would_overflow_its_new_level_changes_n
     check_books(engine)
 
 
-def test_decrement_at_int64_max_leaves_consistent_totals(be):
+def test_decrement_at_int64_max_leaves_consistent_totals(engine_backend):
     """Self-trade DECREMENT shrinks both sides by the smaller remainder, at the very top of the range."""
-    engine = _engine(be, self_trade_prevention="DECREMENT")
+    engine = _engine(engine_backend, self_trade_prevention="DECREMENT")
     book = engine.book()
     engine.submit_raw(1, "SELL", 100, INT64_MAX, owner="alice")
     report = engine.submit_raw(2, "BUY", 100, INT64_MAX - 1, owner="alice")
@@ -190,8 +185,8 @@ def test_decrement_at_int64_max_leaves_consistent_totals(be):
     check_books(engine)
 
 
-def test_batch_cancel_and_fill_lots_at_int64_max(be):
-    engine = _engine(be)
+def test_batch_cancel_and_fill_lots_at_int64_max(engine_backend):
+    engine = _engine(engine_backend)
     commands = array(
         "q",
         [
@@ -210,25 +205,25 @@ def test_batch_cancel_and_fill_lots_at_int64_max(be):
     check_books(engine)
 
 
-def test_snapshot_with_a_level_past_int64_is_refused(be):
-    engine = _engine(be)
+def test_snapshot_with_a_level_past_int64_is_refused(engine_backend):
+    engine = _engine(engine_backend)
     engine.submit_raw(1, "SELL", 100, INT64_MAX)
     data = engine.book().snapshot()
     row = dict(data["orders"][0], id=2, sequence=2)
     with pytest.raises(InvalidOrderError):
-        be.OrderBook.from_snapshot({**data, "next_sequence": 3, "orders": [*data["orders"], row]})
+        engine_backend.OrderBook.from_snapshot({**data, "next_sequence": 3, "orders": [*data["orders"], row]})
 
 
 # -- the notional check: price x quantity is exact, whatever the caller's decimal context ----------
 
 
-def test_min_notional_compares_the_exact_product(be):
+def test_min_notional_compares_the_exact_product(engine_backend):
     """15-digit price and quantity make a 29-digit notional: rounded to 28 digits it fell below its minimum."""
     import decimal
 
     inst = Instrument("A/B", "0.00000000000001", "0.00000000000001", min_notional="1.0000000000000200000000000001")
-    engine = _engine(be, inst)
-    report = engine.submit(be.Order(1, "SELL", "1.00000000000001", "1.00000000000001"))
+    engine = _engine(engine_backend, inst)
+    report = engine.submit(engine_backend.Order(1, "SELL", "1.00000000000001", "1.00000000000001"))
     assert report.status is OrderStatus.OPEN
     with decimal.localcontext() as ctx:
         ctx.prec = 6

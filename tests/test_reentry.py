@@ -23,7 +23,7 @@ import textwrap
 
 import pytest
 
-from _reference_matcher import need_engine
+from _backends import need_engine
 
 REENTERED = (
     "the order book was called back while it was changing (from an order id's or owner's __eq__ or __hash__, "

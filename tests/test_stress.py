@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from _model import INT64_MAX, Model, assert_matches
+from models.book import INT64_MAX, Model, assert_matches
 
 
 def _run(backend, inst, seed: int, steps: int, check_every: int, price_span: int) -> None:

@@ -37,7 +37,6 @@ __all__ = [
     "check_books",
     "engine_state",
     "fills",
-    "need_engine",
     "report_key",
     "snapshot_rows",
     "trade_key",
@@ -411,15 +410,6 @@ def engine_state(engine: Any) -> dict[str, Any]:
 
 
 # -- small helpers for the engine test modules ------------------------------------------------
-
-
-def need_engine(backend: Any) -> Any:
-    """``backend`` if its matching engine imports; otherwise skip (or fail under TRADEBOOK_REQUIRE_EXTENSIONS)."""
-    if backend.MatchingEngine is None:
-        from _backends import _unavailable
-
-        _unavailable(backend.engine_error, skip=True)
-    return backend
 
 
 def check_books(engine: Any) -> None:

@@ -9,10 +9,11 @@ copies restored from a JSON snapshot, which must change nothing either; the
 second half runs without market-data subscribers, so the engines' quiet fast
 paths are compared too.
 
-The 20,000-command run is part of every test run. The 1,000,000-command run is
-marked ``slow``; run it with::
+The 20,000-command run is part of every test run. The long run is marked ``slow``:
+1,000,000 commands with ``TRADEBOOK_TEST_TIER=full`` (as CI runs it), 200,000 by
+default::
 
-    cd /work/main && PYTHONPATH=src python -m pytest -m slow tests/test_engine_differential.py
+    TRADEBOOK_TEST_TIER=full python -m pytest -m slow tests/test_engine_pure_vs_compiled.py
 
 (``-m 'not slow'`` deselects it; pick another stream with ``TRADEBOOK_DIFF_SEED=<int>``.)
 """
@@ -28,7 +29,7 @@ import pytest
 
 from _backends import available_backends
 from _helpers import tier
-from _reference_matcher import check_books, trade_key
+from models.engine import check_books, trade_key
 from tradebook import Instrument, TradebookError
 
 ACME = Instrument("ACME/USD", "1", "1")

@@ -3,7 +3,7 @@
 A hypothesis ``RuleBasedStateMachine`` sends every command (limit GTC/IOC/FOK,
 market, post-only, owners from a small pool incl. None, per-order and default
 self-trade prevention, amends, cancels, raw and Decimal API, some invalid) to
-each available engine backend and to ``_reference_matcher.RefEngine``. Every
+each available engine backend and to ``models.engine.RefEngine``. Every
 engine must give exactly the reference's outcome (report: status, quantities,
 sequence, every trade field incl. ids, cancelled makers; or the same error
 class), and after every command the engines' state (snapshot rows, sequence and
@@ -30,7 +30,7 @@ from hypothesis.stateful import (
 
 from _backends import available_backends
 from _helpers import tier
-from _reference_matcher import RefEngine, check_books, engine_state, report_key, snapshot_rows
+from models.engine import RefEngine, check_books, engine_state, report_key, snapshot_rows
 from tradebook import Instrument
 
 ACME = Instrument("ACME/USD", "1", "1")

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 
 from _backends import available_backends
 from _helpers import book_state, tier
-from _model import INT64_MAX, Model, assert_matches
+from models.book import INT64_MAX, Model, assert_matches
 from tradebook import Instrument, OrderNotFoundError, Side
 
 INST = Instrument("BTC/USDT", "0.01", "0.001")
