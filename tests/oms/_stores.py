@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tradebook.oms.stores import DatabaseTarget, open_stores, parse_database_url
+
 
 @dataclass
 class Store:
@@ -40,23 +42,18 @@ class Store:
 
 
 async def open_store(kind: str, **location: Any) -> Store:
-    """Open the repository and wallet of one adapter family."""
+    """Open the repository and wallet of one adapter family, as ``tradebook serve`` does (:func:`open_stores`)."""
+    repository, wallet = await open_stores(_target(kind, location))
+    return Store(kind, repository, wallet, location)
+
+
+def _target(kind: str, location: dict[str, Any]) -> DatabaseTarget:
     if kind == "memory":
-        from tradebook.oms import MemoryOrderRepository, MemoryWallet
-
-        return Store(kind, MemoryOrderRepository(), MemoryWallet(), location)
+        return parse_database_url("memory")
     if kind == "sqlite":
-        from tradebook.oms.sqlite import SQLiteOrderRepository, SQLiteWallet
-
-        path = location["path"]
-        return Store(kind, await SQLiteOrderRepository.open(path), await SQLiteWallet.open(path), location)
+        return parse_database_url(location["path"])
     if kind == "postgres":
-        from tradebook.oms.postgres import PostgresOrderRepository, PostgresWallet
-
-        dsn, schema = location["dsn"], location["schema"]
-        repository = await PostgresOrderRepository.open(dsn, schema=schema)
-        wallet = await PostgresWallet.open(dsn, schema=schema)
-        return Store(kind, repository, wallet, location)
+        return parse_database_url(location["dsn"], location["schema"])
     raise ValueError(kind)
 
 

@@ -70,6 +70,8 @@ def postgres_versions() -> list[int]:
         ("sqlite:////var/lib/tb.db", "sqlite", "/var/lib/tb.db"),
         ("data/tb.db", "sqlite", "data/tb.db"),
         ("/var/lib/tb.db", "sqlite", "/var/lib/tb.db"),
+        ("memory", "memory", ""),
+        ("memory://", "memory", ""),
     ],
 )
 def test_database_urls(url: str, kind: str, location: str) -> None:
@@ -82,6 +84,35 @@ def test_database_urls(url: str, kind: str, location: str) -> None:
 def test_bad_database_urls(url: str) -> None:
     with pytest.raises(ValueError):
         parse_database_url(url)
+
+
+def test_serve_and_db_read_urls_alike() -> None:
+    """One parser: an unknown scheme is an error for serve too, never a SQLite file of that name."""
+    from tradebook.http import ConfigError, ServerConfig
+
+    with pytest.raises(ConfigError, match="unsupported database URL scheme 'mysql'"):
+        ServerConfig(database="mysql://root@db/x")
+    config = ServerConfig(database="postgres://app@db/x", schema="tb")
+    assert config.database_target == parse_database_url("postgres://app@db/x", "tb")
+    assert ServerConfig(database="memory").database_target.kind == "memory"
+
+
+def test_the_memory_store_has_nothing_to_maintain(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "db", "status", "--database", "memory")
+    assert (status, out) == (2, "")
+    assert "memory store keeps nothing" in err
+
+
+async def test_open_stores_opens_each_kind(tmp_path: Path) -> None:
+    from tradebook.oms.stores import open_stores
+
+    for url in ("memory", str(tmp_path / "a.db"), f"sqlite:///{tmp_path}/b.db"):
+        repository, wallet = await open_stores(url)
+        await wallet.deposit("alice", "USD", 5)
+        assert (await wallet.balances("alice"))["USD"].available == 5
+        await wallet.close()
+        await repository.close()
+    assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists()
 
 
 def test_a_password_is_never_shown() -> None:
@@ -375,3 +406,11 @@ def test_health_text_lists_the_slowest_statements(
     report.slow_statements.clear()
     status, out, _ = run(capsys, "db", "health", "--database", "postgresql://x@y/z", "--schema", "tb", "--top", "2")
     assert "slowest statements: none recorded yet" in out
+
+
+def test_the_examples_in_the_url_module_run() -> None:
+    import doctest
+
+    from tradebook.oms import stores
+
+    assert doctest.testmod(stores).failed == 0

@@ -7,9 +7,8 @@
     tradebook db refresh-stats --database URL [--schema NAME]          (PostgreSQL)
     tradebook db health        --database URL [--schema NAME] [--json] (PostgreSQL)
 
-``URL`` is ``postgresql://...`` (or ``postgres://...``) for PostgreSQL, or
-``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a plain file
-path for SQLite. Without ``--database`` the ``TRADEBOOK_DATABASE_URL``
+``URL`` is read by :func:`tradebook.oms.stores.parse_database_url`: PostgreSQL
+or SQLite (``memory`` keeps nothing to maintain and is refused). Without ``--database`` the ``TRADEBOOK_DATABASE_URL``
 environment variable is used (it keeps a password out of the process list).
 Exit status: 0 on success, 1 when the database fails (unreachable, not
 migrated, the ``postgres`` extra missing), 2 on a usage error (including a
@@ -22,27 +21,22 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sys
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import TradebookError
+from ..oms.stores import POSTGRES_EXTRA_HINT, DatabaseTarget, import_postgres, parse_database_url
 from ._args import count
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["DatabaseTarget", "add_command", "parse_database_url", "run_db_command"]
+__all__ = ["POSTGRES_EXTRA_HINT", "DatabaseTarget", "add_command", "parse_database_url", "run_db_command"]
 
 ENV_DATABASE = "TRADEBOOK_DATABASE_URL"
-POSTGRES_EXTRA_HINT = 'the PostgreSQL commands need the postgres extra: pip install "tradebook[postgres]"'
 T = TypeVar("T")
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@/]*@")
 
 
 class CommandError(Exception):
@@ -51,51 +45,6 @@ class CommandError(Exception):
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True)
-class DatabaseTarget:
-    """Where a ``tradebook db`` command works: a PostgreSQL DSN and schema, or an SQLite file."""
-
-    kind: str  # "postgresql" or "sqlite"
-    location: str  # the DSN, or the file path
-    schema: str | None = None  # PostgreSQL only
-
-    @property
-    def display(self) -> str:
-        """The target for humans, without a password."""
-        if self.kind == "sqlite":
-            return f"SQLite {self.location}"
-        dsn = _PASSWORD.sub(r"\1:***@", self.location)
-        return f'PostgreSQL {dsn}, schema "{self.schema}"'
-
-
-def parse_database_url(url: str, schema: str | None = None) -> DatabaseTarget:
-    """The :class:`DatabaseTarget` a ``--database`` value names; :class:`ValueError` if it names none.
-
-    >>> parse_database_url("sqlite:///data/tb.db").location
-    'data/tb.db'
-    >>> parse_database_url("postgres://app@db/trading", "tb").schema
-    'tb'
-    """
-    text = url.strip()
-    if not text:
-        raise ValueError("the database URL is empty")
-    match = _SCHEME.match(text)
-    scheme = match[1].lower() if match else None
-    if scheme in ("postgresql", "postgres"):
-        return DatabaseTarget("postgresql", text, schema or "public")
-    if schema is not None:
-        raise ValueError("--schema applies to PostgreSQL only; an SQLite database has one namespace")
-    if scheme == "sqlite":
-        # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute.db
-        path = text[len(match[0]) if match else 0 :]
-        if not path.startswith("/") or path == "/":
-            raise ValueError(f"an SQLite URL has three slashes and a path (sqlite:///file.db), not {url!r}")
-        return DatabaseTarget("sqlite", path[1:])
-    if scheme is not None:
-        raise ValueError(f"unsupported database URL scheme {scheme!r}: use postgresql://, sqlite:/// or a file path")
-    return DatabaseTarget("sqlite", text)
 
 
 # -- running -----------------------------------------------------------------------
@@ -115,10 +64,9 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 def _postgres() -> ModuleType:
     """:mod:`tradebook.oms.postgres`, or a one-line error when the extra is missing."""
     try:
-        from ..oms import postgres
+        return import_postgres()
     except ImportError:
         raise CommandError(POSTGRES_EXTRA_HINT) from None
-    return postgres
 
 
 def _sqlite() -> ModuleType:
@@ -282,6 +230,8 @@ def run_db_command(args: argparse.Namespace) -> int:
             target = parse_database_url(args.database, args.schema)
         except ValueError as exc:
             raise CommandError(str(exc), status=2) from None
+        if target.kind == "memory":
+            raise CommandError("the memory store keeps nothing to migrate or inspect; name a database", status=2)
         return _COMMANDS[action](args, target)
     except CommandError as exc:
         return _fail(prog, str(exc), exc.status)

@@ -1,4 +1,4 @@
-"""Running the API: stores from a database URL, the service's life cycle, JSON logs, uvicorn.
+"""Running the API: the service's life cycle over the configured stores, JSON logs, uvicorn.
 
 :func:`serve` is what ``tradebook serve`` calls. It opens the repository and
 the wallet (SQLite file, PostgreSQL URL, or ``memory``), wraps the wallet in a
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from fastapi import FastAPI
 from .. import BACKEND, __version__
 from ..oms.breaker import CircuitBreakerWallet
 from ..oms.service import OrderService
+from ..oms.stores import open_stores, redact
 from .app import create_app
 from .auth import Authenticator, TokenAuthenticator, TrustedHeaderAuthenticator
 from .connections import guarded_protocol
@@ -76,43 +76,6 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
         logger.propagate = name not in ("tradebook", "uvicorn")
 
 
-def redact(url: str) -> str:
-    """``url`` without its password (for logs)."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
-
-
-async def _open_stores(config: ServerConfig) -> tuple[Any, Any]:
-    repository: Any
-    wallet: Any
-    if config.database == "memory":
-        from ..oms.memory import MemoryOrderRepository, MemoryWallet
-
-        return MemoryOrderRepository(), MemoryWallet()
-    if config.is_postgres:
-        try:
-            from ..oms.postgres import PostgresOrderRepository, PostgresWallet
-        except ImportError as exc:
-            raise ImportError(
-                f'PostgreSQL needs the postgres extra: pip install "tradebook[postgres]" ({exc})'
-            ) from exc
-        repository = await PostgresOrderRepository.open(config.database, schema=config.schema)
-        try:
-            wallet = await PostgresWallet.open(config.database, schema=config.schema)
-        except BaseException:
-            await repository.close()
-            raise
-        return repository, wallet
-    from ..oms.sqlite import SQLiteOrderRepository, SQLiteWallet
-
-    repository = await SQLiteOrderRepository.open(config.sqlite_path)
-    try:
-        wallet = await SQLiteWallet.open(config.sqlite_path)
-    except BaseException:
-        await repository.close()
-        raise
-    return repository, wallet
-
-
 async def _fund(wallet: Any, config: ServerConfig) -> None:
     """Credit each demo account's assets it holds none of (so a restart does not credit them again)."""
     for account in config.accounts:
@@ -132,7 +95,7 @@ async def _fund(wallet: Any, config: ServerConfig) -> None:
 @asynccontextmanager
 async def open_service(config: ServerConfig) -> AsyncIterator[OrderService]:
     """Open the stores, start the service (recovering from them), credit demo accounts; close it all after."""
-    repository, wallet = await _open_stores(config)
+    repository, wallet = await open_stores(config.database_target)
     try:
         await _fund(wallet, config)
         client: Any = wallet

@@ -39,6 +39,7 @@ from typing import Any
 
 from ..errors import InvalidInstrumentError
 from ..instrument import Instrument
+from ..oms.stores import DatabaseTarget, parse_database_url
 
 __all__ = [
     "AUTH_MODES",
@@ -89,8 +90,9 @@ class AccountConfig:
 class ServerConfig:
     """Everything ``tradebook serve`` needs; every field has a working default.
 
-    ``database`` is a SQLite file path (or ``sqlite:///path``) or a
-    ``postgresql://`` URL; ``schema`` is the PostgreSQL schema. ``auth_mode`` is
+    ``database`` is what :func:`~tradebook.oms.stores.parse_database_url`
+    reads (a SQLite path or ``sqlite:///path``, a ``postgresql://`` URL, or
+    ``memory``); ``schema`` is the PostgreSQL schema. ``auth_mode`` is
     ``"token"`` (HMAC-signed bearer tokens, the secret in the environment
     variable ``secret_env``) or ``"trusted-header"`` (the user id in
     ``user_header``, for deployments behind an authenticating gateway).
@@ -152,6 +154,10 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value or not value.isprintable():
                 raise ConfigError(f"{name} must be a non-empty string, not {value!r}")
+        try:
+            parse_database_url(self.database)
+        except ValueError as exc:
+            raise ConfigError(f"database: {exc}") from None
         symbols = [inst.symbol for inst in self.instruments]
         if len(set(symbols)) != len(symbols):
             raise ConfigError(f"an instrument is listed twice: {sorted(symbols)}")
@@ -162,16 +168,20 @@ class ServerConfig:
         return self.instruments or (DEFAULT_INSTRUMENT,)
 
     @property
+    def database_target(self) -> DatabaseTarget:
+        """What ``database`` names (:func:`~tradebook.oms.stores.parse_database_url`), with ``schema`` for PostgreSQL."""
+        target = parse_database_url(self.database)
+        return dataclasses.replace(target, schema=self.schema) if target.kind == "postgresql" else target
+
+    @property
     def is_postgres(self) -> bool:
         """True when ``database`` is a PostgreSQL URL."""
-        return self.database.startswith(("postgresql://", "postgres://"))
+        return self.database_target.kind == "postgresql"
 
     @property
     def sqlite_path(self) -> str:
         """``database`` as a SQLite file path (``sqlite:///x.db`` becomes ``x.db``)."""
-        if self.database.startswith("sqlite:///"):
-            return self.database[len("sqlite:///") :]
-        return self.database
+        return self.database_target.location
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes`` applied and checked (``None`` values are ignored: "not given")."""
