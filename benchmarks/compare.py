@@ -2,23 +2,25 @@
 
 Usage::
 
-    python benchmarks/compare.py                 # full run (~3 min): rewrites docs/performance.md's tables and the plots
-    python benchmarks/compare.py --quick --no-write   # tiny sizes, seconds: a smoke test (what CI runs)
-    python benchmarks/compare.py --only nanobook,order-book --no-scaling --no-write
+    python benchmarks/report.py compare                 # full run: rewrites docs/performance.md's tables and the plots
+    python benchmarks/report.py compare --quick --no-write   # tiny sizes, seconds: a smoke test (what CI runs)
+    python benchmarks/report.py compare --only nanobook,order-book --no-scaling --no-write
 
-The workload is ``engine_workload.py``'s book: ``workload.py``'s 200,000 limit
+(``python benchmarks/compare.py [options]`` still works: it runs ``report.py compare``.)
+
+The workload is ``workloads.compare_data()``: the engine streams' book (the book workload's 200,000 limit
 orders on BTC/USDT (tick 0.01, lot 0.001, about 2,000 price levels a side,
 clustered near the top, log-normal sizes), moved 64 ticks out, plus a thin front
 of 1-3 orders on each of the 64 ticks nearest the mid: 200,209 resting orders.
 Every contestant gets exactly that book and then the same operations with the
-same data (``peers.py`` says which calls each library makes):
+same data (``peers/`` says which calls each library makes; ``peers/base.py`` times them):
 
 * add: 10,000 new non-crossing limit orders from the book's own price distribution;
 * cancel: 10,000 random resting orders (a different shuffled slice each batch);
 * top: the best bid and ask prices, read 10,000 times;
 * depth: the best ten levels of both sides, read 1,000 times;
 * update + top (books): 2,000 adds, each followed by reading the best bid and ask;
-* match (engines): ``engine_workload.matching_stream``'s 4,000 marketable orders
+* match (engines): ``workloads.matching_stream``'s 4,000 marketable orders
   a batch, each sweeping 1-5 levels of the thin front and filling completely, in
   chunks of 16 timed on their own, the refills between chunks untimed.
 
@@ -51,7 +53,6 @@ import json
 import math
 import os
 import pickle
-import platform
 import statistics
 import subprocess
 import sys
@@ -61,18 +62,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-try:
-    import tradebook
-except ImportError:  # a checkout without PYTHONPATH=src
-    sys.path.insert(0, str(ROOT / "src"))
-    import tradebook
+import workloads as wl
+from common import ROOT, log
+from common import environment as base_environment
+from common import loadavg as base_loadavg
+from peers import TABLE_BOOK, TABLE_ENGINE, dist_version, make
 
-import workloads as wl  # noqa: E402
-from peers import TABLE_BOOK, TABLE_ENGINE, dist_version, make  # noqa: E402
-
+HERE = ROOT / "benchmarks"
 PAGE = ROOT / "docs" / "performance.md"
 ASSETS = ROOT / "docs" / "assets"
 BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
@@ -203,15 +199,11 @@ def scaling_worker(spec: dict[str, Any], cfg: Config) -> dict[str, Any]:
 # == orchestration (in the parent) =======================================================================
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def spawn(spec: dict[str, Any], timeout: int) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as fh:
         out_path = fh.name
     spec = {**spec, "out": out_path}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    cmd = [sys.executable, str(HERE / "report.py"), "compare", "--worker", json.dumps(spec)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         if done.returncode != 0:
@@ -226,18 +218,9 @@ def spawn(spec: dict[str, Any], timeout: int) -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = None
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    packages = {"tradebook": tradebook.__version__}
+    """The page's record of the machine and versions (``common.environment()`` plus every contestant's version)."""
+    env = base_environment()
+    packages = {"tradebook": env["tradebook_version"]}
     for dist in (
         "sortedcontainers",
         "order-book",
@@ -251,20 +234,21 @@ def environment() -> dict[str, Any]:
     ):
         packages[dist.replace("_", "-")] = dist_version(dist) or "not installed"
     return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "tradebook_backend": tradebook.BACKEND,
-        "git_commit": commit,
+        "cpu": env["cpu"],
+        "cpu_count": env["cpu_count"],
+        "python": f"{env['implementation']} {env['python']}",
+        "platform": env["platform"],
+        "tradebook_backend": env["tradebook_backend"],
+        "git_commit": env["git_commit"],
         "packages": packages,
-        "gc": {"enabled": True, "threshold": list(gc.get_threshold())},
+        "gc": {"enabled": True, "threshold": list(env["gc_threshold"])},
         "time": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
 
 
 def loadavg() -> float | None:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = base_loadavg()
+    return None if load is None else load[0]
 
 
 def merge_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -509,7 +493,7 @@ def render(report: dict[str, Any], plots: dict[str, str]) -> str:
     out: list[str] = []
     w = report.get("workload")
     out.append(
-        f"_Generated by `python benchmarks/compare.py{' --quick' if method['quick'] else ''}` on {env['time']} "
+        f"_Generated by `python benchmarks/report.py compare{' --quick' if method['quick'] else ''}` on {env['time']} "
         f"in {report['seconds']} s; do not edit by hand._"
     )
     out.append("")
@@ -772,24 +756,11 @@ def write_outputs(report: dict[str, Any]) -> str:
     return text
 
 
-# == main ===============================================================================================
+# == the command ===============================================================================================
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few repeats: a smoke test in seconds")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md and plots")
-    parser.add_argument("--write", action="store_true", help="write the page and plots even with --quick")
-    parser.add_argument("--only", help="comma-separated contestant keys (tradebook's compiled raw always runs)")
-    parser.add_argument("--no-peers", action="store_true", help="skip the comparison tables")
-    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling run")
-    parser.add_argument("--repeats", type=int, help="timed batches per figure")
-    parser.add_argument("--rounds", type=int, help="run the comparison tables this many times (median round)")
-    parser.add_argument("--json", metavar="PATH", help="also write the raw report as JSON")
-    parser.add_argument("--render", metavar="JSON", help="no measuring: rewrite the page and plots from a saved report")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
+def run(args: argparse.Namespace) -> int:
+    """``report.py compare``: measure (or ``--render`` a saved report), print the markdown, write the page."""
     if args.worker:
         spec = json.loads(args.worker)
         result = worker(spec)
@@ -831,5 +802,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the old command line, kept: python benchmarks/compare.py [options]
+    import report
+
+    sys.exit(report.main(["compare", *sys.argv[1:]]))

@@ -14,9 +14,11 @@ machine the load generator shares the CPUs with the server. ``--client httpx``
 measures with httpx instead; ``--processes`` spreads the clients over several
 processes.
 
-    PYTHONPATH=src python benchmarks/http_load.py                       # 20,000 requests, SQLite
-    PYTHONPATH=src python benchmarks/http_load.py --requests 5000 --database memory
-    PYTHONPATH=src python benchmarks/http_load.py --database postgresql://postgres@127.0.0.1:5432/test
+    python benchmarks/report.py http                       # 20,000 requests, SQLite
+    python benchmarks/report.py http --requests 5000 --database memory
+    python benchmarks/report.py http --database postgresql://postgres@127.0.0.1:5432/test
+
+(``python benchmarks/http_load.py [options]`` still works: it runs ``report.py http``.)
 
 Target on the reference machine (2 cores), SQLite: at least 1,500 placements/s with p99 under 50 ms.
 """
@@ -242,25 +244,13 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=20_000, help="measured requests in all (default: 20000)")
-    parser.add_argument("--warmup", type=int, default=1_000, help="unmeasured requests first (default: 1000)")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive clients (default: 32)")
-    parser.add_argument("--processes", type=int, default=1, help="client processes (default: 1)")
-    parser.add_argument("--cancel-share", type=float, default=0.2, help="share of cancels (default: 0.2)")
-    parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="client implementation")
-    parser.add_argument("--database", default="", help="default: a fresh SQLite file; or memory, postgresql://...")
-    parser.add_argument("--access-log", action="store_true", help="keep the server's per-request log on")
-    parser.add_argument("--no-metrics", action="store_true", help="run the server without metrics")
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+def run(args: argparse.Namespace) -> int:
+    """``report.py http``: start the server, drive the clients, print throughput, latency and the verdict."""
     if args.processes < 1 or args.clients < args.processes:
         raise SystemExit("need at least one client per process")
 
     users = [f"bench{i}" for i in range(args.clients)]
     env = dict(os.environ, TRADEBOOK_AUTH_SECRET=secrets.token_urlsafe(32))
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     from tradebook import BACKEND, __version__
     from tradebook.http.auth import issue_token
 
@@ -331,7 +321,10 @@ def main() -> None:
         f"placements/s {placements_per_second:,.0f} (target {TARGET_PER_SECOND:,}), p99 {p99:.2f} ms "
         f"(target < {TARGET_P99_MS:.0f} ms): {verdict}; server exit status {server_exit}"
     )
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the old command line, kept: python benchmarks/http_load.py [options]
+    import report
+
+    sys.exit(report.main(["http", *sys.argv[1:]]))

@@ -47,6 +47,7 @@ __all__ = [
     "BATCH",
     "FLOWS",
     "OPS",
+    "BatchScenario",
     "BookScenario",
     "EngineScenario",
     "backend_unavailable",
@@ -655,3 +656,80 @@ class EngineScenario:
         assert depth == last.depth_after, f"{self.name}: the book's levels differ from the reference run"
         if deep and hasattr(book, "_check"):
             book._check()
+
+
+# == execute_batch ============================================================================
+
+
+class BatchScenario:
+    """One flow of the engine streams through ``MatchingEngine.execute_batch`` on a freshly built engine.
+
+    ``setup()`` (untimed) turns the stream's next batch into ``array("q")`` rows
+    (matching-heavy: a takers' array and a refills' array per chunk of 16);
+    ``run(rows)`` (timed) makes one ``execute_batch`` call per array and counts
+    the trades of every result (they are ``Trade`` objects); ``check()``
+    compares the trades per batch (matching-heavy: the takers'), the resting
+    orders and every level with the generator's reference run.
+    """
+
+    def __init__(self, backend: SimpleNamespace, stream: wl.Stream) -> None:
+        if backend.MatchingEngine is None:
+            raise ValueError(f"{backend.name} has no execute_batch")
+        self.backend = backend
+        self.stream = stream
+        self.flow = stream.name
+        self.batches = 0
+        self.results: list[int] = []  # trades per run()
+        gc.collect()
+        self.engine = backend.MatchingEngine([wl.instrument()])
+        self.engine.execute_batch(wl.batch_rows(stream.orders))
+        self.book = self.engine.book(SYMBOL)
+        gc.collect()
+        execute, results = self.engine.execute_batch, self.results
+        if self.flow == "mixed":
+
+            def run(rows: Any) -> int:
+                n = len(execute(rows).trades)
+                results.append(n)
+                return n
+        else:
+
+            def run(chunks: list[Any]) -> int:
+                n = 0
+                for takers, refills in chunks:
+                    n += len(execute(takers).trades)
+                    execute(refills)
+                results.append(n)
+                return n
+
+        self.run: Callable[[Any], int] = run
+
+    @property
+    def name(self) -> str:
+        return f"batch-{self.flow}[{self.backend.name}]"
+
+    def setup(self) -> Any:
+        """The next batch as rows (untimed)."""
+        if self.batches >= len(self.stream.batches):
+            raise RuntimeError(f"{self.name}: the stream has only {len(self.stream.batches)} batches")
+        commands = self.stream.batches[self.batches].commands
+        self.batches += 1
+        if self.flow == "mixed":
+            return wl.mixed_rows(commands)
+        return [(wl.taker_rows(takers), wl.batch_rows(refills)) for takers, refills in commands]
+
+    def pedantic_setup(self) -> tuple[tuple[Any], dict[str, Any]]:
+        """``setup()`` in the shape ``benchmark.pedantic(setup=...)`` wants."""
+        return (self.setup(),), {}
+
+    def check(self, *, deep: bool = False) -> None:
+        """Assert the trades and the book match the reference run of the batches handed out so far."""
+        expected = [b.n_trades for b in self.stream.batches[: self.batches]]
+        assert self.results == expected, f"{self.name}: trades per batch {self.results}, expected {expected}"
+        if not self.batches:
+            return
+        last = self.stream.batches[self.batches - 1]
+        assert len(self.book) == last.orders_after, f"{self.name}: {len(self.book)} orders rest"
+        assert self.book.depth_raw(1 << 30) == last.depth_after, f"{self.name}: levels differ from the reference"
+        if deep:
+            self.book._check()

@@ -95,7 +95,7 @@ def test_every_text_in_the_figures_is_legible_at_the_page_width() -> None:
 
 
 def test_the_figures_on_disk_are_the_ones_the_code_draws() -> None:
-    """Same width as the code's figures: the PNGs were regenerated (python benchmarks/compare.py --render)."""
+    """Same width as the code's figures: the PNGs were regenerated (python benchmarks/report.py compare --render)."""
     compare = _compare_module()
     for path in _figures_on_page():
         width, _ = _png_size(path)

@@ -7,8 +7,8 @@ order updates, trades and wallet operations, and settlement. Reported: orders
 per second over the whole run, and p50 / p99 latency of one placement as its
 client sees it.
 
-    PYTHONPATH=src python benchmarks/service_bench.py                    # memory and sqlite
-    PYTHONPATH=src python benchmarks/service_bench.py --stores memory,sqlite,postgres \\
+    python benchmarks/report.py service                    # memory and sqlite
+    python benchmarks/report.py service --stores memory,sqlite,postgres \\
         --dsn postgresql://postgres@127.0.0.1:5432/test
 
 Targets on the reference machine (2 cores): memory >= 20,000 orders/s,
@@ -23,7 +23,6 @@ import os
 import platform
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -138,17 +137,8 @@ async def run_store(kind: str, args: argparse.Namespace, workdir: Path) -> dict[
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stores", default="memory,sqlite", help="comma-separated: memory, sqlite, postgres")
-    parser.add_argument("--orders", type=int, default=0, help="placements per store (default: per store)")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
-    parser.add_argument("--symbols", type=int, default=4)
-    parser.add_argument("--users", type=int, default=32)
-    parser.add_argument("--pool", type=int, default=8, help="PostgreSQL pool size")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--dsn", default=os.environ.get("TRADEBOOK_TEST_POSTGRES_DSN", ""))
-    args = parser.parse_args()
+def run(args: argparse.Namespace) -> int:
+    """``report.py service``: one run per store, a table of throughput, latency and verdicts."""
     print(
         f"tradebook {tradebook.__version__} ({tradebook.BACKEND}), Python {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} cores; {args.clients} clients, {args.symbols} symbols, "
@@ -165,8 +155,4 @@ def main() -> None:
                 f"{r['store']:<10} {r['orders']:>8} {r['per_second']:>10,.0f} {TARGETS[r['store']]:>8,} "
                 f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}  {'PASS' if ok else 'FAIL'}"
             )
-    sys.exit(0)
-
-
-if __name__ == "__main__":
-    main()
+    return 0
