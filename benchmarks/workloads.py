@@ -322,7 +322,7 @@ def _take_lots(rng: random.Random) -> int:
 
 @lru_cache(maxsize=2)
 def base_orders(seed: int = ENGINE_SEED, n_deep: int = N_ORDERS) -> list[OrderTuple]:
-    """The starting book: ``workload.py``'s orders (``n_deep``, 200k) moved out by ``FRONT`` ticks plus the thin front."""
+    """The starting book: the book workload's orders (``n_deep``, 200k) moved out by ``FRONT`` ticks plus the thin front."""
     rng = random.Random(seed)
     deep = get_workload().orders if n_deep == N_ORDERS else get_workload(n_orders=n_deep, n_adds=0).orders
     orders = [(oid, side, ticks - FRONT if side is BUY else ticks + FRONT, lots) for oid, side, ticks, lots in deep]
