@@ -362,6 +362,22 @@ async def test_the_fast_path_and_the_routes_answer_alike(tmp_path: Path) -> None
     )
 
 
+def test_the_fast_path_serves_rows_of_the_route_table() -> None:
+    """One definition of each route: the fast path takes method, pattern and endpoint from the router."""
+    from tradebook.http.fastpath import FastPath
+    from tradebook.http.routes import FAST_ENDPOINTS, router
+
+    fast = [route for route in router.routes if getattr(route, "endpoint", None) in FAST_ENDPOINTS]
+    assert {(method, route.path) for route in fast for method in route.methods} == {
+        ("POST", "/api/v1/orders"),
+        ("GET", "/api/v1/orders/{order_id}"),
+        ("DELETE", "/api/v1/orders/{order_id}"),
+    }
+    listing = next(route for route in router.routes if getattr(route, "name", None) == "list_orders")
+    with pytest.raises(TypeError, match="the fast path calls list_orders"):
+        FastPath(None, routes=[listing], state=None, on_error=None)  # type: ignore[arg-type]
+
+
 async def test_an_unexpected_error_on_the_fast_path_is_a_logged_500(
     memory_api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
