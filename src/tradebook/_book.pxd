@@ -1,10 +1,11 @@
 # cython: language_level=3
 # Declarations of the compiled order book: C records for resting orders and
-# levels, integer-keyed hash maps, and the Python-facing classes.
+# levels, and the Python-facing classes.
 from cpython.object cimport PyObject
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from tradebook._avl cimport Tree
+from tradebook._intmap cimport IntMap
 
 
 cdef enum:
@@ -41,18 +42,6 @@ cdef struct Level:
     PyObject* snap      # cached LevelSnapshot for depth, or NULL (owned)
 
 
-cdef struct Slot:
-    int64_t key
-    int32_t val         # -1: empty
-
-
-cdef struct IntMap:
-    Slot* slots
-    size_t mask
-    size_t count
-    int shift
-
-
 cdef enum:
     ST_PENDING = 0
     ST_OPEN = 1
@@ -61,23 +50,6 @@ cdef enum:
     ST_CANCELLED = 4
     ST_REJECTED = 5
     ST_EXPIRED = 6
-
-
-cdef inline size_t _home(IntMap* m, int64_t key) noexcept:
-    return <size_t>((<uint64_t>key * <uint64_t>0x9E3779B97F4A7C15) >> m.shift)
-
-
-cdef inline int32_t map_get(IntMap* m, int64_t key) noexcept:
-    """The value stored under ``key``, or -1."""
-    cdef size_t i = _home(m, key)
-    cdef Slot* s
-    while True:
-        s = &m.slots[i]
-        if s.val == -1:
-            return -1
-        if s.key == key:
-            return s.val
-        i = (i + 1) & m.mask
 
 
 cdef class Order:

@@ -24,6 +24,7 @@ from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy, memset
 
 from tradebook._avl cimport Node, Tree, tree_check, tree_dealloc, tree_init, tree_insert, tree_remove, tree_reserve
+from tradebook._intmap cimport map_del, map_free, map_get, map_init, map_put, map_reserve
 
 import operator
 from decimal import Decimal
@@ -256,78 +257,6 @@ cdef int _side_code(object side) except -1:
     if side is _SELL:
         return 1
     return 1 if coerce_enum(Side, side, "side", InvalidOrderError) is _SELL else 0
-
-
-# -- integer hash map: int64 key -> int32 value ---------------------------------------
-
-cdef int map_init(IntMap* m, int bits) except -1:
-    cdef size_t cap = (<size_t>1) << bits
-    cdef size_t i
-    m.slots = <Slot*>PyMem_Malloc(cap * sizeof(Slot))
-    if m.slots == NULL:
-        raise MemoryError()
-    for i in range(cap):
-        m.slots[i].val = NIL
-    m.mask = cap - 1
-    m.count = 0
-    m.shift = 64 - bits
-    return 0
-
-
-cdef void _map_place(IntMap* m, int64_t key, int32_t val) noexcept:
-    cdef size_t i = _home(m, key)
-    while m.slots[i].val != NIL:
-        if m.slots[i].key == key:
-            m.slots[i].val = val
-            return
-        i = (i + 1) & m.mask
-    m.slots[i].key = key
-    m.slots[i].val = val
-    m.count += 1
-
-
-cdef int map_reserve(IntMap* m) except -1:
-    """Make sure one more key fits under a load factor of 1/2 without allocating later."""
-    cdef Slot* old = m.slots
-    cdef size_t old_cap = m.mask + 1
-    cdef size_t i
-    cdef int bits
-    if (m.count + 1) * 2 <= old_cap:
-        return 0
-    bits = 64 - m.shift + 1
-    if bits > 40:
-        raise MemoryError("id map is full")
-    map_init(m, bits)
-    for i in range(old_cap):
-        if old[i].val != NIL:
-            _map_place(m, old[i].key, old[i].val)
-    PyMem_Free(old)
-    return 0
-
-
-cdef inline void map_put(IntMap* m, int64_t key, int32_t val) noexcept:
-    _map_place(m, key, val)
-
-
-cdef void map_del(IntMap* m, int64_t key) noexcept:
-    """Delete a present key, shifting the following run back (no tombstones)."""
-    cdef size_t i = _home(m, key)
-    cdef size_t j, k
-    while m.slots[i].key != key or m.slots[i].val == NIL:
-        i = (i + 1) & m.mask
-    j = i
-    while True:
-        j = (j + 1) & m.mask
-        if m.slots[j].val == NIL:
-            break
-        k = _home(m, m.slots[j].key)
-        # Leave slot j alone if its home lies cyclically in (i, j].
-        if (i <= j and i < k and k <= j) or (i > j and (i < k or k <= j)):
-            continue
-        m.slots[i] = m.slots[j]
-        i = j
-    m.slots[i].val = NIL
-    m.count -= 1
 
 
 cdef void _touch(Level* level) noexcept:
@@ -785,9 +714,9 @@ cdef class OrderBook:
         PyMem_Free(self._levels)
         tree_dealloc(&self._trees[0])
         tree_dealloc(&self._trees[1])
-        PyMem_Free(self._ids.slots)
-        PyMem_Free(self._prices[0].slots)
-        PyMem_Free(self._prices[1].slots)
+        map_free(&self._ids)
+        map_free(&self._prices[0])
+        map_free(&self._prices[1])
 
     # -- locking: reentrant per book; waits without holding the GIL ----------------
 

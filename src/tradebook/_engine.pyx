@@ -16,13 +16,13 @@ from cpython.object cimport PyObject
 from libc.stdint cimport int8_t, int32_t, int64_t
 
 from tradebook._avl cimport Tree
+from tradebook._intmap cimport map_get
 from tradebook._book cimport (
     SELL,
     Level,
     Order,
     OrderBook,
     Rec,
-    map_get,
     ST_CANCELLED,
     ST_EXPIRED,
     ST_FILLED,
