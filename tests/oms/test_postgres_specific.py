@@ -284,7 +284,7 @@ async def test_the_planner_uses_the_open_orders_index(repo: PostgresOrderReposit
         )
         assert "orders_user_open_idx" in await plan(conn, typical, ("u0",))
         # what list_orders sends for a user's open orders, literal status and all
-        statement, params = postgres.schema._list_orders_query("u0", OrderQuery(status=OrderStatus.OPEN, limit=50))
+        statement, params = postgres.repository._Q.list_orders("u0", OrderQuery(status=OrderStatus.OPEN, limit=50))
         assert "orders_user_open_idx" in await plan(conn, statement, params)
     page = await repo.list_orders("u0", OrderQuery(status=OrderStatus.OPEN, limit=50))
     assert [o.id for o in page.items] == sorted(range(100, 5001, 100), reverse=True)[: len(page.items)]

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from ..enums import OrderStatus
 from ..errors import DuplicateOrderError, InsufficientBalanceError, OrderConflictError, OrderNotFoundError
-from ._money import in_money_context
+from ._money import in_money_context, parse_amount
 from ._paging import check_limit, decode_cursor, page_of
 from .models import (
     ACTIVE_STATUSES,
@@ -305,13 +305,13 @@ class MemoryWallet:
     @in_money_context
     async def deposit(self, user_id: str, asset: str, amount: Decimal | int | str) -> None:
         """Credit ``amount`` of ``asset`` to the user's available balance."""
-        value = _amount(amount)
+        value = parse_amount(amount)
         self._account(user_id, asset).available += value
 
     @in_money_context
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
         """Set ``amount`` aside under ``ref``; see :meth:`WalletClient.reserve`."""
-        value = _amount(amount)
+        value = parse_amount(amount)
         existing = self._reservations.get(ref)
         if existing is not None:
             return existing
@@ -330,7 +330,7 @@ class MemoryWallet:
         reservation = self._reservations.get(ref)
         if reservation is None:
             return _ZERO
-        value = reservation.amount if amount is None else min(_amount(amount, allow_zero=True), reservation.amount)
+        value = reservation.amount if amount is None else min(parse_amount(amount, allow_zero=True), reservation.amount)
         account = self._account(reservation.user_id, reservation.asset)
         account.reserved -= value
         account.available += value
@@ -395,15 +395,3 @@ class MemoryWallet:
 
     async def close(self) -> None:
         """Nothing to release; here for symmetry with the SQL wallets."""
-
-
-def _amount(value: object, *, allow_zero: bool = False) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
-        raise TypeError(f"an amount must be a Decimal, int or str, not {type(value).__name__}")
-    try:
-        result = Decimal(value)
-    except ArithmeticError:
-        raise ValueError(f"amount {value!r} is not a number") from None
-    if not result.is_finite() or result < 0 or (result == 0 and not allow_zero):
-        raise ValueError(f"amount {value!r} must be a positive finite number")
-    return result

@@ -16,6 +16,7 @@ from ...errors import (
     PersistenceError,
     TradebookError,
 )
+from .._sql.migrations import status
 from .schema import _apply_migrations, _Conn, _table_exists, migrations
 
 # -- errors and pools --------------------------------------------------------------
@@ -142,12 +143,7 @@ async def migration_status(dsn: str, schema: str = "public") -> list[tuple[int, 
                     )
                 )
                 recorded = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
-    status: dict[int, tuple[int, str, datetime | None]] = {
-        m.version: (m.version, m.name, recorded[m.version][1] if m.version in recorded else None) for m in migrations()
-    }
-    for version, (name, applied_at) in recorded.items():
-        status.setdefault(version, (version, name, applied_at))
-    return [status[v] for v in sorted(status)]
+    return status(migrations(), recorded)
 
 
 async def refresh_statistics(dsn: str, schema: str = "public") -> int:

@@ -14,44 +14,44 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from ...enums import OrderStatus, OrderType, Side, TimeInForce
+from ...enums import OrderStatus
 from ...errors import (
     DuplicateOrderError,
     OrderConflictError,
     OrderNotFoundError,
     PersistenceError,
 )
-from .._paging import check_limit, decode_cursor
+from .._paging import page_of
+from .._sql.columns import OP_COLUMNS, ORDER_COLUMNS, TRADE_COLUMNS
+from .._sql.queries import Queries
 from ..models import OrderQuery, OrderRecord, Page, TradeRecord, WalletOp
 from .connection import _check_sizes, _fetch, _mapped, _open_pool, _Pool
-from .schema import _ACTIVE, _ORDER_COLUMNS, _TRADE_COLUMNS, _Conn, _list_orders_query, _order, _page, _trade
+from .schema import CODEC, _Conn
+
+_Q = Queries("%s")
 
 # The statements a unit of work runs, as plain text: psycopg caches their conversion
 # and prepares them on the server after a few uses.
 _INSERT_ORDER = (
-    "INSERT INTO orders (" + _ORDER_COLUMNS.as_string() + ")"
+    f"INSERT INTO orders ({ORDER_COLUMNS})"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
 )
-_ORDER_EXISTS = "SELECT 1 FROM orders WHERE id = %s"
-_ORDER_STATUS = "SELECT status FROM orders WHERE id = %s"
 _UPDATE_ORDER = (
     "UPDATE orders SET status = %s, filled_quantity = %s, updated_at = %s,"
     " sequence = coalesce(%s::bigint, sequence) WHERE id = %s"
 )
-_CANCEL_ORDER = "UPDATE orders SET status = 'CANCELLED', updated_at = %s WHERE id = %s AND " + _ACTIVE.as_string()
-_DELETE_ORDER = "DELETE FROM orders WHERE id = %s AND status = 'PENDING'"
 # Whole batches in one statement each. ON CONFLICT DO NOTHING also skips a repeat
 # of an id within the batch; RETURNING tells which rows went in. A batch of up to
 # _MAX_VALUES_ROWS rows is a multi-row VALUES (one prepared statement per size; its
 # parameters are scalars, about ten times cheaper for psycopg to dump than arrays),
 # a larger one unnest()s one array per column.
 _MAX_VALUES_ROWS = 32
-_TRADES = ("trades", _TRADE_COLUMNS.as_string(), "(" + ", ".join(["%s"] * 10) + ")")
+_TRADES = ("trades", TRADE_COLUMNS, "(" + ", ".join(["%s"] * 10) + ")")
 _TRADE_ARRAYS = (
     "%s::bigint[], %s::text[], %s::numeric[], %s::numeric[], %s::bigint[], %s::bigint[],"
     " %s::text[], %s::text[], %s::text[], %s::timestamptz[]"
 )
-_OPS = ("wallet_ops", "id, symbol, kind, payload", "(%s, %s, %s, %s::jsonb)")
+_OPS = ("wallet_ops", OP_COLUMNS, "(%s, %s, %s, %s::jsonb)")
 _OP_ARRAYS = "%s::bigint[], %s::text[], %s::text[], %s::jsonb[]"
 
 
@@ -73,16 +73,6 @@ _BEGIN = b"BEGIN"
 # BEGIN takes a round trip of its own.
 _PIPELINE = psycopg.AsyncPipeline.is_supported()
 _ROLLBACK = b"ROLLBACK"
-# The repository's reads.
-_GET_ORDER = "SELECT " + _ORDER_COLUMNS.as_string() + " FROM orders WHERE id = %s"
-_GET_ORDER_BY_CLIENT_ID = (
-    "SELECT " + _ORDER_COLUMNS.as_string() + " FROM orders WHERE user_id = %s AND client_order_id = %s"
-)
-_ACTIVE_ORDERS = (
-    "SELECT " + _ORDER_COLUMNS.as_string() + " FROM orders"
-    " WHERE symbol = %s AND " + _ACTIVE.as_string() + " ORDER BY coalesce(sequence, 0), id"
-)
-_PENDING_ORDERS = "SELECT " + _ORDER_COLUMNS.as_string() + " FROM orders WHERE status = 'PENDING' ORDER BY id"
 
 
 def _delete_ops(op_ids: set[int]) -> bytes:
@@ -168,30 +158,11 @@ class PostgresUnitOfWork:
     async def create_order(self, order: OrderRecord) -> None:
         """Insert a new order; :class:`~tradebook.DuplicateOrderError` on a taken id or client order id."""
         with _mapped(PersistenceError, "could not store the order"):
-            cur = await self._execute(
-                _INSERT_ORDER,
-                (
-                    order.id,
-                    order.user_id,
-                    order.symbol,
-                    Side(order.side).value,
-                    OrderType(order.type).value,
-                    TimeInForce(order.time_in_force).value,
-                    order.price,
-                    order.quantity,
-                    order.filled_quantity,
-                    OrderStatus(order.status).value,
-                    order.created_at,
-                    order.updated_at,
-                    order.client_order_id,
-                    order.post_only,
-                    order.sequence,
-                ),
-            )
+            cur = await self._execute(_INSERT_ORDER, CODEC.order_row(order))
             if cur.rowcount == 1:
                 return
             # The unique indexes refused the row; say which one.
-            cur = await self._execute(_ORDER_EXISTS, (order.id,))
+            cur = await self._execute(_Q.order_exists, (order.id,))
             taken_id = await cur.fetchone() is not None
         if taken_id:
             raise DuplicateOrderError(f"order id {order.id} already exists")
@@ -200,7 +171,7 @@ class PostgresUnitOfWork:
         )
 
     async def _status(self, order_id: int) -> OrderStatus | None:
-        cur = await self._execute(_ORDER_STATUS, (order_id,))
+        cur = await self._execute(_Q.order_status, (order_id,))
         row = await cur.fetchone()
         return None if row is None else OrderStatus(row[0])
 
@@ -224,7 +195,7 @@ class PostgresUnitOfWork:
     async def cancel_order(self, order_id: int, *, updated_at: datetime) -> None:
         """Mark an active order ``CANCELLED`` (not found / conflict otherwise)."""
         with _mapped(PersistenceError, f"could not cancel order {order_id}"):
-            cur = await self._execute(_CANCEL_ORDER, (updated_at, order_id))
+            cur = await self._execute(_Q.cancel_order, (updated_at, order_id))
             if cur.rowcount == 1:
                 return
             status = await self._status(order_id)
@@ -235,7 +206,7 @@ class PostgresUnitOfWork:
     async def delete_order(self, order_id: int) -> None:
         """Remove a ``PENDING`` order (no-op if absent; conflict if it was accepted)."""
         with _mapped(PersistenceError, f"could not delete order {order_id}"):
-            cur = await self._execute(_DELETE_ORDER, (order_id,))
+            cur = await self._execute(_Q.delete_order, (order_id,))
             if cur.rowcount == 1:
                 return
             status = await self._status(order_id)
@@ -244,19 +215,13 @@ class PostgresUnitOfWork:
 
     async def record_trades(self, trades: Sequence[TradeRecord]) -> None:
         """Insert trades; :class:`~tradebook.DuplicateOrderError` on a taken trade id (then none is stored)."""
-        rows = [
-            (
-                *(t.id, t.symbol, t.price, t.quantity, t.buy_order_id, t.sell_order_id, t.buyer_id, t.seller_id),
-                *(Side(t.taker_side).value, t.created_at),
-            )
-            for t in trades
-        ]
+        rows = [CODEC.trade_row(trade) for trade in trades]
         with _mapped(PersistenceError, "could not store the trades"):
             await self._insert_all(_TRADES, _INSERT_TRADE_ARRAYS, rows, "trade")
 
     async def add_wallet_ops(self, ops: Sequence[WalletOp]) -> None:
         """Queue wallet operations in the outbox (payload as ``jsonb``); all of them or none."""
-        rows = [(op.id, op.symbol, op.kind, op.payload()) for op in ops]
+        rows = [CODEC.op_row(op) for op in ops]
         with _mapped(PersistenceError, "could not store the wallet operations"):
             await self._insert_all(_OPS, _INSERT_OP_ARRAYS, rows, "wallet operation")
 
@@ -374,52 +339,35 @@ class PostgresOrderRepository:
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
         """The order with this id, or ``None``."""
-        rows = await self._fetch(_GET_ORDER, (order_id,))
-        return _order(rows[0]) if rows else None
+        rows = await self._fetch(_Q.get_order, (order_id,))
+        return CODEC.order(rows[0]) if rows else None
 
     async def get_order_by_client_id(self, user_id: str, client_order_id: str) -> OrderRecord | None:
         """The user's order with this client order id, or ``None``."""
-        rows = await self._fetch(_GET_ORDER_BY_CLIENT_ID, (user_id, client_order_id))
-        return _order(rows[0]) if rows else None
+        rows = await self._fetch(_Q.get_order_by_client_id, (user_id, client_order_id))
+        return CODEC.order(rows[0]) if rows else None
 
     async def list_orders(self, user_id: str, query: OrderQuery = OrderQuery()) -> Page[OrderRecord]:  # noqa: B008
         """A user's orders matching ``query``, newest (highest id) first."""
         self._check_open()
-        statement, params = _list_orders_query(user_id, query)
-        return _page(await self._fetch(statement, params), query.limit, _order)
+        statement, params = _Q.list_orders(user_id, query)
+        return page_of([CODEC.order(row) for row in await self._fetch(statement, params)], query.limit)
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
         """The symbol's ``OPEN`` and ``PARTIALLY_FILLED`` orders in priority (``sequence``) order."""
-        rows = await self._fetch(_ACTIVE_ORDERS, (symbol,))
-        return [_order(row) for row in rows]
+        return [CODEC.order(row) for row in await self._fetch(_Q.active_orders, (symbol,))]
 
     async def pending_orders(self) -> list[OrderRecord]:
         """Orders still ``PENDING``, by id."""
-        rows = await self._fetch(_PENDING_ORDERS)
-        return [_order(row) for row in rows]
+        return [CODEC.order(row) for row in await self._fetch(_Q.pending_orders)]
 
     async def list_trades(
         self, *, symbol: str | None = None, user_id: str | None = None, limit: int = 100, cursor: str | None = None
     ) -> Page[TradeRecord]:
         """Trades newest first, by symbol and/or a user on either side."""
         self._check_open()
-        limit = check_limit(limit)
-        before = decode_cursor(cursor)
-        where: list[sql.Composable] = [sql.SQL("true")]
-        params: list[Any] = []
-        if before is not None:
-            where.append(sql.SQL("id < %s"))
-            params.append(before)
-        if symbol is not None:
-            where.append(sql.SQL("symbol = %s"))
-            params.append(symbol)
-        if user_id is not None:
-            where.append(sql.SQL("(buyer_id = %s OR seller_id = %s)"))
-            params += [user_id, user_id]
-        statement = sql.SQL("SELECT {} FROM trades WHERE {} ORDER BY id DESC LIMIT {}").format(
-            _TRADE_COLUMNS, sql.SQL(" AND ").join(where), sql.Literal(limit + 1)
-        )
-        return _page(await self._fetch(statement, params), limit, _trade)
+        statement, params = _Q.list_trades(symbol, user_id, limit, cursor)
+        return page_of([CODEC.trade(row) for row in await self._fetch(statement, params)], limit)
 
     async def pending_wallet_ops(self) -> list[WalletOp]:
         """Outbox operations not yet marked done, in id order."""
@@ -428,12 +376,7 @@ class PostgresOrderRepository:
 
     async def last_ids(self) -> tuple[int, int, int, int]:
         """The largest order id, trade id, sequence and wallet-op id stored (0 when none)."""
-        rows = await self._fetch(
-            "SELECT (SELECT coalesce(max(id), 0) FROM orders),"
-            " (SELECT coalesce(max(id), 0) FROM trades),"
-            " (SELECT coalesce(max(sequence), 0) FROM orders),"
-            " (SELECT coalesce(max(id), 0) FROM wallet_ops)"
-        )
+        rows = await self._fetch(_Q.last_ids)
         order_id, trade_id, sequence, op_id = rows[0]
         return int(order_id), int(trade_id), int(sequence), int(op_id)
 

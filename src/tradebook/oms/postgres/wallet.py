@@ -13,7 +13,7 @@ from ...errors import (
     InsufficientBalanceError,
     WalletUnavailableError,
 )
-from ..memory import _amount
+from .._money import parse_amount
 from ..models import Balance, Reservation, Settlement
 from .connection import _check_sizes, _fetch, _mapped, _open_pool, _Pool
 from .schema import _ZERO
@@ -79,7 +79,7 @@ class PostgresWallet:
 
     async def deposit(self, user_id: str, asset: str, amount: Decimal | int | str) -> None:
         """Credit ``amount`` of ``asset`` to the user's available balance."""
-        value = _amount(amount)
+        value = parse_amount(amount)
         await self._fetch(_DEPOSIT, (user_id, asset, value))
 
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
@@ -87,7 +87,7 @@ class PostgresWallet:
 
         A refused reservation changes nothing (no empty balance row either).
         """
-        value = _amount(amount)
+        value = parse_amount(amount)
         ((ok, held_user_id, held_asset, held),) = await self._fetch(_RESERVE, (user_id, asset, value, ref))
         if ok:
             return Reservation(ref, held_user_id, held_asset, held)
@@ -98,7 +98,7 @@ class PostgresWallet:
         value: Decimal | None = None
         if amount is not None:
             try:
-                value = _amount(amount, allow_zero=True)
+                value = parse_amount(amount, allow_zero=True)
             except (TypeError, ValueError):
                 # Like the memory wallet: an unknown ref releases nothing, whatever the amount.
                 if not await self._fetch(_RESERVED, (ref,)):

@@ -18,6 +18,7 @@ from ...errors import (
     PersistenceError,
     TradebookError,
 )
+from .._sql import migrations
 from .schema import T, _apply_migrations, _datetime, _migrations
 
 #: Seconds a connection waits for another one's write lock before giving up.
@@ -123,8 +124,7 @@ def migration_status(
     cannot be read.
     """
     text = _file_path(path)
-    known = _migrations()
-    recorded: dict[int, tuple[str, str]] = {}
+    recorded: dict[int, tuple[str, datetime]] = {}
     if os.path.exists(text):
         try:
             conn = sqlite3.connect(Path(text).resolve().as_uri() + "?mode=ro", timeout=busy_timeout, uri=True)
@@ -136,19 +136,12 @@ def migration_status(
                     for version, name, applied_at in conn.execute(
                         "SELECT version, name, applied_at FROM schema_migrations"
                     ):
-                        recorded[version] = (name, applied_at)
+                        recorded[version] = (name, _datetime(applied_at))
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise PersistenceError(_describe(exc, text)) from exc
-    status: list[tuple[int, str, datetime | None]] = []
-    for migration in known:
-        entry = recorded.pop(migration.version, None)
-        status.append((migration.version, migration.name, None if entry is None else _datetime(entry[1])))
-    for version in sorted(recorded):
-        name, applied_at = recorded[version]
-        status.append((version, name, _datetime(applied_at)))
-    return status
+    return migrations.status(_migrations(), recorded)
 
 
 # --------------------------------------------------------------------------- connections

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ...enums import OrderStatus, Side
+from ...enums import OrderStatus
 from ...errors import (
     DuplicateOrderError,
     InvalidRequestError,
@@ -20,7 +20,9 @@ from ...errors import (
     OrderNotFoundError,
     PersistenceError,
 )
-from .._paging import check_limit, decode_cursor, page_of
+from .._paging import page_of
+from .._sql.columns import OP_COLUMNS, ORDER_COLUMNS, TRADE_COLUMNS
+from .._sql.queries import Queries
 from ..models import OrderQuery, OrderRecord, Page, TradeRecord, WalletOp
 from .connection import (
     DEFAULT_BUSY_TIMEOUT,
@@ -32,28 +34,12 @@ from .connection import (
     _savepoint,
     _SharedWriter,
 )
-from .schema import (
-    _ACTIVE_SQL,
-    _INT64_MAX,
-    _ORDER_COLUMNS,
-    _TRADE_COLUMNS,
-    T,
-    _checked_id,
-    _order,
-    _order_row,
-    _storable_id,
-    _text,
-    _timestamp,
-    _trade,
-    _trade_row,
-)
+from .schema import CODEC, T, _checked_id, _storable_id, _text, _timestamp
 
-# --------------------------------------------------------------------------- repository
-
-
-_INSERT_ORDER = f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 15)})"
-_INSERT_TRADE = f"INSERT INTO trades ({_TRADE_COLUMNS}) VALUES ({', '.join('?' * 10)})"
-_INSERT_OP = "INSERT INTO wallet_ops (id, symbol, kind, payload) VALUES (?, ?, ?, ?)"
+_Q = Queries("?")
+_INSERT_ORDER = f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+_INSERT_TRADE = f"INSERT INTO trades ({TRADE_COLUMNS}) VALUES ({', '.join('?' * 10)})"
+_INSERT_OP = f"INSERT INTO wallet_ops ({OP_COLUMNS}) VALUES (?, ?, ?, ?)"
 
 
 def _insert_all(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[Any]], table: str, noun: str) -> None:
@@ -104,7 +90,7 @@ class SQLiteUnitOfWork:
 
     async def create_order(self, order: OrderRecord) -> None:
         """Insert a new order (see :meth:`UnitOfWork.create_order`)."""
-        row = _order_row(order)
+        row = CODEC.order_row(order)
 
         def job(conn: sqlite3.Connection) -> None:
             try:  # one statement on the usual path; the constraints say when it is a duplicate
@@ -112,7 +98,7 @@ class SQLiteUnitOfWork:
                 return
             except sqlite3.IntegrityError:
                 pass  # the failed statement wrote nothing; the transaction goes on
-            if conn.execute("SELECT 1 FROM orders WHERE id = ?", (order.id,)).fetchone() is not None:
+            if conn.execute(_Q.order_exists, (order.id,)).fetchone() is not None:
                 raise DuplicateOrderError(f"order id {order.id} already exists")
             raise DuplicateOrderError(
                 f"user {order.user_id!r} already has an order with client_order_id {order.client_order_id!r}"
@@ -157,14 +143,10 @@ class SQLiteUnitOfWork:
         def job(conn: sqlite3.Connection) -> None:
             if not _storable_id(order_id):
                 raise OrderNotFoundError(f"no order with id {order_id}")
-            cursor = conn.execute(
-                "UPDATE orders SET status = 'CANCELLED', updated_at = ?"
-                " WHERE id = ? AND status IN ('OPEN', 'PARTIALLY_FILLED')",
-                (stamp, order_id),
-            )
+            cursor = conn.execute(_Q.cancel_order, (stamp, order_id))
             if cursor.rowcount:
                 return
-            row = conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()
+            row = conn.execute(_Q.order_status, (order_id,)).fetchone()
             if not row:
                 raise OrderNotFoundError(f"no order with id {order_id}")
             raise OrderConflictError(f"order {order_id} is {row[0]}, not active")
@@ -177,9 +159,9 @@ class SQLiteUnitOfWork:
         def job(conn: sqlite3.Connection) -> None:
             if not _storable_id(order_id):
                 return
-            if conn.execute("DELETE FROM orders WHERE id = ? AND status = 'PENDING'", (order_id,)).rowcount:
+            if conn.execute(_Q.delete_order, (order_id,)).rowcount:
                 return
-            row = conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()
+            row = conn.execute(_Q.order_status, (order_id,)).fetchone()
             if row:
                 raise OrderConflictError(f"order {order_id} is {row[0]}; only PENDING orders are deleted")
 
@@ -187,7 +169,7 @@ class SQLiteUnitOfWork:
 
     async def record_trades(self, trades: Sequence[TradeRecord]) -> None:
         """Insert trades (ids unique); a duplicate raises :class:`~tradebook.DuplicateOrderError`."""
-        rows = [_trade_row(trade) for trade in trades]
+        rows = [CODEC.trade_row(trade) for trade in trades]
 
         if not rows:
             return
@@ -199,7 +181,7 @@ class SQLiteUnitOfWork:
 
     async def add_wallet_ops(self, ops: Sequence[WalletOp]) -> None:
         """Queue wallet operations in the outbox (ids unique)."""
-        rows = [(_checked_id(op.id, "wallet operation id"), op.symbol, op.kind, op.payload()) for op in ops]
+        rows = [CODEC.op_row(op) for op in ops]
 
         if not rows:
             return
@@ -305,8 +287,8 @@ class SQLiteOrderRepository:
             return None
 
         def job(conn: sqlite3.Connection) -> OrderRecord | None:
-            row = conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,)).fetchone()
-            return None if row is None else _order(row)
+            row = conn.execute(_Q.get_order, (order_id,)).fetchone()
+            return None if row is None else CODEC.order(row)
 
         return await self._read(job)
 
@@ -314,57 +296,26 @@ class SQLiteOrderRepository:
         """The user's order with this client order id, or ``None``."""
 
         def job(conn: sqlite3.Connection) -> OrderRecord | None:
-            row = conn.execute(
-                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE user_id = ? AND client_order_id = ?",
-                (user_id, client_order_id),
-            ).fetchone()
-            return None if row is None else _order(row)
+            row = conn.execute(_Q.get_order_by_client_id, (user_id, client_order_id)).fetchone()
+            return None if row is None else CODEC.order(row)
 
         return await self._read(job)
 
     async def list_orders(self, user_id: str, query: OrderQuery = OrderQuery()) -> Page[OrderRecord]:  # noqa: B008
         """A user's orders matching ``query``, newest (highest id) first, one page at a time."""
         self._check_open()
-        limit = check_limit(query.limit)
-        before = decode_cursor(query.cursor)
-        clauses = ["user_id = ?"]
-        params: list[object] = [user_id]
-        if before is not None and before <= _INT64_MAX:  # a larger cursor is below no stored id
-            clauses.append("id < ?")
-            params.append(before)
-        if query.symbol is not None:
-            clauses.append("symbol = ?")
-            params.append(query.symbol)
-        if query.status is not None:
-            clauses.append("status = ?")
-            params.append(OrderStatus(query.status).value)
-        if query.side is not None:
-            clauses.append("side = ?")
-            params.append(Side(query.side).value)
-        if query.since is not None:
-            clauses.append("created_at >= ?")
-            params.append(_bound(query.since, "since"))
-        if query.until is not None:
-            clauses.append("created_at < ?")
-            params.append(_bound(query.until, "until"))
-        sql = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?"
-        params.append(limit + 1)
+        sql, params = _Q.list_orders(user_id, query, _bound)
 
         def job(conn: sqlite3.Connection) -> list[OrderRecord]:
-            return [_order(row) for row in conn.execute(sql, params)]
+            return [CODEC.order(row) for row in conn.execute(sql, params)]
 
-        return page_of(await self._read(job), limit)
+        return page_of(await self._read(job), query.limit)
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
         """The symbol's ``OPEN`` and ``PARTIALLY_FILLED`` orders in priority (``sequence``) order."""
 
         def job(conn: sqlite3.Connection) -> list[OrderRecord]:
-            rows = conn.execute(
-                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE symbol = ? AND status IN {_ACTIVE_SQL}"
-                " ORDER BY COALESCE(sequence, 0), id",
-                (symbol,),
-            )
-            return [_order(row) for row in rows]
+            return [CODEC.order(row) for row in conn.execute(_Q.active_orders, (symbol,))]
 
         return await self._read(job)
 
@@ -372,8 +323,7 @@ class SQLiteOrderRepository:
         """Orders still ``PENDING``, in id order."""
 
         def job(conn: sqlite3.Connection) -> list[OrderRecord]:
-            rows = conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'PENDING' ORDER BY id")
-            return [_order(row) for row in rows]
+            return [CODEC.order(row) for row in conn.execute(_Q.pending_orders)]
 
         return await self._read(job)
 
@@ -382,25 +332,10 @@ class SQLiteOrderRepository:
     ) -> Page[TradeRecord]:
         """Trades, newest first, filtered by symbol and/or by a user on either side."""
         self._check_open()
-        limit = check_limit(limit)
-        before = decode_cursor(cursor)
-        clauses = []
-        params: list[object] = []
-        if before is not None and before <= _INT64_MAX:
-            clauses.append("id < ?")
-            params.append(before)
-        if symbol is not None:
-            clauses.append("symbol = ?")
-            params.append(symbol)
-        if user_id is not None:
-            clauses.append("(buyer_id = ? OR seller_id = ?)")
-            params.extend((user_id, user_id))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {_TRADE_COLUMNS} FROM trades {where} ORDER BY id DESC LIMIT ?"
-        params.append(limit + 1)
+        sql, params = _Q.list_trades(symbol, user_id, limit, cursor)
 
         def job(conn: sqlite3.Connection) -> list[TradeRecord]:
-            return [_trade(row) for row in conn.execute(sql, params)]
+            return [CODEC.trade(row) for row in conn.execute(sql, params)]
 
         return page_of(await self._read(job), limit)
 
@@ -408,7 +343,7 @@ class SQLiteOrderRepository:
         """Outbox operations not yet marked done, in id order."""
 
         def job(conn: sqlite3.Connection) -> list[WalletOp]:
-            rows = conn.execute("SELECT id, symbol, kind, payload FROM wallet_ops ORDER BY id")
+            rows = conn.execute(f"SELECT {OP_COLUMNS} FROM wallet_ops ORDER BY id")
             return [WalletOp.from_payload(*row) for row in rows]
 
         return await self._read(job)
@@ -417,10 +352,7 @@ class SQLiteOrderRepository:
         """The largest order id, trade id, sequence and wallet-op id stored (0 when none)."""
 
         def job(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
-            row = conn.execute(
-                "SELECT (SELECT COALESCE(MAX(id), 0) FROM orders), (SELECT COALESCE(MAX(id), 0) FROM trades),"
-                " (SELECT COALESCE(MAX(sequence), 0) FROM orders), (SELECT COALESCE(MAX(id), 0) FROM wallet_ops)"
-            ).fetchone()
+            row = conn.execute(_Q.last_ids).fetchone()
             return (row[0], row[1], row[2], row[3])
 
         return await self._read(job)

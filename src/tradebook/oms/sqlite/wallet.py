@@ -12,8 +12,7 @@ from ...errors import (
     InsufficientBalanceError,
     WalletUnavailableError,
 )
-from .._money import MONEY_CONTEXT
-from ..memory import _amount
+from .._money import MONEY_CONTEXT, parse_amount
 from ..models import Balance, Reservation, Settlement
 from .connection import DEFAULT_BUSY_TIMEOUT, _begin, _commit, _file_path, _rollback, _SharedWriter
 from .schema import _ZERO, T, _checked_id, _now
@@ -141,12 +140,12 @@ class SQLiteWallet:
 
     async def deposit(self, user_id: str, asset: str, amount: Decimal | int | str) -> None:
         """Credit ``amount`` of ``asset`` to the user's available balance."""
-        value = _amount(amount)
+        value = parse_amount(amount)
         await self._write(lambda conn: _change_balance(conn, user_id, asset, available=value))
 
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
         """Move ``amount`` of ``asset`` from available to reserved under ``ref``; see :meth:`WalletClient.reserve`."""
-        value = _amount(amount)
+        value = parse_amount(amount)
 
         def job(conn: sqlite3.Connection) -> Reservation:
             available, reserved = _get_balance(conn, user_id, asset) or (_ZERO, _ZERO)
@@ -175,7 +174,7 @@ class SQLiteWallet:
             reservation = _get_reservation(conn, ref)
             if reservation is None:
                 return _ZERO
-            wanted = reservation.amount if amount is None else _amount(amount, allow_zero=True)
+            wanted = reservation.amount if amount is None else parse_amount(amount, allow_zero=True)
             value = min(wanted, reservation.amount)
             _change_balance(conn, reservation.user_id, reservation.asset, available=value, reserved=-value)
             _shrink(conn, reservation, value)
