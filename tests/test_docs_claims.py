@@ -61,7 +61,7 @@ def test_no_page_says_sqlite_statements_run_off_the_event_loop() -> None:
         for line in page.read_text().splitlines()
         if _SQLITE_OFF_LOOP.search(line)
     ]
-    assert not said, "SQLite statements run inline on the event loop (see tradebook/oms/sqlite.py):\n" + "\n".join(said)
+    assert not said, "SQLite statements run inline on the event loop (see tradebook/oms/sqlite/connection.py):\n" + "\n".join(said)
 
 
 @pytest.mark.parametrize("page", ["orders.md", "guides/adapters.md"])
@@ -73,7 +73,7 @@ def test_the_sqlite_pages_say_statements_run_inline_with_a_shared_writer(page: s
 
 def test_the_sqlite_module_still_runs_statements_inline() -> None:
     """If the adapter moves its statements to a thread, the pages above must change too."""
-    source = (ROOT / "src/tradebook/oms/sqlite.py").read_text()
+    source = (ROOT / "src/tradebook/oms/sqlite/connection.py").read_text()
     assert "Statements run on the event loop's thread" in source
 
 
