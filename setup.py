@@ -12,7 +12,7 @@ import sysconfig
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_avl", "_intmap", "_book", "_engine"]
+MODULES = ["_avl", "_intmap", "_units", "_book", "_engine"]
 REQUIRE = bool(os.environ.get("TRADEBOOK_REQUIRE_EXTENSIONS") or os.environ.get("CIBUILDWHEEL"))
 SKIP = bool(os.environ.get("TRADEBOOK_NO_EXTENSIONS")) or sys.implementation.name != "cpython"
 TRACE = bool(os.environ.get("TRADEBOOK_CYTHON_TRACE"))

@@ -140,8 +140,6 @@ cdef class OrderBook:
     cdef int64_t _lots_of(self, Order o) except 0
 
 
-cdef bint _small_int(object value, int64_t* out) noexcept
-cdef int64_t _raw_units(object value, str what, object error) except 0
 cdef bint _int_key(object key, int64_t* out) except -1
 cdef int _side_code(object side) except -1
 cdef void _touch(Level* level) noexcept

@@ -25,6 +25,7 @@ from libc.string cimport memcpy, memset
 
 from tradebook._avl cimport Node, Tree, tree_check, tree_dealloc, tree_init, tree_insert, tree_remove, tree_reserve
 from tradebook._intmap cimport map_del, map_free, map_get, map_init, map_put, map_reserve
+from tradebook._units cimport parse_decimal, raw_units, small_int, step_units
 
 import operator
 from decimal import Decimal
@@ -47,10 +48,6 @@ from tradebook.instrument import Instrument
 
 cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
-    Py_ssize_t PyUnicode_GET_LENGTH(object o)
-    int PyUnicode_KIND(object o)
-    void* PyUnicode_DATA(object o)
-    int PyUnicode_1BYTE_KIND
     object PyObject_Str(object o)
 
 __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
@@ -84,121 +81,6 @@ cdef tuple _STATUSES = (
     OrderStatus.REJECTED,
     OrderStatus.EXPIRED,
 )
-
-cdef int64_t POW10[19]
-cdef int64_t POW10_ROOM[19]     # INT64_MAX // POW10[i]: overflow checks without dividing
-POW10[0] = 1
-POW10_ROOM[0] = INT64_MAX
-for _i in range(1, 19):
-    POW10[_i] = POW10[_i - 1] * 10
-    POW10_ROOM[_i] = INT64_MAX // POW10[_i]
-
-
-# -- exact decimal parsing: str(Decimal) -> m * 10**e ------------------------------
-
-cdef bint _parse_decimal(object s, int64_t* mant, int* exp) noexcept:
-    """Parse a plain decimal string into a positive ``m * 10**e`` with m < 10**18.
-
-    Returns False (caller takes the slow exact path) for anything else: signs,
-    NaN, infinities, zero, more than 18 significant digits, huge exponents.
-    """
-    if not PyUnicode_CheckExact(s) or PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND:
-        return False
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
-    cdef const unsigned char* p = <const unsigned char*>PyUnicode_DATA(s)
-    cdef Py_ssize_t i = 0
-    cdef int64_t m = 0
-    cdef int digits = 0         # significant digits taken into m
-    cdef int frac = 0           # digits after the point
-    cdef bint seen_point = False
-    cdef bint any_digit = False
-    cdef int e = 0
-    cdef int e_digits = 0
-    cdef bint e_neg = False
-    cdef unsigned char c
-    while i < n:
-        c = p[i]
-        if c >= 48 and c <= 57:
-            any_digit = True
-            if m != 0 or c != 48:
-                if digits == 18:
-                    return False
-                m = m * 10 + (c - 48)
-                digits += 1
-            if seen_point:
-                frac += 1
-        elif c == 46 and not seen_point:
-            seen_point = True
-        else:
-            break
-        i += 1
-    if not any_digit or m == 0:
-        return False
-    if i < n:
-        if p[i] != 69 and p[i] != 101:   # 'E' or 'e'
-            return False
-        i += 1
-        if i < n and (p[i] == 43 or p[i] == 45):
-            e_neg = p[i] == 45
-            i += 1
-        if i == n:
-            return False
-        while i < n:
-            c = p[i]
-            if c < 48 or c > 57 or e_digits == 6:
-                return False
-            e = e * 10 + (c - 48)
-            e_digits += 1
-            i += 1
-        if e_neg:
-            e = -e
-    mant[0] = m
-    exp[0] = e - frac
-    return True
-
-
-cdef int64_t _units(int64_t m, int e, int64_t sm, int se) noexcept:
-    """``m * 10**e / (sm * 10**se)`` when it is a whole number in 1..2**63-1, else 0."""
-    cdef int d = e - se
-    cdef int64_t num, den
-    if d >= 0:
-        if d > 18 or m > POW10_ROOM[d]:
-            return 0
-        num = m * POW10[d]
-        if sm == 1:             # the usual grid step, 10**k: no division at all
-            return num
-        if num % sm:
-            return 0
-        return num // sm
-    d = -d
-    if d > 18 or sm > POW10_ROOM[d]:
-        return 0
-    den = sm * POW10[d]
-    if m % den:
-        return 0
-    return m // den
-
-
-cdef bint _small_int(object value, int64_t* out) noexcept:
-    """True and the value if ``value`` is an exact int in 1..2**63-1."""
-    cdef int overflow = 0
-    cdef long long v
-    if not PyLong_CheckExact(value):
-        return False
-    v = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow or v <= 0:
-        return False
-    out[0] = v
-    return True
-
-
-cdef int64_t _raw_units(object value, str what, object error) except 0:
-    """A raw tick or lot count: exact int fast, everything else via ``check_units``."""
-    cdef int64_t v
-    if _small_int(value, &v):
-        return v
-    return check_units(value, what, error)
-
 
 cdef bint _int_key(object key, int64_t* out) except -1:
     """True and the int64 key if ``key`` is an id that equals an int (as dict keys compare)."""
@@ -363,16 +245,16 @@ cdef class Order:
         cdef int64_t m = 0
         cdef int e = 0
         cdef bint fast
-        if PyLong_CheckExact(value) and _small_int(value, &m):
+        if PyLong_CheckExact(value) and small_int(value, &m):
             fast = True
         elif type(value) is _DecimalType or PyUnicode_CheckExact(value):
-            fast = _parse_decimal(PyObject_Str(value), &m, &e)
+            fast = parse_decimal(PyObject_Str(value), &m, &e)
             if not fast:
                 value = self._slow(value, is_price)
-                fast = _parse_decimal(PyObject_Str(value), &m, &e)
+                fast = parse_decimal(PyObject_Str(value), &m, &e)
         else:
             value = self._slow(value, is_price)
-            fast = _parse_decimal(PyObject_Str(value), &m, &e)
+            fast = parse_decimal(PyObject_Str(value), &m, &e)
         if is_price:
             self._pfast, self._pm, self._pe = fast, m, e
         else:
@@ -691,8 +573,8 @@ cdef class OrderBook:
         self._tick = instrument.tick_size
         self._lot = instrument.lot_size
         self._has_limits = has_limits(instrument)
-        self._tick_fast = _parse_decimal(PyObject_Str(self._tick), &self._tm, &self._te)
-        self._lot_fast = _parse_decimal(PyObject_Str(self._lot), &self._lm, &self._le)
+        self._tick_fast = parse_decimal(PyObject_Str(self._tick), &self._tm, &self._te)
+        self._lot_fast = parse_decimal(PyObject_Str(self._lot), &self._lm, &self._le)
         self._bids = BookSide(self, _BUY)
         self._asks = BookSide(self, _SELL)
 
@@ -985,7 +867,7 @@ cdef class OrderBook:
         """An unbound order's price in ticks: exact integer arithmetic, else the Decimal path."""
         cdef int64_t ticks = 0
         if o._pfast and self._tick_fast:
-            ticks = _units(o._pm, o._pe, self._tm, self._te)
+            ticks = step_units(o._pm, o._pe, self._tm, self._te)
         if ticks == 0:
             ticks = to_units(_as_decimal(o._price_in), self._tick, "price", "tick size", InvalidPriceError)
         return ticks
@@ -994,7 +876,7 @@ cdef class OrderBook:
         """An unbound order's quantity in lots."""
         cdef int64_t lots = 0
         if o._qfast and self._lot_fast:
-            lots = _units(o._qm, o._qe, self._lm, self._le)
+            lots = step_units(o._qm, o._qe, self._lm, self._le)
         if lots == 0:
             lots = to_units(_as_decimal(o._quantity_in), self._lot, "quantity", "lot size", InvalidQuantityError)
         return lots
@@ -1264,8 +1146,8 @@ cdef class OrderBook:
     def add_raw(self, order_id, side, price, quantity):
         """Rest a limit order given in integer ticks and lots (no Decimal work)."""
         cdef int sell = _side_code(side)
-        cdef int64_t ticks = _raw_units(price, "price", InvalidPriceError)
-        cdef int64_t lots = _raw_units(quantity, "quantity", InvalidQuantityError)
+        cdef int64_t ticks = raw_units(price, "price", InvalidPriceError)
+        cdef int64_t lots = raw_units(quantity, "quantity", InvalidQuantityError)
         cdef int64_t key = 0
         cdef int overflow = 0
         cdef int32_t lv
@@ -1311,7 +1193,7 @@ cdef class OrderBook:
 
     def fill_raw(self, order_id, quantity):
         """Fill ``quantity`` lots of a resting order; return its remaining lots."""
-        cdef int64_t lots = _raw_units(quantity, "quantity", InvalidQuantityError)
+        cdef int64_t lots = raw_units(quantity, "quantity", InvalidQuantityError)
         cdef int32_t r
         cdef int64_t remaining
         self._enter()
@@ -1327,8 +1209,8 @@ cdef class OrderBook:
         """``amend_order`` with the new total quantity in lots and price in ticks."""
         if quantity is None and price is None:
             raise InvalidOrderError("amend needs a new quantity or a new price")
-        lots = None if quantity is None else _raw_units(quantity, "quantity", InvalidQuantityError)
-        ticks = None if price is None else _raw_units(price, "price", InvalidPriceError)
+        lots = None if quantity is None else raw_units(quantity, "quantity", InvalidQuantityError)
+        ticks = None if price is None else raw_units(price, "price", InvalidPriceError)
         self._enter()
         try:
             self._amend(self._find(order_id), lots, ticks)
@@ -1351,7 +1233,7 @@ cdef class OrderBook:
         """``(total lots, order count)`` at ``price`` ticks on ``side``, or None. O(1)."""
         cdef int sell = _side_code(side)
         cdef int64_t ticks
-        if not _small_int(price, &ticks):
+        if not small_int(price, &ticks):
             # like level(): a price that is no valid tick count raises instead of reading as "no level"
             ticks = check_units(price, "price", InvalidPriceError)
         cdef int32_t lv = map_get(&self._prices[sell], ticks)

@@ -17,6 +17,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t
 
 from tradebook._avl cimport Tree
 from tradebook._intmap cimport map_get
+from tradebook._units cimport raw_units
 from tradebook._book cimport (
     SELL,
     Level,
@@ -33,7 +34,6 @@ from tradebook._book cimport (
     _check_id,
     _int_key,
     _new_order,
-    _raw_units,
     _side_code,
     _touch,
 )
@@ -493,8 +493,8 @@ cdef class MatchingEngine:
             TimeInForce, time_in_force, "time in force", InvalidOrderError
         )
         tk.market = price is None
-        tk.ticks = 0 if tk.market else _raw_units(price, "price", InvalidPriceError)
-        tk.lots = _raw_units(quantity, "quantity", InvalidQuantityError)
+        tk.ticks = 0 if tk.market else raw_units(price, "price", InvalidPriceError)
+        tk.lots = raw_units(quantity, "quantity", InvalidQuantityError)
         if not PyLong_CheckExact(order_id):
             _check_id(order_id)
         if book._has_limits:
@@ -594,8 +594,8 @@ cdef class MatchingEngine:
         cdef OrderBook book = self._book_for(symbol)
         if quantity is None and price is None:
             raise InvalidOrderError("amend needs a new quantity or a new price")
-        lots = None if quantity is None else _raw_units(quantity, "quantity", InvalidQuantityError)
-        ticks = None if price is None else _raw_units(price, "price", InvalidPriceError)
+        lots = None if quantity is None else raw_units(quantity, "quantity", InvalidQuantityError)
+        ticks = None if price is None else raw_units(price, "price", InvalidPriceError)
         book._enter()
         try:
             return self._amend(book, order_id, lots, ticks)
@@ -741,8 +741,8 @@ cdef class MatchingEngine:
                     try:
                         amended = self._amend(
                             book, key,
-                            None if qty == 0 else _raw_units(qty, "quantity", InvalidQuantityError),
-                            None if price == 0 else _raw_units(price, "price", InvalidPriceError),
+                            None if qty == 0 else raw_units(qty, "quantity", InvalidQuantityError),
+                            None if price == 0 else raw_units(price, "price", InvalidPriceError),
                         ) if (qty or price) else None
                     except OrderNotFoundError:
                         st[i] = ERROR_NOT_FOUND
