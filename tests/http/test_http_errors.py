@@ -375,7 +375,7 @@ def test_the_fast_path_serves_rows_of_the_route_table() -> None:
     }
     listing = next(route for route in router.routes if getattr(route, "name", None) == "list_orders")
     with pytest.raises(TypeError, match="the fast path calls list_orders"):
-        FastPath(None, routes=[listing], state=None, on_error=None)  # type: ignore[arg-type]
+        FastPath(None, routes=[listing], on_error=None)  # type: ignore[arg-type]
 
 
 async def test_an_unexpected_error_on_the_fast_path_is_a_logged_500(

@@ -110,7 +110,7 @@ def create_app(
         fast_routes = [
             route for route in app.routes if isinstance(route, APIRoute) and route.endpoint in FAST_ENDPOINTS
         ]
-        app.add_middleware(FastPath, routes=fast_routes, state=state, on_error=state.on_error)
+        app.add_middleware(FastPath, routes=fast_routes, on_error=state.on_error)
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes, on_error=state.on_error)
     app.add_middleware(Authenticate, authenticator=authenticator, on_error=state.on_error)
     if access_log_enabled:

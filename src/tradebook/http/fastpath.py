@@ -2,8 +2,8 @@
 
 It takes its routes from the app's own route table (method, path pattern,
 endpoint) and calls the same endpoint function the route would, with the
-arguments FastAPI would pass: the path parameters, ``user_id``, ``state`` and
-the raw ``body``. A request it cannot serve as simply (a path parameter that
+arguments FastAPI would pass: the integer path parameters and the
+``request``. A request it cannot serve as simply (a path parameter that
 is not plain digits, another method) goes on to the app, which validates and
 explains. On ``benchmarks/http_load.py`` it saves about a third of the
 server's CPU per request (see docs/http.md).
@@ -18,15 +18,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi.routing import APIRoute
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import response_for
-from .state import USER, AppState, ErrorHook
+from .state import USER, ErrorHook
 
 __all__ = ["FastPath"]
 
-_SUPPLIED = {"user_id", "state", "body"}
 _MAX_DIGITS = 19  # an int64 id; longer ones go to the route, which says what is wrong
 
 
@@ -38,14 +38,13 @@ class _FastRoute:
         self.endpoint = route.endpoint
         self.pattern: re.Pattern[str] = route.path_regex
         hints = typing.get_type_hints(route.endpoint)
-        self.takes = set(inspect.signature(route.endpoint).parameters)
+        takes = set(inspect.signature(route.endpoint).parameters)
         path_params = set(route.param_convertors)
-        if self.takes - path_params - _SUPPLIED or any(hints.get(name) is not int for name in path_params):
+        if takes - path_params != {"request"} or any(hints.get(name) is not int for name in path_params):
             raise TypeError(
-                f"the fast path calls {route.endpoint.__name__} with int path parameters, user_id, state and body "
-                f"only; it takes {sorted(self.takes)}"
+                f"the fast path calls {route.endpoint.__name__} with int path parameters and the request only; "
+                f"it takes {sorted(takes)}"
             )
-        self.wants_body = "body" in self.takes
 
     def arguments(self, path: str) -> dict[str, Any] | None:
         """The path parameters of ``path`` as ints, or ``None`` when it is not this route's or not plain digits."""
@@ -60,24 +59,11 @@ class _FastRoute:
         return arguments
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break  # the client went away: the endpoint sees what came
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
 class FastPath:
     """Answers ``routes`` for authenticated callers by calling their endpoints directly."""
 
-    def __init__(self, app: ASGIApp, *, routes: Iterable[APIRoute], state: AppState, on_error: ErrorHook) -> None:
+    def __init__(self, app: ASGIApp, *, routes: Iterable[APIRoute], on_error: ErrorHook) -> None:
         self.app = app
-        self.state = state
         self.on_error = on_error
         self.by_method: dict[str, list[_FastRoute]] = {}
         for route in routes:
@@ -86,27 +72,22 @@ class FastPath:
                 self.by_method.setdefault(method, []).append(fast)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        user_id = scope.get(USER)
-        if user_id is not None:  # only /api/ requests have one, once authenticated
+        if USER in scope:  # only /api/ requests have one, once authenticated
             method: str = scope["method"]
             path: str = scope["path"]
             for fast in self.by_method.get(method, ()):
                 arguments = fast.arguments(path)
                 if arguments is not None:
-                    await self._answer(fast, arguments, user_id, scope, receive, send)
+                    await self._answer(fast, arguments, scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
     async def _answer(
-        self, fast: _FastRoute, arguments: dict[str, Any], user_id: str, scope: Scope, receive: Receive, send: Send
+        self, fast: _FastRoute, arguments: dict[str, Any], scope: Scope, receive: Receive, send: Send
     ) -> None:
         scope["route"] = fast.route  # for the metrics' route label, as the router would set it
-        supplied = {"user_id": user_id, "state": self.state}
-        if fast.wants_body:
-            supplied["body"] = await _read_body(receive)
-        arguments.update((name, value) for name, value in supplied.items() if name in fast.takes)
         try:
-            response: Response = await fast.endpoint(**arguments)
+            response: Response = await fast.endpoint(request=Request(scope, receive), **arguments)
         except Exception as exc:
             method, path = scope["method"], scope["path"]
             response, code = response_for(exc, method, path)
