@@ -14,7 +14,7 @@ from enum import IntEnum
 from itertools import chain
 from typing import Any, NamedTuple
 
-from .enums import OrderStatus
+from ._common import STATUS_CODES
 from .errors import InvalidOrderError
 
 __all__ = [
@@ -39,16 +39,7 @@ class BatchOp(IntEnum):
     AMEND = 5  # amend order_id: price 0 keeps the price, quantity 0 keeps the quantity
 
 
-#: ``BatchResult.statuses`` codes 0..6 index this tuple; negative codes are errors.
-STATUS_CODES: tuple[OrderStatus, ...] = (
-    OrderStatus.PENDING,
-    OrderStatus.OPEN,
-    OrderStatus.PARTIALLY_FILLED,
-    OrderStatus.FILLED,
-    OrderStatus.CANCELLED,
-    OrderStatus.REJECTED,
-    OrderStatus.EXPIRED,
-)
+# ``BatchResult.statuses`` codes 0..6 index STATUS_CODES (from _common); negative codes are errors.
 ERROR_NOT_FOUND = -1  # cancel or amend of an id that is not resting
 ERROR_DUPLICATE = -2  # a new order with an id that is already resting
 ERROR_INVALID = -3  # anything else the single-order call would raise for; nothing changed

@@ -30,11 +30,11 @@ from tradebook._units cimport parse_decimal, raw_units, small_int, step_units
 import operator
 from decimal import Decimal
 
-from tradebook._common import Depth, LevelSnapshot, SNAPSHOT_FORMAT
+from tradebook._common import REENTERED, SNAPSHOT_FORMAT, STATUS_CODES, Depth, LevelSnapshot
 from tradebook._limits import has_limits
 from tradebook._numeric import EXACT, check_units, to_decimal, to_units
 from tradebook._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot
-from tradebook.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
+from tradebook.enums import OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from tradebook.errors import (
     DuplicateOrderError,
     InvalidOrderError,
@@ -55,12 +55,6 @@ __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
 cdef int32_t NIL = -1
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
-# keep in step with _book_py.REENTERED: both backends raise the same error
-REENTERED = (
-    "the order book was called back while it was changing (from an order id's or owner's __eq__ or __hash__, "
-    "or a __del__): that code may read the book but not change it; market data subscribers may"
-)
-
 cdef object _BUY = Side.BUY
 cdef object _SELL = Side.SELL
 cdef object _LIMIT = OrderType.LIMIT
@@ -71,16 +65,8 @@ cdef object _FOK = TimeInForce.FOK
 cdef object _DecimalType = Decimal
 cdef object _index = operator.index
 
-# Order status codes (ST_* in _book.pxd) index _STATUSES.
-cdef tuple _STATUSES = (
-    OrderStatus.PENDING,
-    OrderStatus.OPEN,
-    OrderStatus.PARTIALLY_FILLED,
-    OrderStatus.FILLED,
-    OrderStatus.CANCELLED,
-    OrderStatus.REJECTED,
-    OrderStatus.EXPIRED,
-)
+# Order status codes (ST_* in _book.pxd) index STATUS_CODES.
+cdef tuple _STATUSES = STATUS_CODES
 
 cdef bint _int_key(object key, int64_t* out) except -1:
     """True and the int64 key if ``key`` is an id that equals an int (as dict keys compare)."""

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from ._avl_py import PriceTree
-from ._common import SNAPSHOT_FORMAT, Depth, LevelSnapshot
+from ._common import REENTERED, SNAPSHOT_FORMAT, Depth, LevelSnapshot
 from ._numeric import EXACT, INT64_MAX, check_units, to_decimal, to_units
 from ._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
@@ -35,12 +35,6 @@ from .instrument import Instrument
 __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
 
 Number = Decimal | int | str | float
-
-# keep in step with _book.pyx: both backends raise the same error
-REENTERED = (
-    "the order book was called back while it was changing (from an order id's or owner's __eq__ or __hash__, "
-    "or a __del__): that code may read the book but not change it; market data subscribers may"
-)
 
 _BUY = Side.BUY
 _SELL = Side.SELL

@@ -6,9 +6,13 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from .enums import OrderStatus
+
 __all__ = [
     "ENGINE_SNAPSHOT_FORMAT",
+    "REENTERED",
     "SNAPSHOT_FORMAT",
+    "STATUS_CODES",
     "Depth",
     "L2Delta",
     "LevelSnapshot",
@@ -19,6 +23,23 @@ __all__ = [
 ]
 
 SNAPSHOT_FORMAT = "tradebook.orderbook/1"
+
+#: Order status codes: ``BatchResult.statuses`` 0..6 and the compiled core's ``ST_*`` index this tuple.
+STATUS_CODES: tuple[OrderStatus, ...] = (
+    OrderStatus.PENDING,
+    OrderStatus.OPEN,
+    OrderStatus.PARTIALLY_FILLED,
+    OrderStatus.FILLED,
+    OrderStatus.CANCELLED,
+    OrderStatus.REJECTED,
+    OrderStatus.EXPIRED,
+)
+
+# What both backends raise when a book is changed from code it runs while changing.
+REENTERED = (
+    "the order book was called back while it was changing (from an order id's or owner's __eq__ or __hash__, "
+    "or a __del__): that code may read the book but not change it; market data subscribers may"
+)
 
 
 class LevelSnapshot(NamedTuple):

@@ -42,11 +42,11 @@ import logging
 from array import array as _array
 
 from tradebook._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchResult, as_commands
-from tradebook._common import ENGINE_SNAPSHOT_FORMAT, L2Delta, MarketDataUpdate, TopOfBook
+from tradebook._common import ENGINE_SNAPSHOT_FORMAT, STATUS_CODES, L2Delta, MarketDataUpdate, TopOfBook
 from tradebook._limits import check_limits
 from tradebook._snapshot import TRADE_IDS_EXHAUSTED
 from tradebook._numeric import INT64_MAX as _INT64_MAX
-from tradebook.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
+from tradebook.enums import OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from tradebook.errors import (
     DuplicateOrderError,
     InvalidInstrumentError,
@@ -181,15 +181,7 @@ cdef class Trade:
         )
 
 
-cdef tuple _STATUSES = (
-    OrderStatus.PENDING,
-    OrderStatus.OPEN,
-    OrderStatus.PARTIALLY_FILLED,
-    OrderStatus.FILLED,
-    OrderStatus.CANCELLED,
-    OrderStatus.REJECTED,
-    OrderStatus.EXPIRED,
-)
+cdef tuple _STATUSES = STATUS_CODES     # ST_* codes index it
 
 
 @cython.no_gc

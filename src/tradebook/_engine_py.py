@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, STATUS_CODES, BatchOp, BatchResult, as_commands
+from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchOp, BatchResult, as_commands
 from ._book_py import (
     _BUY,
     _CANCELLED,
@@ -33,7 +33,6 @@ from ._book_py import (
     _PENDING,
     _SELL,
     _TICKS,
-    REENTERED,
     Order,
     OrderBook,
     Rec,
@@ -41,7 +40,7 @@ from ._book_py import (
     _side,
     _sync,
 )
-from ._common import ENGINE_SNAPSHOT_FORMAT, L2Delta, MarketDataUpdate, TopOfBook
+from ._common import ENGINE_SNAPSHOT_FORMAT, REENTERED, STATUS_CODES, L2Delta, MarketDataUpdate, TopOfBook
 from ._limits import check_limits, has_limits
 from ._numeric import INT64_MAX, check_units, to_units
 from ._snapshot import TRADE_IDS_EXHAUSTED
