@@ -278,6 +278,7 @@ class Lane:
             self.depth -= 1
 
     def hostile(self, spec: tuple) -> Hostile:
+        """The lane's hostile object of that label; the first spec of a label fixes its hash and mode."""
         _, label, h, mode = spec
         obj = self.hostiles.get(label)
         if obj is None:
