@@ -19,6 +19,32 @@ from typing import Any
 from ._avl_py import PriceTree
 from ._common import REENTERED, SNAPSHOT_FORMAT, Depth, LevelSnapshot
 from ._numeric import EXACT, INT64_MAX, check_units, to_decimal, to_units
+from ._shared_py import (
+    BUY,
+    CANCELLED,
+    FILLED,
+    FILLED_ST,
+    GTC,
+    ID,
+    LEVEL,
+    LIMIT,
+    LOTS,
+    NEXT,
+    OBJ,
+    OPEN,
+    PARTIAL,
+    PENDING,
+    PREV,
+    SELL,
+    SELLS,
+    SEQ,
+    TICKS,
+    Level,
+    Rec,
+    check_id,
+    sync,
+    to_side,
+)
 from ._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import (
@@ -35,31 +61,6 @@ from .instrument import Instrument
 __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
 
 Number = Decimal | int | str | float
-
-_BUY = Side.BUY
-_SELL = Side.SELL
-_LIMIT = OrderType.LIMIT
-_GTC = TimeInForce.GTC
-_OPEN = OrderStatus.OPEN
-_PARTIAL = OrderStatus.PARTIALLY_FILLED
-_PENDING = OrderStatus.PENDING
-_CANCELLED = OrderStatus.CANCELLED
-_FILLED_ST = OrderStatus.FILLED
-
-
-def _side(value: object) -> Side:
-    if value is _BUY or value is _SELL:
-        return value
-    return coerce_enum(Side, value, "side", InvalidOrderError)
-
-
-def _check_id(order_id: object) -> None:
-    if order_id is None:
-        raise InvalidOrderError("order id must not be None")
-    try:
-        hash(order_id)
-    except TypeError:
-        raise InvalidOrderError(f"order id must be hashable; got {type(order_id).__name__}") from None
 
 
 class Order:
@@ -112,11 +113,11 @@ class Order:
         client_order_id: Hashable | None = None,
         self_trade_prevention: SelfTradePrevention | str | None = None,
     ) -> None:
-        _check_id(id)
-        side = _side(side)
+        check_id(id)
+        side = to_side(side)
         otype = coerce_enum(OrderType, type, "order type", InvalidOrderError)
         tif = coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
-        if otype is _LIMIT:
+        if otype is LIMIT:
             if price is None:
                 raise InvalidPriceError("a limit order needs a price")
             price = to_decimal(price, "price", InvalidPriceError)
@@ -125,7 +126,7 @@ class Order:
         quantity = to_decimal(quantity, "quantity", InvalidQuantityError)
         if post_only is not True and post_only is not False:
             raise InvalidOrderError(f"post_only must be a bool; got {post_only!r}")
-        if post_only and (otype is not _LIMIT or tif is not _GTC):
+        if post_only and (otype is not LIMIT or tif is not GTC):
             raise InvalidOrderError("post_only applies only to LIMIT GTC orders")
         if symbol is not None and not isinstance(symbol, str):
             raise InvalidOrderError(f"symbol must be a str or None; got {symbol!r}")
@@ -143,7 +144,7 @@ class Order:
         self._client_order_id = client_order_id
         self._symbol = symbol
         self._stp = stp
-        self._status = _PENDING
+        self._status = PENDING
         self._sequence: int | None = None
         self._price_in: Decimal | None = price
         self._quantity_in: Decimal = quantity
@@ -160,14 +161,14 @@ class Order:
         self = cls.__new__(cls)
         self._id = order_id
         self._side = side
-        self._type = _LIMIT
-        self._tif = _GTC
+        self._type = LIMIT
+        self._tif = GTC
         self._post_only = False
         self._owner = owner
         self._client_order_id = None
         self._symbol = inst.symbol
         self._stp = None
-        self._status = _PENDING
+        self._status = PENDING
         self._sequence = None
         self._price_in = None
         self._quantity_in = Decimal(0)
@@ -288,43 +289,6 @@ class Order:
         )
 
 
-# A resting order's record: a list, cheaper to make than an object. The Order
-# handed out for it (``_OBJ``) is made on first request and kept in step.
-_PREV = 0  # FIFO neighbours within the level (records or None)
-_NEXT = 1
-_LEVEL = 2  # the _Level it rests in
-_ID = 3
-_SELLS = 4  # True for a sell
-_TICKS = 5
-_LOTS = 6  # total quantity
-_FILLED = 7
-_SEQ = 8
-_OBJ = 9  # the Order, or None
-
-Rec = list[Any]
-
-
-class _Level:
-    """A price level's state: FIFO of records plus their running totals."""
-
-    __slots__ = ("sell", "ticks", "total", "count", "head", "tail")
-
-    def __init__(self, sell: bool, ticks: int) -> None:
-        self.sell = sell
-        self.ticks = ticks
-        self.total = 0
-        self.count = 0
-        self.head: Rec | None = None
-        self.tail: Rec | None = None
-
-
-def _sync(order: Order, rec: Rec) -> None:
-    order._ticks = rec[_TICKS]
-    order._lots = rec[_LOTS]
-    order._filled_lots = rec[_FILLED]
-    order._sequence = rec[_SEQ]
-
-
 class PriceLevel:
     """A live view of one price level: totals and the resting orders in FIFO order.
 
@@ -336,11 +300,11 @@ class PriceLevel:
 
     def __init__(self, book: OrderBook, side: Side | str, price_ticks: int) -> None:
         self._book = book
-        self._side = _side(side)
+        self._side = to_side(side)
         self._ticks = price_ticks
 
-    def _state(self) -> _Level | None:
-        return self._book._levels[self._side is _SELL].get(self._ticks)
+    def _state(self) -> Level | None:
+        return self._book._levels[self._side is SELL].get(self._ticks)
 
     @property
     def side(self) -> Side:
@@ -385,7 +349,7 @@ class PriceLevel:
             rec = None if level is None else level.head
             while rec is not None:
                 out.append(book._order_of(rec))
-                rec = rec[_NEXT]
+                rec = rec[NEXT]
         return iter(out)
 
     def __eq__(self, other: object) -> bool:
@@ -407,7 +371,7 @@ class BookSide:
 
     def __init__(self, book: OrderBook, side: Side | str) -> None:
         self._book = book
-        self._side = _side(side)
+        self._side = to_side(side)
 
     @property
     def side(self) -> Side:
@@ -416,7 +380,7 @@ class BookSide:
 
     def __len__(self) -> int:
         """The number of price levels."""
-        return len(self._book._trees[self._side is _SELL])
+        return len(self._book._trees[self._side is SELL])
 
     def __bool__(self) -> bool:
         return len(self) > 0
@@ -424,13 +388,13 @@ class BookSide:
     def __iter__(self) -> Iterator[PriceLevel]:
         book = self._book
         with book._lock:
-            keys = list(book._trees[self._side is _SELL].keys(reverse=self._side is _BUY))
+            keys = list(book._trees[self._side is SELL].keys(reverse=self._side is BUY))
         return iter([PriceLevel(book, self._side, k) for k in keys])
 
     @property
     def best(self) -> PriceLevel | None:
         """The best level of this side, or None when empty."""
-        return self._book.best_bid if self._side is _BUY else self._book.best_ask
+        return self._book.best_bid if self._side is BUY else self._book.best_ask
 
     def __repr__(self) -> str:
         return f"BookSide({self._side.value}, levels={len(self)})"
@@ -463,14 +427,14 @@ class OrderBook:
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._orders: dict[Hashable, Rec] = {}
-        # index 0: bids, 1: asks (``side is _SELL``)
-        self._levels: tuple[dict[int, _Level], dict[int, _Level]] = ({}, {})
+        # index 0: bids, 1: asks (``side is SELL``)
+        self._levels: tuple[dict[int, Level], dict[int, Level]] = ({}, {})
         self._trees: tuple[PriceTree, PriceTree] = (PriceTree(), PriceTree())
         self._seq = 1
         # A change is under way: the lock holder's thread may read the book, not change it (see _begin).
         self._busy = False
-        self._bids = BookSide(self, _BUY)
-        self._asks = BookSide(self, _SELL)
+        self._bids = BookSide(self, BUY)
+        self._asks = BookSide(self, SELL)
 
     # -- basic facts ----------------------------------------------------------
 
@@ -507,37 +471,37 @@ class OrderBook:
 
     def _link(self, rec: Rec) -> None:
         """Append a record to the tail of its level, creating the level if needed."""
-        sell = rec[_SELLS]
-        ticks = rec[_TICKS]
+        sell = rec[SELLS]
+        ticks = rec[TICKS]
         level = self._levels[sell].get(ticks)
         if level is None:
-            level = self._levels[sell][ticks] = _Level(sell, ticks)
+            level = self._levels[sell][ticks] = Level(sell, ticks)
             self._trees[sell].insert(ticks, level)
-        rec[_LEVEL] = level
-        rec[_NEXT] = None
-        tail = rec[_PREV] = level.tail
+        rec[LEVEL] = level
+        rec[NEXT] = None
+        tail = rec[PREV] = level.tail
         if tail is None:
             level.head = rec
         else:
-            tail[_NEXT] = rec
+            tail[NEXT] = rec
         level.tail = rec
-        level.total += rec[_LOTS] - rec[_FILLED]
+        level.total += rec[LOTS] - rec[FILLED]
         level.count += 1
 
     def _unlink(self, rec: Rec) -> None:
         """Take a record out of its level, dropping the level if it empties."""
-        level = rec[_LEVEL]
-        prev, nxt = rec[_PREV], rec[_NEXT]
+        level = rec[LEVEL]
+        prev, nxt = rec[PREV], rec[NEXT]
         if prev is None:
             level.head = nxt
         else:
-            prev[_NEXT] = nxt
+            prev[NEXT] = nxt
         if nxt is None:
             level.tail = prev
         else:
-            nxt[_PREV] = prev
-        rec[_PREV] = rec[_NEXT] = rec[_LEVEL] = None
-        level.total -= rec[_LOTS] - rec[_FILLED]
+            nxt[PREV] = prev
+        rec[PREV] = rec[NEXT] = rec[LEVEL] = None
+        level.total -= rec[LOTS] - rec[FILLED]
         level.count -= 1
         if level.count == 0:
             del self._levels[level.sell][level.ticks]
@@ -574,20 +538,20 @@ class OrderBook:
 
     def _order_of(self, rec: Rec) -> Order:
         """The Order of a live record, made (and kept) on first request."""
-        order: Order | None = rec[_OBJ]
+        order: Order | None = rec[OBJ]
         if order is None:
-            order = rec[_OBJ] = Order._bound(rec[_ID], _SELL if rec[_SELLS] else _BUY, 0, 0, self._inst)
-            _sync(order, rec)
-            order._status = _PARTIAL if rec[_FILLED] else _OPEN
+            order = rec[OBJ] = Order._bound(rec[ID], SELL if rec[SELLS] else BUY, 0, 0, self._inst)
+            sync(order, rec)
+            order._status = PARTIAL if rec[FILLED] else OPEN
         return order
 
     def _leave(self, rec: Rec, status: OrderStatus) -> Order:
         """Drop a record from the book; return its Order with the final status."""
-        del self._orders[rec[_ID]]
+        del self._orders[rec[ID]]
         self._unlink(rec)
         order = self._order_of(rec)
-        rec[_OBJ] = None
-        _sync(order, rec)
+        rec[OBJ] = None
+        sync(order, rec)
         order._status = status
         return order
 
@@ -598,8 +562,8 @@ class OrderBook:
         self._orders[order_id] = rec
         self._link(rec)
         if obj is not None:
-            _sync(obj, rec)
-            obj._status = _PARTIAL if filled else _OPEN
+            sync(obj, rec)
+            obj._status = PARTIAL if filled else OPEN
         return rec
 
     # -- the Decimal API --------------------------------------------------------
@@ -617,7 +581,7 @@ class OrderBook:
         with self._lock:
             self._begin()
             try:
-                if order._status is not _PENDING or order._inst is not None:
+                if order._status is not PENDING or order._inst is not None:
                     raise InvalidOrderError(
                         f"order {order._id!r} is {order._status.value}; only a new order can be added"
                     )
@@ -625,13 +589,13 @@ class OrderBook:
                     raise SymbolMismatchError(
                         f"order {order._id!r} is for {order._symbol}, this book is {self._symbol}"
                     )
-                if order._type is not _LIMIT:
+                if order._type is not LIMIT:
                     raise InvalidOrderError("a market order cannot rest in a book")
                 ticks = to_units(order._price_in, inst.tick_size, "price", "tick size", InvalidPriceError)  # type: ignore[arg-type]
                 lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
                 if order._id in self._orders:
                     raise DuplicateOrderError(f"an order with id {order._id!r} is already resting")
-                sell = order._side is _SELL
+                sell = order._side is SELL
                 self._room(sell, ticks, lots)
                 self._check_seq()
                 order._inst = inst
@@ -646,7 +610,7 @@ class OrderBook:
         with self._lock:
             self._begin()
             try:
-                return self._leave(self._find(order_id), _CANCELLED)
+                return self._leave(self._find(order_id), CANCELLED)
             finally:
                 self._busy = False
 
@@ -665,34 +629,34 @@ class OrderBook:
 
     def _fill(self, rec: Rec, lots: int) -> int:
         """Fill ``lots`` of a record; returns what remains (0: the caller removes it)."""
-        remaining: int = rec[_LOTS] - rec[_FILLED]
+        remaining: int = rec[LOTS] - rec[FILLED]
         if lots > remaining:
             inst = self._inst
             raise InvalidQuantityError(
                 f"fill of {inst.lots_to_quantity(lots)} exceeds the remaining "
-                f"{inst.lots_to_quantity(remaining)} of order {rec[_ID]!r}"
+                f"{inst.lots_to_quantity(remaining)} of order {rec[ID]!r}"
             )
         if lots < remaining:
-            rec[_FILLED] += lots
-            rec[_LEVEL].total -= lots
-            order = rec[_OBJ]
+            rec[FILLED] += lots
+            rec[LEVEL].total -= lots
+            order = rec[OBJ]
             if order is not None:
-                order._filled_lots = rec[_FILLED]
-                order._status = _PARTIAL
+                order._filled_lots = rec[FILLED]
+                order._status = PARTIAL
         return remaining - lots
 
     def _leave_filled(self, rec: Rec) -> Order:
-        del self._orders[rec[_ID]]
+        del self._orders[rec[ID]]
         return self._drop_filled(rec)
 
     def _drop_filled(self, rec: Rec) -> Order:
         """``_leave_filled`` once the id is out of the map."""
         self._unlink(rec)
-        rec[_FILLED] = rec[_LOTS]
+        rec[FILLED] = rec[LOTS]
         order = self._order_of(rec)
-        rec[_OBJ] = None
-        _sync(order, rec)
-        order._status = _FILLED_ST
+        rec[OBJ] = None
+        sync(order, rec)
+        order._status = FILLED_ST
         return order
 
     def amend_order(self, order_id: Hashable, *, quantity: Number | None = None, price: Number | None = None) -> Order:
@@ -718,31 +682,31 @@ class OrderBook:
                 self._busy = False
 
     def _amend(self, rec: Rec, lots: int | None, ticks: int | None) -> None:
-        new_lots = rec[_LOTS] if lots is None else lots
-        new_ticks = rec[_TICKS] if ticks is None else ticks
-        filled = rec[_FILLED]
+        new_lots = rec[LOTS] if lots is None else lots
+        new_ticks = rec[TICKS] if ticks is None else ticks
+        filled = rec[FILLED]
         if new_lots <= filled:
             raise InvalidQuantityError(
                 f"the new quantity {self._inst.lots_to_quantity(new_lots)} must exceed the filled "
                 f"{self._inst.lots_to_quantity(filled)}"
             )
-        if new_ticks != rec[_TICKS] or new_lots > rec[_LOTS]:
-            if new_ticks == rec[_TICKS]:
-                self._room(rec[_SELLS], new_ticks, new_lots - rec[_LOTS])
+        if new_ticks != rec[TICKS] or new_lots > rec[LOTS]:
+            if new_ticks == rec[TICKS]:
+                self._room(rec[SELLS], new_ticks, new_lots - rec[LOTS])
             else:
-                self._room(rec[_SELLS], new_ticks, new_lots - filled)
+                self._room(rec[SELLS], new_ticks, new_lots - filled)
             self._check_seq()
             self._unlink(rec)
-            rec[_TICKS] = new_ticks
-            rec[_LOTS] = new_lots
-            rec[_SEQ] = self._seq
+            rec[TICKS] = new_ticks
+            rec[LOTS] = new_lots
+            rec[SEQ] = self._seq
             self._seq += 1
             self._link(rec)
-        elif new_lots < rec[_LOTS]:
-            rec[_LEVEL].total -= rec[_LOTS] - new_lots
-            rec[_LOTS] = new_lots
-        if rec[_OBJ] is not None:
-            _sync(rec[_OBJ], rec)
+        elif new_lots < rec[LOTS]:
+            rec[LEVEL].total -= rec[LOTS] - new_lots
+            rec[LOTS] = new_lots
+        if rec[OBJ] is not None:
+            sync(rec[OBJ], rec)
 
     def get_order(self, order_id: Hashable) -> Order:
         """Return the resting order with this id; raises ``OrderNotFoundError``. O(1)."""
@@ -755,13 +719,13 @@ class OrderBook:
     def best_bid(self) -> PriceLevel | None:
         """The highest bid level (a live view), or None. O(1)."""
         top = self._trees[0].max_item()
-        return None if top is None else PriceLevel(self, _BUY, top[0])
+        return None if top is None else PriceLevel(self, BUY, top[0])
 
     @property
     def best_ask(self) -> PriceLevel | None:
         """The lowest ask level (a live view), or None. O(1)."""
         top = self._trees[1].min_item()
-        return None if top is None else PriceLevel(self, _SELL, top[0])
+        return None if top is None else PriceLevel(self, SELL, top[0])
 
     @property
     def spread(self) -> Decimal | None:
@@ -781,9 +745,9 @@ class OrderBook:
 
     def level(self, side: Side | str, price: Number) -> PriceLevel | None:
         """The level at ``price`` on ``side`` (a live view), or None. O(1)."""
-        side = _side(side)
+        side = to_side(side)
         ticks = self._inst.price_to_ticks(price)
-        if ticks not in self._levels[side is _SELL]:
+        if ticks not in self._levels[side is SELL]:
             return None
         return PriceLevel(self, side, ticks)
 
@@ -815,19 +779,19 @@ class OrderBook:
 
     def add_raw(self, order_id: Hashable, side: Side | str, price: int, quantity: int) -> None:
         """Rest a limit order given in integer ticks and lots (no Decimal work)."""
-        if side is _BUY:
+        if side is BUY:
             sell = False
-        elif side is _SELL:
+        elif side is SELL:
             sell = True
         else:
-            sell = _side(side) is _SELL
+            sell = to_side(side) is SELL
         if type(price) is not int or not 0 < price <= INT64_MAX:
             price = check_units(price, "price", InvalidPriceError)
         if type(quantity) is not int or not 0 < quantity <= INT64_MAX:
             quantity = check_units(quantity, "quantity", InvalidQuantityError)
         if type(order_id) is not int:
-            _check_id(order_id)
-        obj = None if type(order_id) is int else Order._bound(order_id, _SELL if sell else _BUY, 0, 0, self._inst)
+            check_id(order_id)
+        obj = None if type(order_id) is int else Order._bound(order_id, SELL if sell else BUY, 0, 0, self._inst)
         self._acquire()
         try:
             if self._busy:
@@ -847,21 +811,21 @@ class OrderBook:
                 rec: Rec = [None, None, level, order_id, sell, price, quantity, 0, self._seq, obj]
                 orders[order_id] = rec  # first: the id's __hash__ (or a stored id's __eq__) may raise
                 if level is None:
-                    level = rec[_LEVEL] = levels[price] = _Level(sell, price)
+                    level = rec[LEVEL] = levels[price] = Level(sell, price)
                     self._trees[sell].insert(price, level)
                 tail: Rec | None = level.tail
-                rec[_PREV] = tail
+                rec[PREV] = tail
                 if tail is None:
                     level.head = rec
                 else:
-                    tail[_NEXT] = rec
+                    tail[NEXT] = rec
                 level.tail = rec
                 level.total += quantity
                 level.count += 1
                 self._seq += 1
                 if obj is not None:
-                    _sync(obj, rec)
-                    obj._status = _OPEN
+                    sync(obj, rec)
+                    obj._status = OPEN
             finally:
                 self._busy = False
         finally:
@@ -880,12 +844,12 @@ class OrderBook:
                 except (KeyError, TypeError):
                     raise OrderNotFoundError(f"no resting order with id {order_id!r}") from None
                 self._unlink(rec)
-                order = rec[_OBJ]
+                order = rec[OBJ]
                 if order is not None:
-                    rec[_OBJ] = None
-                    _sync(order, rec)
-                    order._status = _CANCELLED
-                return rec[_LOTS] - rec[_FILLED]  # type: ignore[no-any-return]
+                    rec[OBJ] = None
+                    sync(order, rec)
+                    order._status = CANCELLED
+                return rec[LOTS] - rec[FILLED]  # type: ignore[no-any-return]
             finally:
                 self._busy = False
         finally:
@@ -936,11 +900,11 @@ class OrderBook:
         Like :meth:`level`, a price that is not a tick count (an int in 1..2**63-1)
         raises ``InvalidPriceError``.
         """
-        side = _side(side)
+        side = to_side(side)
         if type(price) is not int or not 0 < price <= INT64_MAX:
             # like level(): a price that is no valid tick count raises instead of reading as "no level"
             price = check_units(price, "price", InvalidPriceError)
-        level = self._levels[side is _SELL].get(price)
+        level = self._levels[side is SELL].get(price)
         return None if level is None else (level.total, level.count)
 
     def depth_raw(self, levels: int = 10) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
@@ -968,20 +932,20 @@ class OrderBook:
                 for _, level in self._trees[sell].items(reverse=not sell):
                     rec = level.head
                     while rec is not None:
-                        order = rec[_OBJ]
-                        side = _SELL if sell else _BUY
+                        order = rec[OBJ]
+                        side = SELL if sell else BUY
                         if order is None:
                             row = order_row(
-                                rec[_ID], side, rec[_TICKS], rec[_LOTS], rec[_FILLED], rec[_SEQ],
-                                None, None, _LIMIT, _GTC, False, None,
+                                rec[ID], side, rec[TICKS], rec[LOTS], rec[FILLED], rec[SEQ],
+                                None, None, LIMIT, GTC, False, None,
                             )  # fmt: skip
                         else:
                             row = order_row(
-                                order._id, side, rec[_TICKS], rec[_LOTS], rec[_FILLED], rec[_SEQ], order._owner,
+                                order._id, side, rec[TICKS], rec[LOTS], rec[FILLED], rec[SEQ], order._owner,
                                 order._client_order_id, order._type, order._tif, order._post_only, order._stp,
                             )  # fmt: skip
                         rows.append(row)
-                        rec = rec[_NEXT]
+                        rec = rec[NEXT]
             return {
                 "format": SNAPSHOT_FORMAT,
                 "instrument": self._inst.to_dict(),
@@ -1000,7 +964,7 @@ class OrderBook:
                 type(row.id) is not int
                 or row.owner is not None
                 or row.client_order_id is not None
-                or row.time_in_force is not _GTC
+                or row.time_in_force is not GTC
                 or row.post_only
                 or row.self_trade_prevention is not None
             ):
@@ -1009,7 +973,7 @@ class OrderBook:
                 order._tif = row.time_in_force
                 order._post_only = row.post_only
                 order._stp = row.self_trade_prevention
-            book._insert(row.id, row.side is _SELL, row.ticks, row.lots, row.filled, row.sequence, order)
+            book._insert(row.id, row.side is SELL, row.ticks, row.lots, row.filled, row.sequence, order)
         book._seq = seq
         return book
 
@@ -1024,7 +988,7 @@ class OrderBook:
                 tree._check()
                 assert len(tree) == len(levels), "tree and level map disagree"
                 for ticks, lvl in tree.items():
-                    level: _Level = lvl
+                    level: Level = lvl
                     assert levels.get(ticks) is level, "level map disagrees with the tree"
                     assert level.ticks == ticks, "level price is wrong"
                     assert level.sell == bool(sell), "level on the wrong side"
@@ -1032,28 +996,28 @@ class OrderBook:
                     prev: Rec | None = None
                     rec: Rec | None = level.head
                     while rec is not None:
-                        assert rec[_PREV] is prev, "broken FIFO back link"
-                        assert rec[_LEVEL] is level, "record does not belong to its level"
-                        assert rec[_TICKS] == ticks, "record price differs from its level"
-                        assert rec[_SELLS] == bool(sell), "record on the wrong side"
-                        assert self._orders.get(rec[_ID]) is rec, "id map disagrees with the level"
-                        assert 0 <= rec[_FILLED] < rec[_LOTS], "resting order has nothing left"
-                        assert last_seq < rec[_SEQ] < self._seq, "FIFO out of sequence"
-                        order = rec[_OBJ]
+                        assert rec[PREV] is prev, "broken FIFO back link"
+                        assert rec[LEVEL] is level, "record does not belong to its level"
+                        assert rec[TICKS] == ticks, "record price differs from its level"
+                        assert rec[SELLS] == bool(sell), "record on the wrong side"
+                        assert self._orders.get(rec[ID]) is rec, "id map disagrees with the level"
+                        assert 0 <= rec[FILLED] < rec[LOTS], "resting order has nothing left"
+                        assert last_seq < rec[SEQ] < self._seq, "FIFO out of sequence"
+                        order = rec[OBJ]
                         if order is not None:
-                            assert order._id is rec[_ID] or order._id == rec[_ID], "Order has another id"
+                            assert order._id is rec[ID] or order._id == rec[ID], "Order has another id"
                             assert (order._ticks, order._lots, order._filled_lots, order._sequence) == (
-                                rec[_TICKS],
-                                rec[_LOTS],
-                                rec[_FILLED],
-                                rec[_SEQ],
+                                rec[TICKS],
+                                rec[LOTS],
+                                rec[FILLED],
+                                rec[SEQ],
                             ), "Order object out of step with its record"
-                            assert order._status is (_PARTIAL if rec[_FILLED] else _OPEN), "Order has a wrong status"
+                            assert order._status is (PARTIAL if rec[FILLED] else OPEN), "Order has a wrong status"
                             assert order._inst is self._inst, "Order bound to another instrument"
-                        last_seq = rec[_SEQ]
-                        total += rec[_LOTS] - rec[_FILLED]
+                        last_seq = rec[SEQ]
+                        total += rec[LOTS] - rec[FILLED]
                         count += 1
-                        prev, rec = rec, rec[_NEXT]
+                        prev, rec = rec, rec[NEXT]
                     assert prev is level.tail, "stale level tail"
                     assert count > 0, "empty level left in the book"
                     assert level.total == total, "level total disagrees with its orders"

@@ -18,31 +18,30 @@ from decimal import Decimal
 from typing import Any
 
 from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchOp, BatchResult, as_commands
-from ._book_py import (
-    _BUY,
-    _CANCELLED,
-    _FILLED,
-    _FILLED_ST,
-    _GTC,
-    _ID,
-    _LOTS,
-    _NEXT,
-    _OBJ,
-    _OPEN,
-    _PARTIAL,
-    _PENDING,
-    _SELL,
-    _TICKS,
-    Order,
-    OrderBook,
-    Rec,
-    _check_id,
-    _side,
-    _sync,
-)
+from ._book_py import Order, OrderBook
 from ._common import ENGINE_SNAPSHOT_FORMAT, REENTERED, STATUS_CODES, L2Delta, MarketDataUpdate, TopOfBook
 from ._limits import check_limits, has_limits
 from ._numeric import INT64_MAX, check_units, to_units
+from ._shared_py import (
+    BUY,
+    CANCELLED,
+    FILLED,
+    FILLED_ST,
+    GTC,
+    ID,
+    LOTS,
+    NEXT,
+    OBJ,
+    OPEN,
+    PARTIAL,
+    PENDING,
+    SELL,
+    TICKS,
+    Rec,
+    check_id,
+    sync,
+    to_side,
+)
 from ._snapshot import TRADE_IDS_EXHAUSTED
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import (
@@ -156,7 +155,7 @@ class Trade:
     @property
     def taker_side(self) -> Side:
         """The incoming order's side (the aggressor)."""
-        return _SELL if self._sell else _BUY
+        return SELL if self._sell else BUY
 
     def _key(self) -> tuple[Any, ...]:
         return (
@@ -224,7 +223,7 @@ class _Taker:
         self.lots = lots
         self.filled = 0
         self.seq: int | None = None
-        self.status = _PENDING
+        self.status = PENDING
         self.tif = tif
         self.post_only = post_only
         self.mode = _STP_NONE if owner is None else mode
@@ -270,7 +269,7 @@ class ExecutionReport:
         if self._order is None:
             tk, inst = self._tk, self._inst
             assert tk is not None and inst is not None
-            order = Order._bound(tk.id, _SELL if tk.sell else _BUY, 0, 0, inst, tk.owner)
+            order = Order._bound(tk.id, SELL if tk.sell else BUY, 0, 0, inst, tk.owner)
             order._tif = tk.tif
             if tk.market:
                 order._type = _MARKET
@@ -431,7 +430,7 @@ class MatchingEngine:
             level = book._levels[sell].get(ticks)
             lots = 0 if level is None else level.total
             deltas.append(
-                L2Delta(_SELL if sell else _BUY, inst.ticks_to_price(ticks), inst.lots_to_quantity(lots), ticks, lots)
+                L2Delta(SELL if sell else BUY, inst.ticks_to_price(ticks), inst.lots_to_quantity(lots), ticks, lots)
             )
         update = MarketDataUpdate(book._symbol, deltas, list(run.trades))
         queue = self._delivering.get(book)
@@ -492,7 +491,7 @@ class MatchingEngine:
             raise InvalidOrderError(f"submit takes an Order; got {type(order).__name__}")
         book = self.book(order._symbol)
         inst = book._inst
-        if order._status is not _PENDING or order._inst is not None:
+        if order._status is not PENDING or order._inst is not None:
             raise InvalidOrderError(f"order {order._id!r} is {order._status.value}; only a new order can be submitted")
         market = order._type is _MARKET
         ticks = 0 if market else to_units(order._price_in, inst.tick_size, "price", "tick size", InvalidPriceError)  # type: ignore[arg-type]
@@ -501,7 +500,7 @@ class MatchingEngine:
             check_limits(inst, None if market else ticks, lots)
         mode = self._stp if order._stp is None else order._stp
         tk = _Taker(
-            order._id, order._owner, order._side is _SELL, market, ticks, lots, order._tif, order._post_only, mode
+            order._id, order._owner, order._side is SELL, market, ticks, lots, order._tif, order._post_only, mode
         )
         run = _Run(bool(self._listeners))
         self._lock_and_run(book, tk, order, run)
@@ -524,10 +523,10 @@ class MatchingEngine:
         ``report.status`` and ``report.filled_lots`` in hot loops.
         """
         book = self.book(symbol)
-        sell = side is _SELL or (side is not _BUY and _side(side) is _SELL)
+        sell = side is SELL or (side is not BUY and to_side(side) is SELL)
         tif = (
             time_in_force
-            if time_in_force is _GTC
+            if time_in_force is GTC
             else coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
         )
         if price is None:
@@ -542,7 +541,7 @@ class MatchingEngine:
             else check_units(quantity, "quantity", InvalidQuantityError)
         )
         if type(order_id) is not int:
-            _check_id(order_id)
+            check_id(order_id)
         if self._limited[book._symbol]:
             check_limits(book._inst, None if price is None else ticks, lots)
         tk = _Taker(order_id, owner, sell, price is None, ticks, lots, tif, False, self._stp)
@@ -576,8 +575,8 @@ class MatchingEngine:
                 rec = book._find(order_id)
                 run = _Run(bool(self._listeners))
                 if run.touched is not None:
-                    run.touched.append((rec[4], rec[_TICKS]))
-                order = book._leave(rec, _CANCELLED)
+                    run.touched.append((rec[4], rec[TICKS]))
+                order = book._leave(rec, CANCELLED)
             finally:
                 book._busy = False
             self._publish(book, run)
@@ -630,35 +629,35 @@ class MatchingEngine:
             try:
                 rec = book._find(order_id)
                 sell = rec[4]
-                new_lots = rec[_LOTS] if lots is None else lots
-                new_ticks = rec[_TICKS] if ticks is None else ticks
-                if new_lots <= rec[_FILLED]:
+                new_lots = rec[LOTS] if lots is None else lots
+                new_ticks = rec[TICKS] if ticks is None else ticks
+                if new_lots <= rec[FILLED]:
                     raise InvalidQuantityError(
                         f"the new quantity {inst.lots_to_quantity(new_lots)} must exceed the filled "
-                        f"{inst.lots_to_quantity(rec[_FILLED])}"
+                        f"{inst.lots_to_quantity(rec[FILLED])}"
                     )
                 if self._limited[book._symbol]:
                     check_limits(inst, new_ticks, new_lots)
                 run = _Run(bool(self._listeners))
                 if run.touched is not None:
-                    run.touched.append((sell, rec[_TICKS]))
-                if new_ticks != rec[_TICKS] and self._crosses(book, sell, new_ticks):
+                    run.touched.append((sell, rec[TICKS]))
+                if new_ticks != rec[TICKS] and self._crosses(book, sell, new_ticks):
                     order = book._order_of(rec)
                     if order._post_only:
                         raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
-                    book._room(sell, new_ticks, new_lots - rec[_FILLED])
+                    book._room(sell, new_ticks, new_lots - rec[FILLED])
                     self._check_counters(book, sell, False, new_ticks)
-                    del book._orders[rec[_ID]]
+                    del book._orders[rec[ID]]
                     book._unlink(rec)
-                    rec[_OBJ] = None
+                    rec[OBJ] = None
                     mode = self._stp if order._stp is None else order._stp
                     tk = _Taker(order._id, order._owner, sell, False, new_ticks, new_lots, order._tif, False, mode)
-                    tk.filled = rec[_FILLED]
+                    tk.filled = rec[FILLED]
                     self._execute(book, tk, order, run)
                 else:
                     book._amend(rec, lots, ticks)
                     if run.touched is not None:
-                        run.touched.append((sell, rec[_TICKS]))
+                        run.touched.append((sell, rec[TICKS]))
                     order = book._order_of(rec)
                 report = ExecutionReport(order, run.trades, run.cancelled)
             finally:
@@ -690,14 +689,14 @@ class MatchingEngine:
             try:
                 if op == BatchOp.CANCEL:
                     lots[i] = self.cancel_raw(symbol, order_id)
-                    statuses[i] = _STATUS_CODE[_CANCELLED]
+                    statuses[i] = _STATUS_CODE[CANCELLED]
                     continue
                 if op == BatchOp.AMEND:
                     report = self.amend_raw(symbol, order_id, quantity=quantity or None, price=price or None)
                 elif 0 <= op <= 3 and side in (0, 1):
                     report = self.submit_raw(
                         order_id,
-                        _SELL if side else _BUY,
+                        SELL if side else BUY,
                         None if op == BatchOp.MARKET else price,
                         quantity,
                         symbol=symbol,
@@ -741,7 +740,7 @@ class MatchingEngine:
         elif tk.tif is _FOK and not self._fillable(book, tk):
             tk.status = _EXPIRED
         else:
-            if not tk.market and tk.tif is _GTC:
+            if not tk.market and tk.tif is GTC:
                 # Refuse a remainder that would overflow its level before anything changes (the sequence
                 # counter included); if that level exists, the uncrossed book cannot trade this order at all.
                 # Matching only shrinks the remainder, so this check also covers resting it below.
@@ -753,18 +752,18 @@ class MatchingEngine:
             stopped = self._match(book, tk, run)
             remaining = tk.lots - tk.filled
             if stopped:
-                tk.status = _CANCELLED
+                tk.status = CANCELLED
             elif remaining == 0:
-                tk.status = _FILLED_ST
-            elif tk.market or tk.tif is not _GTC:
+                tk.status = FILLED_ST
+            elif tk.market or tk.tif is not GTC:
                 tk.status = _EXPIRED
             else:
                 if order is None and (tk.owner is not None or type(tk.id) is not int):
                     # the book keeps an Order only to remember an owner or a non-int id
-                    order = Order._bound(tk.id, _SELL if tk.sell else _BUY, 0, 0, book._inst, tk.owner)
+                    order = Order._bound(tk.id, SELL if tk.sell else BUY, 0, 0, book._inst, tk.owner)
                     order._tif = tk.tif
                 book._insert(tk.id, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, order)
-                tk.status = _PARTIAL if tk.filled else _OPEN
+                tk.status = PARTIAL if tk.filled else OPEN
                 if run.touched is not None:
                     run.touched.append((tk.sell, tk.ticks))
         if order is not None:
@@ -803,17 +802,17 @@ class MatchingEngine:
                 return False
             rec = node.value.head
             while rec is not None:
-                maker = rec[_OBJ]
+                maker = rec[OBJ]
                 if mode is not _STP_NONE and maker is not None and maker._owner is not None and maker._owner == owner:
                     if mode is not _CANCEL_MAKER:
                         return False
                 else:
                     # the compiled twin compares before adding so that its int64 sum cannot wrap
-                    avail = rec[_LOTS] - rec[_FILLED]
+                    avail = rec[LOTS] - rec[FILLED]
                     if avail >= wanted - got:
                         return True
                     got += avail
-                rec = rec[_NEXT]
+                rec = rec[NEXT]
             node = node.prev if sell else node.next
         return False
 
@@ -834,7 +833,7 @@ class MatchingEngine:
                     break
                 level = node.value
                 rec: Rec = level.head
-                maker = rec[_OBJ]
+                maker = rec[OBJ]
                 maker_owner = None if maker is None else maker._owner
                 if mode is not _STP_NONE and maker_owner is not None and maker_owner == owner:
                     if mode is _CANCEL_TAKER:
@@ -843,49 +842,49 @@ class MatchingEngine:
                     if touched is not None:
                         touched.append((not sell, level.ticks))
                     if mode is _DECREMENT:
-                        cut = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
-                        if cut == rec[_LOTS] - rec[_FILLED]:
+                        cut = min(tk.lots - tk.filled, rec[LOTS] - rec[FILLED])
+                        if cut == rec[LOTS] - rec[FILLED]:
                             # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
-                            del book._orders[rec[_ID]]
+                            del book._orders[rec[ID]]
                             tk.lots -= cut
-                            rec[_LOTS] -= cut  # now equal to the filled lots: _unlink takes nothing more off
+                            rec[LOTS] -= cut  # now equal to the filled lots: _unlink takes nothing more off
                             level.total -= cut
                             book._unlink(rec)
-                            rec[_OBJ] = None
-                            _sync(maker, rec)
-                            maker._status = _CANCELLED
+                            rec[OBJ] = None
+                            sync(maker, rec)
+                            maker._status = CANCELLED
                             run.cancelled.append(maker)
                         else:
                             tk.lots -= cut
-                            rec[_LOTS] -= cut
+                            rec[LOTS] -= cut
                             level.total -= cut
-                            _sync(maker, rec)
+                            sync(maker, rec)
                         if tk.lots == tk.filled:
                             stopped = True
                             break
                         continue
-                    run.cancelled.append(book._leave(rec, _CANCELLED))
+                    run.cancelled.append(book._leave(rec, CANCELLED))
                     if mode is _CANCEL_BOTH:
                         stopped = True
                         break
                     continue
                 if touched is not None:
                     touched.append((not sell, level.ticks))
-                qty = min(tk.lots - tk.filled, rec[_LOTS] - rec[_FILLED])
-                full = rec[_LOTS] - rec[_FILLED] == qty
+                qty = min(tk.lots - tk.filled, rec[LOTS] - rec[FILLED])
+                full = rec[LOTS] - rec[FILLED] == qty
                 if full:
                     # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
-                    del book._orders[rec[_ID]]
-                trades.append(Trade(0, inst, level.ticks, qty, rec[_ID], taker_id, maker_owner, owner, sell))
+                    del book._orders[rec[ID]]
+                trades.append(Trade(0, inst, level.ticks, qty, rec[ID], taker_id, maker_owner, owner, sell))
                 tk.filled += qty
                 if full:
                     book._drop_filled(rec)
                 else:
-                    rec[_FILLED] += qty
+                    rec[FILLED] += qty
                     level.total -= qty
                     if maker is not None:
-                        maker._filled_lots = rec[_FILLED]
-                        maker._status = _PARTIAL
+                        maker._filled_lots = rec[FILLED]
+                        maker._status = PARTIAL
         finally:
             # also when Python code (an owner's __eq__, an id's __hash__) raised half-way: the trades
             # made so far stand, and their ids are used, as in the compiled twin
