@@ -74,9 +74,10 @@ def create_app(
     has it) on; it is off by default, as it costs time on every request.
 
     ``fast_path`` answers the busiest endpoints (placing, getting and
-    cancelling an order by its id) straight from the outermost middleware,
-    without FastAPI's per-request machinery; their FastAPI routes give the
-    same answers and document them in the OpenAPI document.
+    cancelling an order by its id) from the middleware stack
+    (:mod:`~tradebook.http.fastpath`), calling the same endpoint functions as
+    their routes without FastAPI's per-request machinery; the answers are the
+    same, and the routes document them in the OpenAPI document.
     """
     if (service is None) == (open_service is None):
         raise ValueError("pass either a started service or open_service, not both or neither")
@@ -107,9 +108,7 @@ def create_app(
     install_error_handlers(app, state.on_error, lambda scope: _allowed_methods(app, scope))
     # add_middleware wraps what is there: innermost first.
     if fast_path:
-        fast_routes = [
-            route for route in app.routes if isinstance(route, APIRoute) and route.endpoint in FAST_ENDPOINTS
-        ]
+        fast_routes = [route for route in routes if isinstance(route, APIRoute) and route.endpoint in FAST_ENDPOINTS]
         app.add_middleware(FastPath, routes=fast_routes, on_error=state.on_error)
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes, on_error=state.on_error)
     app.add_middleware(Authenticate, authenticator=authenticator, on_error=state.on_error)
