@@ -19,32 +19,8 @@ from typing import Any
 from ._avl_py import PriceTree
 from ._common import REENTERED, SNAPSHOT_FORMAT, Depth, LevelSnapshot
 from ._numeric import EXACT, INT64_MAX, check_units, to_decimal, to_units
-from ._shared_py import (
-    BUY,
-    CANCELLED,
-    FILLED,
-    FILLED_ST,
-    GTC,
-    ID,
-    LEVEL,
-    LIMIT,
-    LOTS,
-    NEXT,
-    OBJ,
-    OPEN,
-    PARTIAL,
-    PENDING,
-    PREV,
-    SELL,
-    SELLS,
-    SEQ,
-    TICKS,
-    Level,
-    Rec,
-    check_id,
-    sync,
-    to_side,
-)
+from ._records_py import FILLED, ID, LEVEL, LOTS, NEXT, OBJ, PREV, SELLS, SEQ, TICKS, Level, Rec, sync
+from ._shared_py import BUY, CANCELLED, FILLED_ST, GTC, LIMIT, OPEN, PARTIAL, PENDING, SELL, check_id, to_side
 from ._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import (

@@ -22,26 +22,8 @@ from ._book_py import Order, OrderBook
 from ._common import ENGINE_SNAPSHOT_FORMAT, REENTERED, STATUS_CODES, L2Delta, MarketDataUpdate, TopOfBook
 from ._limits import check_limits, has_limits
 from ._numeric import INT64_MAX, check_units, to_units
-from ._shared_py import (
-    BUY,
-    CANCELLED,
-    FILLED,
-    FILLED_ST,
-    GTC,
-    ID,
-    LOTS,
-    NEXT,
-    OBJ,
-    OPEN,
-    PARTIAL,
-    PENDING,
-    SELL,
-    TICKS,
-    Rec,
-    check_id,
-    sync,
-    to_side,
-)
+from ._records_py import FILLED, ID, LOTS, NEXT, OBJ, TICKS, Rec, sync
+from ._shared_py import BUY, CANCELLED, FILLED_ST, GTC, OPEN, PARTIAL, PENDING, SELL, check_id, to_side
 from ._snapshot import TRADE_IDS_EXHAUSTED
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import (
