@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import statistics
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -53,6 +54,7 @@ __all__ = [
     "backend_unavailable",
     "check_trades_materialised",
     "load_backend",
+    "run_stream",
     "supports",
 ]
 
@@ -733,3 +735,28 @@ class BatchScenario:
         assert self.book.depth_raw(1 << 30) == last.depth_after, f"{self.name}: levels differ from the reference"
         if deep:
             self.book._check()
+
+
+def run_stream(benchmark: Any, scenario: Any) -> list[wl.Batch]:
+    """Run a stream scenario's batches under ``benchmark.pedantic`` (the first one a warm-up) and check it.
+
+    Returns the timed batches, in the order of ``benchmark.stats.stats.data``;
+    records ``ns_per_command_median`` and ``commands_per_s`` when timing.
+    """
+    stream = scenario.stream
+    rounds = len(stream.batches) - 1
+    benchmark.pedantic(
+        scenario.run,
+        setup=scenario.pedantic_setup,
+        rounds=max(rounds, 1),
+        warmup_rounds=1 if rounds else 0,
+        iterations=1,
+    )
+    scenario.check(deep=benchmark.disabled)
+    timed = stream.batches[: scenario.batches][-rounds:] if rounds else []  # the warm-up batch is not in the stats
+    if benchmark.stats is not None:
+        per_command = [t * 1e9 / b.n_commands for t, b in zip(benchmark.stats.stats.data, timed, strict=True)]
+        median = statistics.median(per_command)
+        benchmark.extra_info["ns_per_command_median"] = round(median, 1)
+        benchmark.extra_info["commands_per_s"] = round(1e9 / median)
+    return timed

@@ -14,14 +14,13 @@ and every level against the generator's reference run; smoke mode
 
 from __future__ import annotations
 
-import statistics
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import workloads as wl
-from scenarios import BatchScenario
+from scenarios import BatchScenario, run_stream
 
 ROUNDS = 15  # timed batches per case, after one warm-up batch
 
@@ -36,19 +35,7 @@ def run_case(benchmark: Any, backend: SimpleNamespace, flow: str) -> BatchScenar
     benchmark.extra_info.update(
         backend=backend.name, flow=flow, commands_per_round=first.n_commands, takers_per_round=first.n_takers
     )
-    rounds = len(stream.batches) - 1
-    benchmark.pedantic(
-        scenario.run,
-        setup=scenario.pedantic_setup,
-        rounds=max(rounds, 1),
-        warmup_rounds=1 if rounds else 0,
-        iterations=1,
-    )
-    scenario.check(deep=benchmark.disabled)
-    if benchmark.stats is not None:
-        timed = stream.batches[: scenario.batches][-rounds:]
-        per_command = [t * 1e9 / b.n_commands for t, b in zip(benchmark.stats.stats.data, timed, strict=True)]
-        benchmark.extra_info["ns_per_command_median"] = round(statistics.median(per_command), 1)
+    run_stream(benchmark, scenario)
     return scenario
 
 

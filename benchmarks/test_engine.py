@@ -38,7 +38,7 @@ import pytest
 
 import workloads as wl
 from baselines import SortedMatcher
-from scenarios import API_DECIMAL, API_RAW, EngineScenario, check_trades_materialised
+from scenarios import API_DECIMAL, API_RAW, EngineScenario, check_trades_materialised, run_stream
 
 ROUNDS = 15  # timed batches per case, after one warm-up batch
 SMALL_BOOK = 20_000  # deep orders of the book the trade-by-trade comparison uses
@@ -74,28 +74,14 @@ def run_case(benchmark: Any, backend: SimpleNamespace, api: str, flow: str) -> E
         takers_per_round=first.n_takers,
         book_orders=len(stream.orders),
     )
-    rounds = len(stream.batches) - 1
-    benchmark.pedantic(
-        scenario.run,
-        setup=scenario.pedantic_setup,
-        rounds=max(rounds, 1),
-        warmup_rounds=1 if rounds else 0,
-        iterations=1,
-    )
-    scenario.check(deep=benchmark.disabled)
+    timed = run_stream(benchmark, scenario)
     done = stream.batches[: scenario.batches]
     benchmark.extra_info["trades_per_round"] = round(statistics.mean(b.n_trades for b in done), 1)
-    if benchmark.stats is not None:
-        timed = done[-rounds:]  # the warm-up batch is not in the stats
-        per_command = [t * 1e9 / b.n_commands for t, b in zip(benchmark.stats.stats.data, timed, strict=True)]
-        median = statistics.median(per_command)
-        benchmark.extra_info["ns_per_command_median"] = round(median, 1)
-        benchmark.extra_info["commands_per_s"] = round(1e9 / median)
-        if flow == "matching":
-            spent = [r[1] for r in scenario.results[-rounds:]]
-            per_taker = statistics.median(ns / b.n_takers for ns, b in zip(spent, timed, strict=True))
-            benchmark.extra_info["ns_per_taker_median"] = round(per_taker, 1)
-            benchmark.extra_info["takers_per_s"] = round(1e9 / per_taker)
+    if benchmark.stats is not None and flow == "matching":
+        spent = [r[1] for r in scenario.results[-len(timed) :]]
+        per_taker = statistics.median(ns / b.n_takers for ns, b in zip(spent, timed, strict=True))
+        benchmark.extra_info["ns_per_taker_median"] = round(per_taker, 1)
+        benchmark.extra_info["takers_per_s"] = round(1e9 / per_taker)
     return scenario
 
 
