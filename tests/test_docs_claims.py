@@ -61,7 +61,9 @@ def test_no_page_says_sqlite_statements_run_off_the_event_loop() -> None:
         for line in page.read_text().splitlines()
         if _SQLITE_OFF_LOOP.search(line)
     ]
-    assert not said, "SQLite statements run inline on the event loop (see tradebook/oms/sqlite/connection.py):\n" + "\n".join(said)
+    assert not said, (
+        "SQLite statements run inline on the event loop (see tradebook/oms/sqlite/connection.py):\n" + "\n".join(said)
+    )
 
 
 @pytest.mark.parametrize("page", ["orders.md", "guides/adapters.md"])
