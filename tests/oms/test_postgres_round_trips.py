@@ -5,7 +5,7 @@ and asyncio, a wake-up of the server, a commit): each wallet call is one
 statement (the functions of migration 0003), and a unit of work sends ``BEGIN``
 with its first statement and ``COMMIT`` alone, the outbox entries marked done
 going out with it. These tests pin that budget, so that a change adding
-statements shows here and not only in ``benchmarks/service_bench.py``.
+statements shows here and not only in ``benchmarks/report.py service``.
 """
 
 from __future__ import annotations
