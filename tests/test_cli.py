@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import runpy
@@ -228,6 +229,9 @@ def test_the_old_command_module_paths_still_import():
     from tradebook.oms import db_cli
     from tradebook.serve_cli import add_server_commands, parse_ttl
 
-    assert parse_ttl is serve.parse_ttl and callable(add_server_commands)
+    assert parse_ttl is serve.parse_ttl
+    commands = argparse.ArgumentParser().add_subparsers()
+    add_server_commands(commands)
+    assert set(commands.choices) == {"serve", "token"}
     assert db_cli.parse_database_url is db.parse_database_url and db_cli.add_db_command is db.add_command
     assert db_cli.POSTGRES_EXTRA_HINT == db.POSTGRES_EXTRA_HINT

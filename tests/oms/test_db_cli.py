@@ -95,6 +95,7 @@ def test_serve_and_db_read_urls_alike() -> None:
     config = ServerConfig(database="postgres://app@db/x", schema="tb")
     assert config.database_target == parse_database_url("postgres://app@db/x", "tb")
     assert ServerConfig(database="memory").database_target.kind == "memory"
+    assert parse_database_url("memory").display.startswith("memory")
 
 
 def test_the_memory_store_has_nothing_to_maintain(capsys: pytest.CaptureFixture[str]) -> None:
