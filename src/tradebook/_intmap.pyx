@@ -24,18 +24,19 @@ cdef int map_init(IntMap* m, int bits) except -1:
 
 
 cdef int map_grow(IntMap* m) except -1:
-    """Double the table and rehash every key into it."""
-    cdef Slot* old = m.slots
+    """Double the table and rehash every key into it; on MemoryError the map is left as it was."""
+    cdef IntMap bigger
     cdef size_t old_cap = m.mask + 1
     cdef size_t i
     cdef int bits = 64 - m.shift + 1
     if bits > 40:
         raise MemoryError("id map is full")
-    map_init(m, bits)
+    map_init(&bigger, bits)  # the new table first: if it cannot be had, nothing has changed
     for i in range(old_cap):
-        if old[i].val != -1:
-            map_put(m, old[i].key, old[i].val)
-    PyMem_Free(old)
+        if m.slots[i].val != -1:
+            map_put(&bigger, m.slots[i].key, m.slots[i].val)
+    PyMem_Free(m.slots)
+    m[0] = bigger
     return 0
 
 
