@@ -10,6 +10,7 @@ Chromium are installed) and measures the real layout.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import struct
@@ -149,6 +150,8 @@ def test_the_built_page_at_1280_px(tmp_path: Path) -> None:
     """Chromium lays out the built page: no table scrolls sideways, every figure at most halved."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
+        if os.environ.get("TRADEBOOK_REQUIRE_BROWSER"):
+            pytest.fail("TRADEBOOK_REQUIRE_BROWSER is set but there is no chromium on PATH")
         pytest.skip("no chromium to render the page")
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")
@@ -157,7 +160,7 @@ def test_the_built_page_at_1280_px(tmp_path: Path) -> None:
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
         cwd=ROOT,
         check=True,
-        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         timeout=300,
     )
     page = site / "performance" / "index.html"
