@@ -193,6 +193,12 @@ CORRUPTIONS = {
     "market order": lambda d: d["orders"][0].update(type="MARKET"),
     "bad type": lambda d: d["orders"][0].update(type="STOP"),
     "owner float": lambda d: d["orders"][0].update(owner=1.5),
+    # found by the fuzz target: ints and floats passed an ``in (True, False)`` test, and the
+    # pure book then gave back ``1`` where the compiled one gave ``True``
+    "post_only int": lambda d: d["orders"][0].update(post_only=1),
+    "post_only zero": lambda d: d["orders"][0].update(post_only=0),
+    "post_only float": lambda d: d["orders"][0].update(post_only=1.0),
+    "post_only str": lambda d: d["orders"][0].update(post_only="true"),
     "no instrument": lambda d: d.pop("instrument"),
     "bad tick": lambda d: d["instrument"].update(tick_size="0"),
     "bad symbol": lambda d: d["instrument"].update(symbol="BTCUSDT"),

@@ -130,7 +130,7 @@ def read_snapshot(data: Any) -> tuple[Instrument, int, list[OrderRow]]:
             or row.type is not OrderType.LIMIT
             or type(row.filled) is not int
             or not 0 <= row.filled < row.lots
-            or row.post_only not in (True, False)
+            or type(row.post_only) is not bool
             or row.sequence >= next_seq
         ):
             raise InvalidOrderError(f"bad order in snapshot: {raw!r}")
