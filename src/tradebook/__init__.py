@@ -4,6 +4,9 @@ Everything public is importable from here. ``BACKEND`` tells whether the
 compiled core (``"cython"``) or the pure-Python fallback (``"python"``) is live.
 """
 
+from typing import Any
+
+from ._arrays import ArrayResult
 from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, STATUS_CODES, BatchOp, BatchResult
 from ._common import Depth, L2Delta, LevelSnapshot, MarketDataUpdate, TopOfBook
 from ._compat import (
@@ -40,10 +43,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BACKEND",
+    "COMMAND_DTYPE",
     "ERROR_DUPLICATE",
     "ERROR_INVALID",
     "ERROR_NOT_FOUND",
     "STATUS_CODES",
+    "TRADE_DTYPE",
+    "ArrayResult",
     "BatchOp",
     "BatchResult",
     "BookSide",
@@ -81,6 +87,30 @@ __all__ = [
     "WalletUnavailableError",
     "__version__",
 ]
+
+
+COMMAND_DTYPE: Any
+"""The numpy structured dtype of an ``execute_array`` command row: ``op``, ``side``, ``id``, ``price``, ``quantity``.
+
+32 bytes a row (see :class:`ArrayResult` and the batch reference for the layout); made,
+and numpy imported, on first use. It grows as new order types add fields.
+"""
+
+TRADE_DTYPE: Any
+"""The numpy structured dtype of an ``execute_array`` trade row.
+
+``trade_id``, ``maker_id``, ``taker_id``, ``price`` (ticks), ``lots`` (int64) and
+``maker_side`` (int8, 0 BUY, 1 SELL): 48 bytes a row; made on first use.
+"""
+
+
+def __getattr__(name: str) -> Any:
+    """``COMMAND_DTYPE`` and ``TRADE_DTYPE`` are numpy dtypes, made (and numpy imported) on first use."""
+    if name in ("COMMAND_DTYPE", "TRADE_DTYPE"):
+        from . import _arrays
+
+        return getattr(_arrays, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

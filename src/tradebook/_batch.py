@@ -76,6 +76,8 @@ def as_commands(commands: Any) -> memoryview:
         raise InvalidOrderError("batch command buffer must be C-contiguous")
     if view.format not in ("q", "l", "<q", "<l", "=q", "=l") or view.itemsize != 8:
         raise InvalidOrderError(f"batch command buffer must hold int64s; got format {view.format!r}")
+    if not view.nbytes:  # an empty (0, 5) array: memoryview cannot cast a view with a zero in its shape
+        return memoryview(array("q"))
     view = view.cast("B").cast("q")
     if len(view) % 5:
         raise InvalidOrderError(f"batch holds {len(view)} integers, not a multiple of 5")

@@ -1,7 +1,7 @@
 # cython: language_level=3
 # Declarations of the compiled matching engine.
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t
+from libc.stdint cimport int8_t, int64_t
 
 from tradebook._book cimport Order, OrderBook
 
@@ -21,6 +21,33 @@ cdef struct Taker:
     bint gtc
     PyObject* id        # borrowed: the caller keeps the id and owner alive
     PyObject* owner
+
+
+cdef struct CmdRow:
+    # One row of a ``COMMAND_DTYPE`` array (``_arrays.py``): 32 bytes, natural alignment.
+    int8_t op
+    int8_t side
+    int64_t id
+    int64_t price
+    int64_t quantity
+
+
+cdef struct TradeRow:
+    # One row of a ``TRADE_DTYPE`` array: 48 bytes, natural alignment.
+    int64_t trade_id
+    int64_t maker_id
+    int64_t taker_id
+    int64_t price
+    int64_t lots
+    int8_t maker_side
+
+
+cdef struct TradeSink:
+    # While ``execute_array`` runs, ``_match`` appends trades here instead of making ``Trade`` objects.
+    TradeRow* rows
+    Py_ssize_t n
+    Py_ssize_t cap
+    int64_t taker_key   # the current command's id
 
 
 cdef class Trade:
@@ -55,6 +82,7 @@ cdef class MatchingEngine:
     cdef int64_t _next_trade_id
     cdef list _listeners
     cdef dict _delivering       # per book publishing right now: the updates queued behind the one in hand
+    cdef TradeSink* _sink       # set only inside execute_array: trades go to C rows, not Trade objects
     cdef object __weakref__
 
     cdef OrderBook _book_for(self, object symbol)
@@ -67,3 +95,5 @@ cdef class MatchingEngine:
     cdef bint _fillable(self, OrderBook book, Taker* tk) except -1
     cdef bint _match(self, OrderBook book, Taker* tk, ExecutionReport report, list touched) except -1
     cdef ExecutionReport _amend(self, OrderBook book, object order_id, object lots, object ticks)
+    cdef object _batch_rows(self, object commands, object symbol, const int64_t* cmd, Py_ssize_t n)
+    cdef int _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out) except -1

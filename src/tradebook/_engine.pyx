@@ -12,8 +12,19 @@ take part in the cyclic garbage collector. The pure-Python twin is
 cimport cython
 from cpython.long cimport PyLong_CheckExact
 from cpython cimport array
+from cpython.buffer cimport (
+    PyBUF_C_CONTIGUOUS,
+    PyBUF_FORMAT,
+    PyBUF_SIMPLE,
+    PyBUF_WRITABLE,
+    PyBuffer_Release,
+    PyObject_CheckBuffer,
+    PyObject_GetBuffer,
+)
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.string cimport memcpy
 
 from tradebook._avl cimport Tree
 from tradebook._intmap cimport map_get
@@ -41,6 +52,7 @@ from tradebook._book cimport (
 import logging
 from array import array as _array
 
+from tradebook import _arrays
 from tradebook._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchResult, as_commands
 from tradebook._common import ENGINE_SNAPSHOT_FORMAT, STATUS_CODES, L2Delta, MarketDataUpdate, TopOfBook
 from tradebook._limits import check_limits
@@ -271,6 +283,64 @@ cdef inline bint _crosses(OrderBook book, bint sell, int64_t ticks) noexcept:
         return t.tail != NIL and t.nodes[t.tail].key >= ticks
     t = &book._trees[1]
     return t.head != NIL and t.nodes[t.head].key <= ticks
+
+
+cdef int _sink_push(TradeSink* sink, int64_t trade_id, int64_t maker, int64_t price, int64_t lots,
+                    bint maker_sell) except -1:
+    """Append a trade row, doubling the rows when full (the old rows stay valid if that fails)."""
+    cdef Py_ssize_t cap
+    cdef TradeRow* rows
+    cdef TradeRow* row
+    if sink.n == sink.cap:
+        cap = 2 * sink.cap if sink.cap else 256
+        rows = <TradeRow*>PyMem_Realloc(sink.rows, cap * sizeof(TradeRow))
+        if rows == NULL:
+            raise MemoryError()
+        sink.rows = rows
+        sink.cap = cap
+    row = &sink.rows[sink.n]
+    row.trade_id = trade_id
+    row.maker_id = maker
+    row.taker_id = sink.taker_key
+    row.price = price
+    row.lots = lots
+    row.maker_side = 1 if maker_sell else 0
+    sink.n += 1
+    return 0
+
+
+cdef extern from *:
+    """
+    /* A NamedTuple instance straight from tuple's constructor: its generated __new__ is a Python function. */
+    static PyObject* tb_named(PyObject* cls, PyObject* values) {
+        PyObject* args = PyTuple_Pack(1, values);
+        PyObject* out;
+        if (args == NULL) return NULL;
+        out = PyTuple_Type.tp_new((PyTypeObject*)cls, args, NULL);
+        Py_DECREF(args);
+        return out;
+    }
+    """
+    object _named "tb_named"(object cls, tuple values)
+
+
+cdef bint _int64_rows(object commands, Py_buffer* buf) except -1:
+    """Take a C-contiguous buffer of int64s, five per command, without a Python call; False: not at once."""
+    cdef const char* fmt
+    if not PyObject_CheckBuffer(commands) or isinstance(commands, (list, tuple)):
+        return False
+    try:
+        PyObject_GetBuffer(commands, buf, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    except (TypeError, BufferError, ValueError):
+        return False
+    fmt = buf.format
+    if fmt != NULL and (fmt[0] == b"<" or fmt[0] == b"="):
+        fmt += 1
+    if (buf.itemsize == 8 and fmt != NULL and (fmt[0] == b"q" or fmt[0] == b"l") and fmt[1] == 0
+            and buf.len % 40 == 0 and buf.len > 0):
+        return True
+    PyBuffer_Release(buf)
+    return False
 
 
 cdef object _leave(OrderBook book, int32_t r, int status):
@@ -660,10 +730,18 @@ cdef class MatchingEngine:
         The whole loop runs in C, holding the book's lock, with no per-command
         Python objects but the trades.
         """
-        view = as_commands(commands)
-        cdef const int64_t[::1] cmd = view
+        cdef Py_buffer buf
+        if not _int64_rows(commands, &buf):
+            # lists, and anything _int64_rows does not take at once: the checks (and errors) of as_commands
+            PyObject_GetBuffer(as_commands(commands), &buf, PyBUF_SIMPLE)
+        try:
+            return self._batch_rows(commands, symbol, <const int64_t*>buf.buf, buf.len // 40)
+        finally:
+            PyBuffer_Release(&buf)
+
+    cdef object _batch_rows(self, object commands, object symbol, const int64_t* cmd, Py_ssize_t n):
+        """The ``execute_batch`` loop over ``n`` rows of five int64s."""
         cdef OrderBook book = self._book_for(symbol)
-        cdef Py_ssize_t n = cmd.shape[0] // 5
         cdef Py_ssize_t i
         cdef array.array statuses = array.clone(_INT8_TEMPLATE, n, zero=True)
         cdef array.array lots = array.clone(_INT64_TEMPLATE, n, zero=True)
@@ -680,7 +758,7 @@ cdef class MatchingEngine:
         if self._listeners:
             # subscribers get one update per command: take the single-call path
             book._exit()
-            return self._batch_one_by_one(view, symbol, statuses, lots)
+            return self._batch_one_by_one(as_commands(commands), symbol, statuses, lots)
         try:
             for i in range(n):
                 op = cmd[5 * i]
@@ -755,7 +833,7 @@ cdef class MatchingEngine:
                     st[i] = ERROR_INVALID
         finally:
             book._exit()
-        return BatchResult(statuses, lots, collector._trades if collector._trades is not None else [])
+        return _named(BatchResult, (statuses, lots, collector._trades if collector._trades is not None else []))
 
     def _batch_one_by_one(self, view, symbol, statuses, lots):
         trades = []
@@ -795,6 +873,181 @@ cdef class MatchingEngine:
             trades.extend(report.trades)
         return BatchResult(statuses, lots, trades)
 
+    def execute_array(self, commands, *, symbol=None):
+        """Run a numpy array of ``COMMAND_DTYPE`` rows; return numpy arrays (:class:`ArrayResult`).
+
+        Per command, exactly what :meth:`execute_batch` does (statuses, negative
+        error codes, nothing changed on an error); the trades come back as
+        ``TRADE_DTYPE`` rows. The loop runs in C without a Python object per
+        command or per trade. Every order resting in the book must have an
+        int64 id (checked up front). With market-data subscribers, each command
+        is published as its single call would be (the slower per-command path).
+
+        >>> import numpy as np
+        >>> from tradebook import COMMAND_DTYPE, BatchOp
+        >>> engine = MatchingEngine([Instrument("BTC/USDT", "0.01", "0.001")])
+        >>> rows = np.zeros(2, COMMAND_DTYPE)
+        >>> rows[0] = (BatchOp.LIMIT, 1, 7, 10_000, 5)      # op, side (1 SELL), id, price, quantity
+        >>> rows[1] = (BatchOp.IOC, 0, 8, 10_000, 2)
+        >>> result = engine.execute_array(rows)
+        >>> result.statuses.tolist(), result.lots.tolist()
+        ([1, 3], [0, 2])
+        >>> result.trades[["maker_id", "taker_id", "price", "lots", "maker_side"]].tolist()
+        [(7, 8, 10000, 2, 1)]
+        """
+        _arrays.check_commands(commands)
+        cdef OrderBook book = self._book_for(symbol)
+        np = _arrays._make_dtypes()["np"]
+        cdef Py_ssize_t n = commands.shape[0]
+        statuses = np.zeros(n, np.int8)
+        lots = np.zeros(n, np.int64)
+        cdef Py_buffer cbuf, sbuf, lbuf, tbuf
+        cdef TradeSink sink
+        sink.rows = NULL
+        sink.n = sink.cap = 0
+        sink.taker_key = 0
+        book._enter()
+        try:
+            if book._obj_ids:
+                raise _arrays.refuse_book_ids(book._symbol)
+            if self._listeners:
+                book._exit()    # subscribers get one update per command: take the single-call path
+                try:
+                    return _arrays.via_batch(self, commands, symbol)
+                finally:
+                    book._enter()
+            PyObject_GetBuffer(commands, &cbuf, PyBUF_SIMPLE)
+            try:
+                PyObject_GetBuffer(statuses, &sbuf, PyBUF_SIMPLE | PyBUF_WRITABLE)
+                try:
+                    PyObject_GetBuffer(lots, &lbuf, PyBUF_SIMPLE | PyBUF_WRITABLE)
+                    try:
+                        self._sink = &sink
+                        try:
+                            self._run_rows(book, <const CmdRow*>cbuf.buf, n, <int8_t*>sbuf.buf, <int64_t*>lbuf.buf)
+                        finally:
+                            self._sink = NULL
+                    finally:
+                        PyBuffer_Release(&lbuf)
+                finally:
+                    PyBuffer_Release(&sbuf)
+            finally:
+                PyBuffer_Release(&cbuf)
+            trades = np.empty(sink.n, _arrays.TRADE_DTYPE)
+            if sink.n:
+                PyObject_GetBuffer(trades, &tbuf, PyBUF_SIMPLE | PyBUF_WRITABLE)
+                memcpy(tbuf.buf, sink.rows, sink.n * sizeof(TradeRow))
+                PyBuffer_Release(&tbuf)
+        finally:
+            PyMem_Free(sink.rows)
+            book._exit()
+        return _arrays.ArrayResult(statuses, lots, trades)
+
+    cdef int _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out) except -1:
+        """The ``execute_array`` loop: the caller holds the book for a change and has set ``_sink``."""
+        cdef Py_ssize_t i
+        cdef const CmdRow* c
+        cdef int64_t op, key, side, price, qty, new_lots, new_ticks
+        cdef int32_t r
+        cdef Rec* rec
+        cdef Taker tk
+        cdef ExecutionReport collector = ExecutionReport.__new__(ExecutionReport)
+        cdef ExecutionReport amended
+        cdef TradeSink* sink = self._sink
+        cdef bint has_limits = book._has_limits
+        tk.id = <PyObject*>None        # the id is sink.taker_key; no int object is made
+        tk.owner = <PyObject*>None
+        tk.mode = STP_NONE
+        tk.post_only = False
+        for i in range(n):
+            c = &rows[i]
+            op = c.op
+            key = c.id
+            side = c.side
+            price = c.price
+            qty = c.quantity
+            sink.taker_key = key
+            if 0 <= op <= 3:
+                if (side != 0 and side != 1) or qty <= 0 or (op != 3 and price <= 0):
+                    st[i] = ERROR_INVALID
+                    continue
+                if has_limits:
+                    try:
+                        check_limits(book._inst, None if op == 3 else price, qty)
+                    except TradebookError:
+                        st[i] = ERROR_INVALID
+                        continue
+                if map_get(&book._ids, key) != NIL:
+                    st[i] = ERROR_DUPLICATE
+                    continue
+                tk.sell = side == 1
+                tk.market = op == 3
+                tk.ticks = 0 if op == 3 else price
+                tk.lots = qty
+                tk.fok = op == 2
+                tk.gtc = op == 0
+                tk.filled = 0
+                tk.seq = 0
+                tk.status = ST_PENDING
+                try:
+                    self._execute(book, &tk, None, <object>(<PyObject*>_BATCH_TIF[op]), collector, None)
+                except TradebookError:
+                    st[i] = ERROR_INVALID
+                    continue
+                st[i] = tk.status
+                out[i] = tk.filled
+            elif op == 4:
+                r = map_get(&book._ids, key)
+                if r == NIL:
+                    st[i] = ERROR_NOT_FOUND
+                    continue
+                rec = &book._recs[r]
+                out[i] = rec.qty - rec.filled
+                book._forget(r)
+                book._unlink(r)
+                if rec.obj != NULL:
+                    book._release_order(r, ST_CANCELLED)
+                book._free_rec(r)
+                st[i] = ST_CANCELLED
+            elif op == 5:
+                # execute_batch's checks in its order: neither field, a negative field, the id, then _amend's
+                if (qty == 0 and price == 0) or qty < 0 or price < 0:
+                    st[i] = ERROR_INVALID
+                    continue
+                r = map_get(&book._ids, key)
+                if r == NIL:
+                    st[i] = ERROR_NOT_FOUND
+                    continue
+                rec = &book._recs[r]
+                new_ticks = price if price else rec.price
+                if new_ticks != rec.price and _crosses(book, (rec.flags & SELL) != 0, new_ticks):
+                    # a move that trades: the engine's amend (a taker again, self-trade prevention included)
+                    try:
+                        amended = self._amend(book, key, qty if qty else None, price if price else None)
+                    except TradebookError:
+                        st[i] = ERROR_INVALID
+                        continue
+                    st[i] = (<Order>amended._order)._status
+                    out[i] = (<Order>amended._order)._filled
+                    continue
+                new_lots = qty if qty else rec.qty
+                if new_lots <= rec.filled:
+                    st[i] = ERROR_INVALID
+                    continue
+                try:
+                    if has_limits:
+                        check_limits(book._inst, new_ticks, new_lots)
+                    book._amend(r, qty if qty else None, price if price else None)
+                except TradebookError:
+                    st[i] = ERROR_INVALID
+                    continue
+                rec = &book._recs[r]       # _amend may have moved the records
+                st[i] = ST_PARTIAL if rec.filled else ST_OPEN
+                out[i] = rec.filled
+            else:
+                st[i] = ERROR_INVALID
+        return 0
+
     # -- matching -------------------------------------------------------------------------
 
     cdef int _execute(self, OrderBook book, Taker* tk, Order obj, object tif, ExecutionReport report,
@@ -831,8 +1084,14 @@ cdef class MatchingEngine:
                 tk.status = ST_EXPIRED
             else:
                 order_id = <object>tk.id
-                intid = _int_key(order_id, &key)
-                if obj is None and (tk.owner != <PyObject*>None or not (intid and PyLong_CheckExact(order_id))):
+                if self._sink != NULL:
+                    intid = True        # execute_array: the id is the command's int64
+                    key = self._sink.taker_key
+                else:
+                    intid = _int_key(order_id, &key)
+                if obj is None and self._sink == NULL and (
+                    tk.owner != <PyObject*>None or not (intid and PyLong_CheckExact(order_id))
+                ):
                     # the book keeps an Order only to remember an owner or a non-int id
                     obj = _new_order(order_id, tk.sell, book._inst)
                     obj._owner = <object>tk.owner
@@ -953,24 +1212,32 @@ cdef class MatchingEngine:
             qty = tk.lots - tk.filled
             if rec.qty - rec.filled < qty:
                 qty = rec.qty - rec.filled
-            if rec.qty - rec.filled == qty:
-                # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
-                book._forget(r)
-            trade = Trade.__new__(Trade)
-            trade._id = self._next_trade_id
-            self._next_trade_id += 1
-            trade._inst = inst
-            trade._ticks = price
-            trade._lots = qty
-            trade._maker_id = book._id_of(r)
-            trade._taker_id = taker_id
-            trade._maker_owner = maker_owner
-            trade._taker_owner = owner
-            trade._sell = sell
-            if report._trades is None:
-                report._trades = [trade]
+            if self._sink != NULL:
+                # execute_array: a C row, taken before anything changes (growing it may fail); every
+                # resting id is an int64 there (checked up front), so rec.key is the maker's id
+                _sink_push(self._sink, self._next_trade_id, rec.key, price, qty, not sell)
+                self._next_trade_id += 1
+                if rec.qty - rec.filled == qty:
+                    book._forget(r)
             else:
-                report._trades.append(trade)
+                if rec.qty - rec.filled == qty:
+                    # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
+                    book._forget(r)
+                trade = Trade.__new__(Trade)
+                trade._id = self._next_trade_id
+                self._next_trade_id += 1
+                trade._inst = inst
+                trade._ticks = price
+                trade._lots = qty
+                trade._maker_id = book._id_of(r)
+                trade._taker_id = taker_id
+                trade._maker_owner = maker_owner
+                trade._taker_owner = owner
+                trade._sell = sell
+                if report._trades is None:
+                    report._trades = [trade]
+                else:
+                    report._trades.append(trade)
             tk.filled += qty
             if rec.qty - rec.filled == qty:
                 book._unlink(r)         # takes the level total down by what was left

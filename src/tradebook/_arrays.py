@@ -1,0 +1,178 @@
+"""The numpy array form of a batch: ``COMMAND_DTYPE``, ``TRADE_DTYPE``, ``ArrayResult``.
+
+numpy is imported on first use only, so the core imports without it. A
+command row is 32 bytes, every int64 on an 8-byte boundary::
+
+    offset  0  op        int8   a BatchOp code
+            1  side      int8   0 BUY, 1 SELL
+            2-7          reserved (zero): flags of the order types to come
+            8  id        int64  the order id
+           16  price     int64  ticks (ignored by MARKET and CANCEL; AMEND: 0 keeps it)
+           24  quantity  int64  lots (ignored by CANCEL; AMEND: 0 keeps it)
+
+New order types add fields (``stop_price``, ``display``, ``expire_at`` ...) at
+the end, so the row grows: build arrays from ``COMMAND_DTYPE`` itself (for
+example ``numpy.zeros(n, tradebook.COMMAND_DTYPE)``), never from a spelled-out
+copy. A trade row is 48 bytes: ``trade_id``, ``maker_id``, ``taker_id``,
+``price`` (ticks), ``lots`` (all int64) and ``maker_side`` (int8, 0 BUY, 1 SELL).
+"""
+
+from __future__ import annotations
+
+from operator import index
+from typing import Any, NamedTuple
+
+from .errors import InvalidOrderError
+
+__all__ = ["COMMAND_DTYPE", "TRADE_DTYPE", "ArrayResult", "check_book_ids", "check_commands"]  # noqa: F822 (module __getattr__)
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+COMMAND_ITEMSIZE = 32
+TRADE_ITEMSIZE = 48
+
+_dtypes: dict[str, Any] = {}
+
+
+def _make_dtypes() -> dict[str, Any]:
+    if not _dtypes:
+        try:
+            import numpy as np
+        except ImportError:  # pragma: no cover - the test extra has numpy
+            raise ImportError("the array batch API needs numpy: pip install numpy") from None
+        _dtypes["COMMAND_DTYPE"] = np.dtype(
+            {
+                "names": ["op", "side", "id", "price", "quantity"],
+                "formats": ["i1", "i1", "<i8", "<i8", "<i8"],
+                "offsets": [0, 1, 8, 16, 24],
+                "itemsize": COMMAND_ITEMSIZE,
+            },
+            align=True,
+        )
+        _dtypes["TRADE_DTYPE"] = np.dtype(
+            {
+                "names": ["trade_id", "maker_id", "taker_id", "price", "lots", "maker_side"],
+                "formats": ["<i8", "<i8", "<i8", "<i8", "<i8", "i1"],
+                "offsets": [0, 8, 16, 24, 32, 40],
+                "itemsize": TRADE_ITEMSIZE,
+            },
+            align=True,
+        )
+        _dtypes["np"] = np
+    return _dtypes
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("COMMAND_DTYPE", "TRADE_DTYPE"):
+        return _make_dtypes()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class ArrayResult(NamedTuple):
+    """What :meth:`MatchingEngine.execute_array` did, as numpy arrays.
+
+    ``statuses`` (int8) and ``lots`` (int64) hold one entry per command, as in
+    :class:`BatchResult`; ``trades`` is one ``TRADE_DTYPE`` row per trade, in
+    execution order. No Python object is made per command or per trade.
+    """
+
+    statuses: Any  # numpy.ndarray, int8
+    lots: Any  # numpy.ndarray, int64
+    trades: Any  # numpy.ndarray, TRADE_DTYPE
+
+
+def check_commands(commands: Any) -> Any:
+    """Return ``commands`` if it is a one-dimensional C-contiguous ``COMMAND_DTYPE`` array; raise otherwise."""
+    d = _make_dtypes()
+    np = d["np"]
+    if not isinstance(commands, np.ndarray):
+        raise InvalidOrderError(
+            f"execute_array takes a numpy array of tradebook.COMMAND_DTYPE; got {type(commands).__name__}"
+        )
+    if commands.dtype != d["COMMAND_DTYPE"]:
+        raise InvalidOrderError(f"execute_array needs dtype tradebook.COMMAND_DTYPE; got {commands.dtype}")
+    if commands.ndim != 1:
+        raise InvalidOrderError(f"execute_array needs a one-dimensional array; got shape {commands.shape}")
+    if not commands.flags.c_contiguous or not commands.flags.aligned:
+        raise InvalidOrderError("execute_array needs a C-contiguous, aligned array (numpy.ascontiguousarray)")
+    return commands
+
+
+def _is_int64_id(key: Any) -> bool:
+    """True if the id equals an int in the int64 range (as the compiled book's int id map keeps it)."""
+    if type(key) is int:
+        return INT64_MIN <= key <= INT64_MAX
+    if isinstance(key, (str, bytes, tuple)):
+        return False
+    try:
+        value = index(key)
+    except TypeError:
+        try:
+            value = int(key)
+        except (TypeError, ValueError, OverflowError, ArithmeticError):
+            return False
+        try:
+            if value != key:
+                return False
+        except Exception:
+            return False
+    return INT64_MIN <= value <= INT64_MAX
+
+
+def refuse_book_ids(symbol: Any) -> InvalidOrderError:
+    """The error for a book that holds an id the trades' int64 columns cannot carry."""
+    return InvalidOrderError(
+        f"execute_array needs every order resting in {symbol} to have an int64 id (the trade columns are int64)"
+    )
+
+
+def check_book_ids(ids: Any, symbol: Any) -> None:
+    """Raise unless every id in ``ids`` equals an int64 (pure backend: a scan of the book's id map)."""
+    for key in ids:
+        if not _is_int64_id(key):
+            raise refuse_book_ids(symbol)
+
+
+def _as_int(key: Any) -> int:
+    try:
+        return index(key)
+    except TypeError:
+        return int(key)
+
+
+def result_from_batch(result: Any) -> ArrayResult:
+    """A :class:`BatchResult` (``Trade`` objects) as an :class:`ArrayResult`."""
+    d = _make_dtypes()
+    np = d["np"]
+    trades = np.array(
+        [
+            (
+                t.id,
+                _as_int(t.maker_order_id),
+                _as_int(t.taker_order_id),
+                t.price_ticks,
+                t.quantity_lots,
+                0 if t.taker_side.value == "SELL" else 1,
+            )
+            for t in result.trades
+        ],
+        dtype=d["TRADE_DTYPE"],
+    )
+    return ArrayResult(
+        np.frombuffer(result.statuses, np.int8).copy(), np.frombuffer(result.lots, np.int64).copy(), trades
+    )
+
+
+def as_rows(commands: Any) -> Any:
+    """``COMMAND_DTYPE`` rows as the ``(n, 5)`` int64 rows ``execute_batch`` takes."""
+    np = _make_dtypes()["np"]
+    rows = np.empty((len(commands), 5), np.int64)
+    for column, name in enumerate(("op", "id", "side", "price", "quantity")):
+        rows[:, column] = commands[name]
+    return rows
+
+
+def via_batch(engine: Any, commands: Any, symbol: Any) -> ArrayResult:
+    """``execute_array`` through ``execute_batch``: the pure backend, and any engine with subscribers."""
+    return result_from_batch(engine.execute_batch(as_rows(commands), symbol=symbol))
