@@ -142,6 +142,9 @@ cdef class OrderBook:
 
 cdef bint _int_key(object key, int64_t* out) except -1
 cdef int _side_code(object side) except -1
+cdef object _tif_of(object value)
+cdef object _type_of(object value)
+cdef object _stp_of(object value)
 cdef void _touch(Level* level) noexcept
 cdef Order _new_order(object order_id, bint sell, object inst)
 cdef object _check_id(object order_id)

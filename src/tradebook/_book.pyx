@@ -34,7 +34,17 @@ from tradebook._common import REENTERED, SNAPSHOT_FORMAT, STATUS_CODES, Depth, L
 from tradebook._limits import has_limits
 from tradebook._numeric import EXACT, check_units, to_decimal, to_units
 from tradebook._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot
-from tradebook.enums import OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
+from tradebook.enums import (
+    ORDER_TYPES,
+    SIDES,
+    STP_MODES,
+    TIMES_IN_FORCE,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    coerce_enum,
+)
 from tradebook.errors import (
     DuplicateOrderError,
     InvalidOrderError,
@@ -49,6 +59,7 @@ from tradebook.instrument import Instrument
 cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
     object PyObject_Str(object o)
+    PyObject* PyDict_GetItem(object d, object key)
 
 __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
 
@@ -63,6 +74,18 @@ cdef object _GTC = TimeInForce.GTC
 cdef object _IOC = TimeInForce.IOC
 cdef object _FOK = TimeInForce.FOK
 cdef object _DecimalType = Decimal
+cdef object _STPType = SelfTradePrevention
+cdef dict _SIDE_STR = SIDES
+cdef str _S_BUY = "BUY"
+cdef str _S_SELL = "SELL"
+cdef str _S_LIMIT = "LIMIT"
+cdef str _S_MARKET = "MARKET"
+cdef str _S_GTC = "GTC"
+cdef str _S_IOC = "IOC"
+cdef str _S_FOK = "FOK"
+cdef dict _TYPE_STR = ORDER_TYPES
+cdef dict _TIF_STR = TIMES_IN_FORCE
+cdef dict _STP_STR = STP_MODES
 cdef object _index = operator.index
 
 # Order status codes (ST_* in _book.pxd) index STATUS_CODES.
@@ -119,12 +142,65 @@ cdef object _check_id(object order_id):
         raise InvalidOrderError(f"order id must be hashable; got {type(order_id).__name__}") from None
 
 
+cdef inline object _by_str(dict table, object value):
+    """The member whose value is the exact str ``value``, or None; runs no Python code."""
+    cdef PyObject* p
+    if PyUnicode_CheckExact(value):
+        p = PyDict_GetItem(table, value)    # borrowed; a str key's hash is cached
+        if p != NULL:
+            return <object>p
+    return None
+
+
+# Enum arguments: the members by identity, then their string values by identity
+# (a literal "BUY" in the caller's code is the same interned object as ours),
+# then any other exact str by one dict probe (a str from JSON, say), and only
+# then the full coercion with its error message. So "BUY" costs what Side.BUY does.
+
 cdef int _side_code(object side) except -1:
-    if side is _BUY:
+    """0 for a buy, 1 for a sell."""
+    if side is _BUY or side is _S_BUY:
         return 0
-    if side is _SELL:
+    if side is _SELL or side is _S_SELL:
         return 1
-    return 1 if coerce_enum(Side, side, "side", InvalidOrderError) is _SELL else 0
+    member = _by_str(_SIDE_STR, side)
+    if member is None:
+        member = coerce_enum(Side, side, "side", InvalidOrderError)
+    return 1 if member is _SELL else 0
+
+
+cdef object _tif_of(object value):
+    """A ``TimeInForce`` from a member or its string value."""
+    if value is _GTC or value is _IOC or value is _FOK:
+        return value
+    if value is _S_GTC:
+        return _GTC
+    if value is _S_IOC:
+        return _IOC
+    if value is _S_FOK:
+        return _FOK
+    member = _by_str(_TIF_STR, value)
+    return coerce_enum(TimeInForce, value, "time in force", InvalidOrderError) if member is None else member
+
+
+cdef object _type_of(object value):
+    """An ``OrderType`` from a member or its string value."""
+    if value is _LIMIT or value is _MARKET:
+        return value
+    if value is _S_LIMIT:
+        return _LIMIT
+    if value is _S_MARKET:
+        return _MARKET
+    member = _by_str(_TYPE_STR, value)
+    return coerce_enum(OrderType, value, "order type", InvalidOrderError) if member is None else member
+
+
+cdef object _stp_of(object value):
+    """A ``SelfTradePrevention`` (or None) from a member, its string value or None."""
+    if value is None or type(value) is _STPType:
+        return value
+    member = _by_str(_STP_STR, value)
+    return coerce_enum(SelfTradePrevention, value, "self_trade_prevention", InvalidOrderError) if member is None else member
 
 
 cdef void _touch(Level* level) noexcept:
@@ -192,12 +268,8 @@ cdef class Order:
         if not PyLong_CheckExact(id):
             _check_id(id)
         cdef bint sell = _side_code(side)
-        otype = type if (type is _LIMIT or type is _MARKET) else coerce_enum(
-            OrderType, type, "order type", InvalidOrderError
-        )
-        tif = time_in_force if (time_in_force is _GTC or time_in_force is _IOC or time_in_force is _FOK) else (
-            coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
-        )
+        otype = _type_of(type)
+        tif = _tif_of(time_in_force)
         if otype is _LIMIT:
             if price is None:
                 raise InvalidPriceError("a limit order needs a price")
@@ -211,9 +283,7 @@ cdef class Order:
             raise InvalidOrderError("post_only applies only to LIMIT GTC orders")
         if symbol is not None and not isinstance(symbol, str):
             raise InvalidOrderError(f"symbol must be a str or None; got {symbol!r}")
-        stp = None if self_trade_prevention is None else coerce_enum(
-            SelfTradePrevention, self_trade_prevention, "self_trade_prevention", InvalidOrderError
-        )
+        stp = _stp_of(self_trade_prevention)
         self._id = id
         self._sell = sell
         self._type = otype

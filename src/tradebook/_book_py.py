@@ -20,7 +20,21 @@ from ._avl_py import PriceTree
 from ._common import REENTERED, SNAPSHOT_FORMAT, Depth, LevelSnapshot
 from ._numeric import EXACT, INT64_MAX, check_units, to_decimal, to_units
 from ._records_py import FILLED, ID, LEVEL, LOTS, NEXT, OBJ, PREV, SELLS, SEQ, TICKS, Level, Rec, sync
-from ._shared_py import BUY, CANCELLED, FILLED_ST, GTC, LIMIT, OPEN, PARTIAL, PENDING, SELL, check_id, to_side
+from ._shared_py import (
+    BUY,
+    BUY_STR,
+    CANCELLED,
+    FILLED_ST,
+    GTC,
+    LIMIT,
+    OPEN,
+    PARTIAL,
+    PENDING,
+    SELL,
+    SELL_STR,
+    check_id,
+    to_side,
+)
 from ._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import (
@@ -755,9 +769,9 @@ class OrderBook:
 
     def add_raw(self, order_id: Hashable, side: Side | str, price: int, quantity: int) -> None:
         """Rest a limit order given in integer ticks and lots (no Decimal work)."""
-        if side is BUY:
+        if side is BUY or side is BUY_STR:
             sell = False
-        elif side is SELL:
+        elif side is SELL or side is SELL_STR:
             sell = True
         else:
             sell = to_side(side) is SELL

@@ -46,6 +46,7 @@ from tradebook._book cimport (
     _int_key,
     _new_order,
     _side_code,
+    _tif_of,
     _touch,
 )
 
@@ -563,9 +564,7 @@ cdef class MatchingEngine:
         cdef OrderBook book = self._book_for(symbol)
         cdef Taker tk
         tk.sell = _side_code(side)
-        tif = time_in_force if time_in_force is _GTC else coerce_enum(
-            TimeInForce, time_in_force, "time in force", InvalidOrderError
-        )
+        tif = time_in_force if time_in_force is _GTC else _tif_of(time_in_force)
         tk.market = price is None
         tk.ticks = 0 if tk.market else raw_units(price, "price", InvalidPriceError)
         tk.lots = raw_units(quantity, "quantity", InvalidQuantityError)

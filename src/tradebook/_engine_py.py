@@ -25,7 +25,20 @@ from ._common import ENGINE_SNAPSHOT_FORMAT, REENTERED, STATUS_CODES, L2Delta, M
 from ._limits import check_limits, has_limits
 from ._numeric import INT64_MAX, check_units, to_units
 from ._records_py import FILLED, ID, LOTS, NEXT, OBJ, TICKS, Rec, sync
-from ._shared_py import BUY, CANCELLED, FILLED_ST, GTC, OPEN, PARTIAL, PENDING, SELL, check_id, to_side
+from ._shared_py import (
+    BUY,
+    BUY_STR,
+    CANCELLED,
+    FILLED_ST,
+    GTC,
+    OPEN,
+    PARTIAL,
+    PENDING,
+    SELL,
+    SELL_STR,
+    check_id,
+    to_side,
+)
 from ._snapshot import TRADE_IDS_EXHAUSTED
 from .enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import (
@@ -507,7 +520,7 @@ class MatchingEngine:
         ``report.status`` and ``report.filled_lots`` in hot loops.
         """
         book = self.book(symbol)
-        sell = side is SELL or (side is not BUY and to_side(side) is SELL)
+        sell = side is SELL or side is SELL_STR or (side is not BUY and side is not BUY_STR and to_side(side) is SELL)
         tif = (
             time_in_force
             if time_in_force is GTC

@@ -7,11 +7,15 @@ The compiled counterparts (``_side_code``, ``_check_id``) are declared in
 
 from __future__ import annotations
 
-from .enums import OrderStatus, OrderType, Side, TimeInForce, coerce_enum
+from .enums import SIDES, OrderStatus, OrderType, Side, TimeInForce, coerce_enum
 from .errors import InvalidOrderError
 
 BUY = Side.BUY
 SELL = Side.SELL
+# The string values, tested by identity on hot paths: a literal "BUY" in the
+# caller's code is this same interned object (any other str goes through to_side).
+BUY_STR = "BUY"
+SELL_STR = "SELL"
 LIMIT = OrderType.LIMIT
 GTC = TimeInForce.GTC
 OPEN = OrderStatus.OPEN
@@ -22,9 +26,14 @@ FILLED_ST = OrderStatus.FILLED
 
 
 def to_side(value: object) -> Side:
-    """``value`` as a ``Side``: the members themselves at once, anything else through ``coerce_enum``."""
+    """``value`` as a ``Side``: the members and their exact strings at once, anything else through ``coerce_enum``."""
     if value is BUY or value is SELL:
         return value
+    if type(value) is str:
+        try:
+            return SIDES[value]
+        except KeyError:
+            pass
     return coerce_enum(Side, value, "side", InvalidOrderError)
 
 

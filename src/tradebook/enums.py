@@ -3,6 +3,7 @@ enum is taken its string value is accepted too (``"BUY"`` for ``Side.BUY``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from typing import TypeVar
 
@@ -67,6 +68,23 @@ class SelfTradePrevention(_StrEnum):
 
 E = TypeVar("E", bound=Enum)
 
+# Each enum's members by their exact string value. A ``str`` is looked up here
+# before anything else (a dict probe with the string's cached hash), so "BUY"
+# costs about what Side.BUY does; the hot paths of both backends use these
+# tables directly. The members themselves are not keys: Enum's __hash__ is
+# Python code, so callers test members by identity first.
+SIDES: dict[str, Side] = {m.value: m for m in Side}
+ORDER_TYPES: dict[str, OrderType] = {m.value: m for m in OrderType}
+TIMES_IN_FORCE: dict[str, TimeInForce] = {m.value: m for m in TimeInForce}
+STP_MODES: dict[str, SelfTradePrevention] = {m.value: m for m in SelfTradePrevention}
+_BY_VALUE: dict[type[Enum], Mapping[str, Enum]] = {
+    Side: SIDES,
+    OrderType: ORDER_TYPES,
+    TimeInForce: TIMES_IN_FORCE,
+    SelfTradePrevention: STP_MODES,
+    OrderStatus: {m.value: m for m in OrderStatus},
+}
+
 
 def coerce_enum(enum_type: type[E], value: object, what: str, error: type[Exception]) -> E:
     """Return ``value`` as a member of ``enum_type``, accepting the member or its string value.
@@ -75,6 +93,11 @@ def coerce_enum(enum_type: type[E], value: object, what: str, error: type[Except
     """
     if type(value) is enum_type:
         return value
+    if type(value) is str:
+        try:
+            return _BY_VALUE[enum_type][value]  # type: ignore[return-value]
+        except KeyError:
+            pass
     try:
         return enum_type(value)
     except (ValueError, TypeError):
