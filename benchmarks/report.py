@@ -1,4 +1,4 @@
-"""The benchmark reports, one command: ``python benchmarks/report.py {book,engine,batch,service,http,compare} [options]``.
+"""The benchmark reports, one command: ``python benchmarks/report.py {book,...,compare,instructions} [options]``.
 
 * ``book``: the order book's operations on every backend and API in one
   process, and the book targets (``figures.run_book``).
@@ -12,6 +12,9 @@
 * ``compare``: tradebook beside the other Python order books, each in its own
   process, and the scaling run; writes ``docs/performance.md``'s tables and
   plots (``compare.py``).
+* ``instructions``: instructions per hot operation under callgrind, checked
+  against ``instructions.json`` (``--check``: CI's gate) or re-recorded
+  (``--update``) (``instructions.py``).
 
 The pytest-benchmark suites (``pytest benchmarks``) time the same scenarios;
 this command prints the figures the team reports, with their targets. Each
@@ -36,6 +39,7 @@ COMMANDS = {
     "service": ("service", "run"),
     "http": ("http_load", "run"),
     "compare": ("compare", "run"),
+    "instructions": ("instructions", "run"),
 }
 
 
@@ -101,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--render", metavar="JSON", help="no measuring: rewrite the page and plots from a saved report"
     )
     compare.add_argument("--worker", help=argparse.SUPPRESS)
+
+    instructions = sub.add_parser("instructions", help="instructions per operation under callgrind, against a baseline")
+    importlib.import_module("instructions").add_arguments(instructions)
     return parser
 
 
