@@ -737,6 +737,38 @@ class BatchScenario:
             self.book._check()
 
 
+class ArrayScenario(BatchScenario):
+    """A one-call-a-batch flow (mixed or add-heavy) through ``MatchingEngine.execute_array``.
+
+    ``setup()`` (untimed) turns the next batch into a ``COMMAND_DTYPE`` array;
+    ``run(rows)`` (timed) makes one ``execute_array`` call and counts the rows
+    of its trades array (no ``Trade`` objects); ``check()`` is the batch one.
+    """
+
+    def __init__(self, backend: SimpleNamespace, stream: wl.Stream) -> None:
+        super().__init__(backend, stream)
+        execute, results = self.engine.execute_array, self.results
+
+        def run(rows: Any) -> int:
+            n = len(execute(rows).trades)
+            results.append(n)
+            return n
+
+        self.run = run
+
+    @property
+    def name(self) -> str:
+        return f"array-{self.flow}[{self.backend.name}]"
+
+    def setup(self) -> Any:
+        """The next batch as a ``COMMAND_DTYPE`` array (untimed)."""
+        if self.batches >= len(self.stream.batches):
+            raise RuntimeError(f"{self.name}: the stream has only {len(self.stream.batches)} batches")
+        commands = self.stream.batches[self.batches].commands
+        self.batches += 1
+        return wl.command_array(wl.mixed_rows(commands))
+
+
 def run_stream(benchmark: Any, scenario: Any) -> list[wl.Batch]:
     """Run a stream scenario's batches under ``benchmark.pedantic`` (the first one a warm-up) and check it.
 

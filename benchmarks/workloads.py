@@ -605,6 +605,51 @@ def matching_stream(
     return Stream("matching", seed, orders, batches)
 
 
+# -- add-heavy flow (execute_array) --------------------------------------------------------
+
+ADD_HEAVY_SHARES = (0.60, 0.30)  # adds, cancels; the rest (10%) marketable IOC orders
+ADD_HEAVY_BATCH = 20_000  # commands per batch
+
+
+def _add_heavy_batch(sim: _Sim, size: int) -> Batch:
+    rng = sim.rng
+    start = (sim.trades, sim.traded)
+    out: list[Command] = []
+    takers = 0
+    for _ in range(size):
+        r = rng.random()
+        if r < ADD_HEAVY_SHARES[0]:
+            side = SELL if rng.random() < 0.5 else BUY
+            queue = sim.refill[side is SELL]
+            ticks = queue.popleft() if queue else ticks_at(side, FRONT + draw_offset(rng))
+            oid, lots = sim.new_id(), draw_lots(rng)
+            assert not sim.submit(oid, side, ticks, lots, GTC), "generator: a passive order crossed"
+            out.append((NEW, oid, side, ticks, lots, GTC))
+        elif r < ADD_HEAVY_SHARES[0] + ADD_HEAVY_SHARES[1]:
+            oid = sim.ids[rng.randrange(len(sim.ids))]
+            sim.m.cancel(oid)
+            sim._dead(oid)
+            out.append((CANCEL, oid, None, None, None, None))
+        else:
+            side = SELL if rng.random() < 0.5 else BUY
+            oid, lots = sim.new_id(), _take_lots(rng)
+            ticks = sim.levels(side is not SELL, 1)[0][0]
+            sim.submit(oid, side, ticks, lots, IOC)
+            takers += 1
+            out.append((NEW, oid, side, ticks, lots, IOC))
+    return sim.batch(out, size, takers, start)
+
+
+def add_heavy_stream(
+    n_batches: int = 6, batch_size: int = ADD_HEAVY_BATCH, seed: int = ENGINE_SEED + 2, n_deep: int = N_ORDERS
+) -> Stream:
+    """60% passive adds, 30% cancels, 10% marketable IOC orders at the opposite touch, on the ~200k-order book."""
+    orders = base_orders(n_deep=n_deep)
+    sim = _Sim(orders, seed)
+    batches = [_add_heavy_batch(sim, batch_size) for _ in range(n_batches)]
+    return Stream("add-heavy", seed, orders, batches)
+
+
 # -- Decimal forms (converted once, outside any timing) ----------------------------------
 
 
@@ -695,3 +740,16 @@ def taker_rows(takers: Iterable[Taker]) -> array:  # type: ignore[type-arg]
     for oid, side, ticks, lots, tif in takers:
         flat += (BatchOp.IOC if tif is IOC else BatchOp.LIMIT, oid, side is SELL, ticks, lots)
     return array("q", flat)
+
+
+def command_array(rows: Any) -> Any:
+    """``execute_batch`` rows (five int64s a command) as a ``tradebook.COMMAND_DTYPE`` array for ``execute_array``."""
+    import numpy as np
+
+    from tradebook import COMMAND_DTYPE
+
+    flat = np.asarray(rows, dtype=np.int64).reshape(-1, 5)
+    out = np.zeros(len(flat), COMMAND_DTYPE)
+    for column, name in enumerate(("op", "id", "side", "price", "quantity")):
+        out[name] = flat[:, column]
+    return out

@@ -83,6 +83,7 @@ cdef class MatchingEngine:
     cdef list _listeners
     cdef dict _delivering       # per book publishing right now: the updates queued behind the one in hand
     cdef TradeSink* _sink       # set only inside execute_array: trades go to C rows, not Trade objects
+    cdef ExecutionReport _spare     # execute_batch's trade collector, kept between batches
     cdef object __weakref__
 
     cdef OrderBook _book_for(self, object symbol)

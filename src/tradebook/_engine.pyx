@@ -46,7 +46,6 @@ from tradebook._book cimport (
     _int_key,
     _new_order,
     _side_code,
-    _tif_of,
     _touch,
 )
 
@@ -312,17 +311,17 @@ cdef int _sink_push(TradeSink* sink, int64_t trade_id, int64_t maker, int64_t pr
 
 cdef extern from *:
     """
-    /* A NamedTuple instance straight from tuple's constructor: its generated __new__ is a Python function. */
-    static PyObject* tb_named(PyObject* cls, PyObject* values) {
-        PyObject* args = PyTuple_Pack(1, values);
-        PyObject* out;
-        if (args == NULL) return NULL;
-        out = PyTuple_Type.tp_new((PyTypeObject*)cls, args, NULL);
-        Py_DECREF(args);
+    /* A 3-field NamedTuple instance made in C: its generated __new__ is a Python function. */
+    static PyObject* tb_named3(PyObject* cls, PyObject* a, PyObject* b, PyObject* c) {
+        PyObject* out = ((PyTypeObject*)cls)->tp_alloc((PyTypeObject*)cls, 3);
+        if (out == NULL) return NULL;
+        Py_INCREF(a); PyTuple_SET_ITEM(out, 0, a);
+        Py_INCREF(b); PyTuple_SET_ITEM(out, 1, b);
+        Py_INCREF(c); PyTuple_SET_ITEM(out, 2, c);
         return out;
     }
     """
-    object _named "tb_named"(object cls, tuple values)
+    object _named3 "tb_named3"(object cls, object a, object b, object c)
 
 
 cdef extern from *:
@@ -335,6 +334,18 @@ cdef extern from *:
 cdef enum:
     _SLOT_AHEAD = 16    # execute_array: rows between fetching an id's map slot and using it
     _REC_AHEAD = 8      # ... and between fetching a cancel's or amend's record and using it
+
+
+cdef inline int _rest(OrderBook book, int64_t key, int side, int64_t price, int64_t qty) except -9:
+    """Rest a new int-id GTC limit that cannot trade: _execute's steps for it (``_room``, ``_check_seq``,
+    a sequence number, ``_insert``) without the matching loop's set-up. ST_OPEN, or ERROR_INVALID
+    (nothing changed) where _execute would raise."""
+    cdef int32_t lv = map_get(&book._prices[side], price)
+    if (lv != NIL and book._levels[lv].total > _INT64_MAX_C - qty) or book._seq >= _INT64_MAX_C:
+        return ERROR_INVALID
+    book._insert(None, True, key, side, price, qty, 0, book._seq, None, lv)
+    book._seq += 1
+    return ST_OPEN
 
 
 cdef bint _int64_rows(object commands, Py_buffer* buf) except -1:
@@ -564,7 +575,9 @@ cdef class MatchingEngine:
         cdef OrderBook book = self._book_for(symbol)
         cdef Taker tk
         tk.sell = _side_code(side)
-        tif = time_in_force if time_in_force is _GTC else _tif_of(time_in_force)
+        tif = time_in_force if time_in_force is _GTC else coerce_enum(
+            TimeInForce, time_in_force, "time in force", InvalidOrderError
+        )
         tk.market = price is None
         tk.ticks = 0 if tk.market else raw_units(price, "price", InvalidPriceError)
         tk.lots = raw_units(quantity, "quantity", InvalidQuantityError)
@@ -754,7 +767,7 @@ cdef class MatchingEngine:
         """The ``execute_batch`` loop over ``n`` rows of five int64s."""
         cdef OrderBook book = self._book_for(symbol)
         cdef Py_ssize_t i
-        cdef array.array statuses = array.clone(_INT8_TEMPLATE, n, zero=True)
+        cdef array.array statuses = array.clone(_INT8_TEMPLATE, n, zero=False)     # the loop sets each
         cdef array.array lots = array.clone(_INT64_TEMPLATE, n, zero=True)
         cdef int8_t* st = statuses.data.as_schars
         cdef long long* out = lots.data.as_longlongs
@@ -762,9 +775,13 @@ cdef class MatchingEngine:
         cdef int32_t r
         cdef Rec* rec
         cdef Taker tk
-        cdef ExecutionReport collector = ExecutionReport.__new__(ExecutionReport)
+        cdef ExecutionReport collector = self._spare
         cdef ExecutionReport amended
         cdef object order_id, tif     # owned here: the taker borrows them while it matches
+        if collector is None:
+            collector = ExecutionReport.__new__(ExecutionReport)
+        else:
+            self._spare = None      # taken: a batch run meanwhile (another thread, another book) makes its own
         book._enter()       # a batch from code the book runs while changing is refused up front, whatever it holds
         if self._listeners:
             # subscribers get one update per command: take the single-call path
@@ -789,6 +806,9 @@ cdef class MatchingEngine:
                             continue
                     if map_get(&book._ids, key) != NIL:
                         st[i] = ERROR_DUPLICATE
+                        continue
+                    if op == 0 and not _crosses(book, side == 1, price):
+                        st[i] = _rest(book, key, side, price, qty)   # no id object, no matching set-up
                         continue
                     order_id = key
                     tif = _BATCH_TIF[op]
@@ -844,7 +864,11 @@ cdef class MatchingEngine:
                     st[i] = ERROR_INVALID
         finally:
             book._exit()
-        return _named(BatchResult, (statuses, lots, collector._trades if collector._trades is not None else []))
+        trades = collector._trades if collector._trades is not None else []
+        collector._trades = None
+        collector._cancelled = None
+        self._spare = collector     # one object fewer to make per batch: small batches are mostly fixed cost
+        return _named3(BatchResult, statuses, lots, trades)
 
     def _batch_one_by_one(self, view, symbol, statuses, lots):
         trades = []
@@ -1001,15 +1025,7 @@ cdef class MatchingEngine:
                     st[i] = ERROR_DUPLICATE
                     continue
                 if op == 0 and not _crosses(book, side == 1, price):
-                    # a GTC limit that cannot trade rests at once: _execute's steps for it, without
-                    # the matching loop's set-up (most commands of a replay are these)
-                    r = map_get(&book._prices[side], price)     # book._room and _check_seq, inline
-                    if (r != NIL and book._levels[r].total > _INT64_MAX_C - qty) or book._seq >= _INT64_MAX_C:
-                        st[i] = ERROR_INVALID
-                        continue
-                    book._insert(None, True, key, side, price, qty, 0, book._seq, None, r)
-                    book._seq += 1
-                    st[i] = ST_OPEN
+                    st[i] = _rest(book, key, side, price, qty)   # most commands of a replay are these
                     continue
                 tk.sell = side == 1
                 tk.market = op == 3
