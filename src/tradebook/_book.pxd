@@ -112,6 +112,8 @@ cdef class OrderBook:
     cdef int _busy              # a change is under way: the lock holder may read, not change (see _enter)
     cdef object _bids
     cdef object _asks
+    cdef object _bid_view       # the PriceLevel last handed out by best_bid / best_ask
+    cdef object _ask_view
     cdef object __weakref__
 
     cdef int _acquire(self) except -1

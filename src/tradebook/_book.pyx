@@ -458,11 +458,16 @@ cdef class PriceLevel:
     cdef OrderBook _book
     cdef bint _sell
     cdef int64_t _ticks
+    cdef object _price          # the Decimal price, made on first read (it never changes)
+    cdef object _qty            # the Decimal quantity last read, while the total is _qty_lots
+    cdef int64_t _qty_lots
 
     def __init__(self, OrderBook book not None, side, price_ticks):
         self._book = book
         self._sell = _side_code(side)
         self._ticks = price_ticks
+        self._price = None
+        self._qty = None
 
     cdef Level* _state(self) noexcept:
         cdef int32_t lv = map_get(&self._book._prices[self._sell], self._ticks)
@@ -476,7 +481,9 @@ cdef class PriceLevel:
     @property
     def price(self):
         """The level's price."""
-        return self._book._inst.ticks_to_price(self._ticks)
+        if self._price is None:
+            self._price = self._book._inst.ticks_to_price(self._ticks)
+        return self._price
 
     @property
     def price_ticks(self):
@@ -486,7 +493,12 @@ cdef class PriceLevel:
     @property
     def quantity(self):
         """The sum of the remaining quantities of the level's orders."""
-        return self._book._inst.lots_to_quantity(self.quantity_lots)
+        cdef Level* lv = self._state()
+        cdef int64_t lots = 0 if lv == NULL else lv.total
+        if self._qty is None or lots != self._qty_lots:     # a new Decimal only when the total changed
+            self._qty = self._book._inst.lots_to_quantity(lots)
+            self._qty_lots = lots
+        return self._qty
 
     @property
     def quantity_lots(self):
@@ -533,6 +545,15 @@ cdef class PriceLevel:
         return f"PriceLevel(side={self.side.value}, price={self.price}, quantity={self.quantity}, orders={self.order_count})"
 
 
+cdef PriceLevel _view(OrderBook book, bint sell, int64_t ticks):
+    """A level view made without the side coercion of ``PriceLevel(...)``."""
+    cdef PriceLevel v = PriceLevel.__new__(PriceLevel)
+    v._book = book
+    v._sell = sell
+    v._ticks = ticks
+    return v
+
+
 @cython.final
 cdef class BookSide:
     """One side of a book: iterable best-first over its :class:`PriceLevel` views."""
@@ -569,8 +590,7 @@ cdef class BookSide:
                 i = t.nodes[i].next if self._sell else t.nodes[i].prev
         finally:
             book._release()
-        side = self.side
-        return iter([PriceLevel(book, side, k) for k in keys])
+        return iter([_view(book, self._sell, k) for k in keys])
 
     @property
     def best(self):
@@ -1116,13 +1136,25 @@ cdef class OrderBook:
     def best_bid(self):
         """The highest bid level (a live view), or None. O(1)."""
         cdef int32_t i = self._trees[0].tail
-        return None if i == NIL else PriceLevel(self, _BUY, self._trees[0].nodes[i].key)
+        if i == NIL:
+            return None
+        cdef int64_t key = self._trees[0].nodes[i].key
+        # A view depends only on (book, side, price): keep the last one handed out, with its
+        # Decimal price and quantity, until the best price moves.
+        if self._bid_view is None or (<PriceLevel>self._bid_view)._ticks != key:
+            self._bid_view = _view(self, 0, key)
+        return self._bid_view
 
     @property
     def best_ask(self):
         """The lowest ask level (a live view), or None. O(1)."""
         cdef int32_t i = self._trees[1].head
-        return None if i == NIL else PriceLevel(self, _SELL, self._trees[1].nodes[i].key)
+        if i == NIL:
+            return None
+        cdef int64_t key = self._trees[1].nodes[i].key
+        if self._ask_view is None or (<PriceLevel>self._ask_view)._ticks != key:
+            self._ask_view = _view(self, 1, key)
+        return self._ask_view
 
     @property
     def spread(self):
@@ -1146,7 +1178,7 @@ cdef class OrderBook:
         cdef int64_t ticks = self._inst.price_to_ticks(price)
         if map_get(&self._prices[sell], ticks) == NIL:
             return None
-        return PriceLevel(self, _SELL if sell else _BUY, ticks)
+        return _view(self, sell, ticks)
 
     def orders_at(self, side, price):
         """The orders resting at ``price`` on ``side``, in FIFO order. O(1) + O(n)."""

@@ -286,12 +286,15 @@ class PriceLevel:
     ``order_count`` 0 and iteration yields nothing.
     """
 
-    __slots__ = ("_book", "_side", "_ticks")
+    __slots__ = ("_book", "_side", "_ticks", "_price", "_qty", "_qty_lots")
 
     def __init__(self, book: OrderBook, side: Side | str, price_ticks: int) -> None:
         self._book = book
         self._side = to_side(side)
         self._ticks = price_ticks
+        self._price: Decimal | None = None  # made on first read (it never changes)
+        self._qty: Decimal | None = None  # the Decimal quantity last read, while the total is _qty_lots
+        self._qty_lots = 0
 
     def _state(self) -> Level | None:
         return self._book._levels[self._side is SELL].get(self._ticks)
@@ -304,7 +307,10 @@ class PriceLevel:
     @property
     def price(self) -> Decimal:
         """The level's price."""
-        return self._book._inst.ticks_to_price(self._ticks)
+        price = self._price
+        if price is None:
+            price = self._price = self._book._inst.ticks_to_price(self._ticks)
+        return price
 
     @property
     def price_ticks(self) -> int:
@@ -314,7 +320,13 @@ class PriceLevel:
     @property
     def quantity(self) -> Decimal:
         """The sum of the remaining quantities of the level's orders."""
-        return self._book._inst.lots_to_quantity(self.quantity_lots)
+        level = self._book._levels[self._side is SELL].get(self._ticks)
+        lots = 0 if level is None else level.total
+        qty = self._qty
+        if qty is None or lots != self._qty_lots:  # a new Decimal only when the total changed
+            qty = self._qty = self._book._inst.lots_to_quantity(lots)
+            self._qty_lots = lots
+        return qty
 
     @property
     def quantity_lots(self) -> int:
@@ -708,14 +720,28 @@ class OrderBook:
     @property
     def best_bid(self) -> PriceLevel | None:
         """The highest bid level (a live view), or None. O(1)."""
-        top = self._trees[0].max_item()
-        return None if top is None else PriceLevel(self, BUY, top[0])
+        top = self._trees[0]._tail
+        if top is None:
+            return None
+        # A view depends only on (book, side, price): the level keeps the one handed out
+        # (with its Decimal price and quantity) for as long as it exists.
+        level: Level = top.value
+        view = level.view
+        if view is None:
+            view = level.view = PriceLevel(self, BUY, level.ticks)
+        return view
 
     @property
     def best_ask(self) -> PriceLevel | None:
         """The lowest ask level (a live view), or None. O(1)."""
-        top = self._trees[1].min_item()
-        return None if top is None else PriceLevel(self, SELL, top[0])
+        top = self._trees[1]._head
+        if top is None:
+            return None
+        level: Level = top.value
+        view = level.view
+        if view is None:
+            view = level.view = PriceLevel(self, SELL, level.ticks)
+        return view
 
     @property
     def spread(self) -> Decimal | None:

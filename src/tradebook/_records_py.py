@@ -30,7 +30,7 @@ Rec = list[Any]
 class Level:
     """A price level's state: FIFO of records plus their running totals."""
 
-    __slots__ = ("sell", "ticks", "total", "count", "head", "tail")
+    __slots__ = ("sell", "ticks", "total", "count", "head", "tail", "view")
 
     def __init__(self, sell: bool, ticks: int) -> None:
         self.sell = sell
@@ -39,6 +39,7 @@ class Level:
         self.count = 0
         self.head: Rec | None = None
         self.tail: Rec | None = None
+        self.view: Any = None  # the PriceLevel that best_bid / best_ask handed out for it
 
 
 def sync(order: Order, rec: Rec) -> None:
