@@ -726,7 +726,7 @@ class OrderBook:
         # A view depends only on (book, side, price): the level keeps the one handed out
         # (with its Decimal price and quantity) for as long as it exists.
         level: Level = top.value
-        view = level.view
+        view: PriceLevel | None = level.view
         if view is None:
             view = level.view = PriceLevel(self, BUY, level.ticks)
         return view
@@ -738,7 +738,7 @@ class OrderBook:
         if top is None:
             return None
         level: Level = top.value
-        view = level.view
+        view: PriceLevel | None = level.view
         if view is None:
             view = level.view = PriceLevel(self, SELL, level.ticks)
         return view
