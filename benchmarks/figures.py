@@ -86,6 +86,9 @@ TARGET_COMPILED_OVER_PURE = 8.0  # mixed flow, pure time / compiled time
 TARGET_PURE_OVER_SORTED = 2.0  # mixed flow, pure time / sortedcontainers time, at most
 TARGET_BATCH_MIXED_PER_S = 2.5e6  # execute_batch, compiled, mixed flow, commands/s
 TARGET_BATCH_TAKERS_PER_S = 1.6e6  # execute_batch, compiled, marketable orders/s
+TARGET_ARRAY_ADD_HEAVY_PER_S = 10e6  # execute_array, compiled, add-heavy flow, commands/s
+TARGET_ARRAY_MIXED_PER_S = 5e6  # execute_array, compiled, mixed flow, commands/s
+TARGET_ONE_COMMAND_RATIO = 1.5  # a one-command execute_batch against the submit_raw it stands for
 
 
 # == shared by the book and engine reports ===========================================================
@@ -691,4 +694,77 @@ def run_batch(args: argparse.Namespace) -> int:
         print(
             f"  target marketable >= 1,600,000/s: {'PASS' if 1e9 / taker_ns >= TARGET_BATCH_TAKERS_PER_S else 'FAIL'}"
         )
+    _run_arrays(module, args)
     return 0
+
+
+def _array_flow(module: Any, stream: wl.Stream) -> tuple[float, float]:
+    """Median ns per command of ``execute_array`` over a stream's batches (first dropped): wall and CPU time."""
+    engine = _fresh_engine(module, stream.orders)
+    wall, cpu = [], []
+    for batch in stream.batches:
+        rows = wl.command_array(wl.mixed_rows(batch.commands))
+        gc.collect()
+        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+        result = engine.execute_array(rows)
+        c1, t1 = time.thread_time_ns(), time.perf_counter_ns()
+        wall.append((t1 - t0) / batch.n_commands)
+        cpu.append((c1 - c0) / batch.n_commands)
+        assert len(result.trades) == batch.n_trades, (len(result.trades), batch.n_trades)
+        assert len(engine.book()) == batch.orders_after
+    engine.book()._check()
+    return statistics.median(wall[1:] or wall), statistics.median(cpu[1:] or cpu)
+
+
+def _one_command_ratio(module: Any, calls: int = 2_000, repeats: int = 9) -> tuple[float, float]:
+    """ns per call of a one-command ``execute_batch`` (a new passive order) and of ``submit_raw``; medians."""
+    far = wl.ticks_at(wl.SELL, wl.LEVEL_RANGE + 500)
+    timings: dict[str, list[float]] = {"batch": [], "raw": []}
+    engines = {name: _fresh_engine(module, wl.base_orders()[:20_000]) for name in timings}
+    next_id = 10_000_001
+    for _ in range(repeats):
+        for name, engine in engines.items():
+            ids = range(next_id, next_id + calls)
+            rows = [wl.batch_rows([(oid, wl.SELL, far, 1)]) for oid in ids]
+            execute, submit, sell = engine.execute_batch, engine.submit_raw, wl.SELL
+            gc.collect()
+            t0 = time.perf_counter_ns()
+            if name == "batch":
+                for r in rows:
+                    execute(r)
+            else:
+                for oid in ids:
+                    submit(oid, sell, far, 1)
+            timings[name].append((time.perf_counter_ns() - t0) / calls)
+        next_id += calls
+    return statistics.median(timings["batch"]), statistics.median(timings["raw"])
+
+
+def _run_arrays(module: Any, args: argparse.Namespace) -> None:
+    """The ``execute_array`` figures (numpy rows in, numpy trade rows out) and the one-command batch's cost."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        print("execute_array: numpy is not installed, skipped")
+        return
+    add_wall, add_cpu = _array_flow(module, wl.add_heavy_stream(n_batches=max(2, args.batches)))
+    mix_wall, mix_cpu = _array_flow(module, wl.mixed_stream(n_batches=args.batches))
+    batch_ns, raw_ns = _one_command_ratio(module)
+    print("execute_array, numpy rows, median over batches (first dropped); wall time, then CPU time of the thread")
+    print(
+        f"  add-heavy flow (60/30/10, {wl.ADD_HEAVY_BATCH:,} commands a call): {add_wall:,.0f} ns/command = "
+        f"{1e9 / add_wall:,.0f} commands/s (CPU {add_cpu:,.0f} ns = {1e9 / add_cpu:,.0f}/s)"
+    )
+    print(
+        f"  mixed flow ({wl.MIXED_BATCH:,} commands a call): {mix_wall:,.0f} ns/command = "
+        f"{1e9 / mix_wall:,.0f} commands/s (CPU {mix_cpu:,.0f} ns = {1e9 / mix_cpu:,.0f}/s)"
+    )
+    print(f"  one-command execute_batch {batch_ns:,.0f} ns vs submit_raw {raw_ns:,.0f} ns: {batch_ns / raw_ns:.2f}x")
+    if args.backend == "cython":
+        best_add, best_mix = 1e9 / min(add_wall, add_cpu), 1e9 / min(mix_wall, mix_cpu)
+        print(f"  target add-heavy >= 10,000,000/s: {'PASS' if best_add >= TARGET_ARRAY_ADD_HEAVY_PER_S else 'FAIL'}")
+        print(f"  target mixed >= 5,000,000/s: {'PASS' if best_mix >= TARGET_ARRAY_MIXED_PER_S else 'FAIL'}")
+        ratio = batch_ns / raw_ns
+        print(
+            f"  target one-command batch <= 1.5x submit_raw: {'PASS' if ratio <= TARGET_ONE_COMMAND_RATIO else 'FAIL'}"
+        )

@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     _ratio_options(engine)
     engine.add_argument("--profile", action="store_true", help="cProfile the pure engine's mixed flow, top 15")
 
-    batch = sub.add_parser("batch", help="MatchingEngine.execute_batch throughput on the engine streams")
+    batch = sub.add_parser(
+        "batch", help="MatchingEngine.execute_batch and execute_array throughput on the engine streams"
+    )
     batch.add_argument("--batches", type=int, default=6, help="mixed-flow batches (matching-heavy: half)")
     batch.add_argument("--backend", choices=["cython", "python"], default="cython")
 

@@ -218,3 +218,26 @@ def test_the_core_imports_without_numpy():
         "    raise AssertionError('COMMAND_DTYPE without numpy')\n"
     )
     subprocess.run([sys.executable, "-c", code_], check=True)
+
+
+def _run_examples(text: str, globs: dict, name: str) -> None:
+    import doctest
+
+    test = doctest.DocTestParser().get_doctest(text, globs, name, None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert test.examples and runner.failures == 0, f"{runner.failures} example(s) failed in {name}"
+
+
+def test_the_examples_run_on_each_backend(engine_backend):
+    """The execute_array docstring and the engine guide's array example, against this backend."""
+    from pathlib import Path
+
+    from tradebook import STATUS_CODES, BatchOp
+    from tradebook._engine_py import MatchingEngine as Pure
+
+    globs = {"MatchingEngine": engine_backend.MatchingEngine, "Instrument": Instrument}
+    _run_examples(Pure.execute_array.__doc__ or "", dict(globs), "execute_array")
+    guide = (Path(__file__).parents[1] / "docs" / "engine.md").read_text().split("### Arrays", 1)[1]
+    globs.update(btc=BTC, BatchOp=BatchOp, STATUS_CODES=STATUS_CODES)
+    _run_examples(guide.split("\n## ", 1)[0], globs, "docs/engine.md#arrays")
