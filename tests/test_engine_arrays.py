@@ -241,3 +241,38 @@ def test_the_examples_run_on_each_backend(engine_backend):
     guide = (Path(__file__).parents[1] / "docs" / "engine.md").read_text().split("### Arrays", 1)[1]
     globs.update(btc=BTC, BatchOp=BatchOp, STATUS_CODES=STATUS_CODES)
     _run_examples(guide.split("\n## ", 1)[0], globs, "docs/engine.md#arrays")
+
+
+def test_another_books_commands_meanwhile_make_their_own_trades(engine_backend):
+    """An array run on one book must not capture the trades (or ids) of a command on another book."""
+    import threading
+
+    eth = Instrument("ETH/USDT", "0.01", "0.001", max_quantity="100")  # limits: Python calls in the loop
+    e = engine_backend.MatchingEngine([BTC, eth])
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def arrays() -> None:
+        oid = 1
+        while not stop.is_set():
+            rows = rows_of([(LIMIT, oid + k, k % 2, 10_000, 5) for k in range(2_000)])
+            e.execute_array(rows, symbol="ETH/USDT")
+            oid += 2_000
+
+    def singles() -> None:
+        for oid in range(1, 3_000):
+            e.submit_raw(10**9 + 2 * oid, "SELL", 10_000, 1, symbol="BTC/USDT")
+            report = e.submit_raw(10**9 + 2 * oid + 1, "BUY", 10_000, 1, symbol="BTC/USDT")
+            if [t.maker_order_id for t in report.trades] != [10**9 + 2 * oid]:
+                errors.append(f"order {oid}: trades {report.trades}")
+
+    worker = threading.Thread(target=arrays)
+    worker.start()
+    try:
+        singles()
+    finally:
+        stop.set()
+        worker.join()
+    assert not errors, errors[:3]
+    assert len(e.book("BTC/USDT")) == 0
+    e.book("ETH/USDT")._check()

@@ -6,23 +6,6 @@ from libc.stdint cimport int8_t, int64_t
 from tradebook._book cimport Order, OrderBook
 
 
-cdef struct Taker:
-    # An incoming order while it matches: C state only, no Order object needed.
-    int64_t ticks       # limit price (0 for a market order)
-    int64_t lots        # total quantity (self-trade DECREMENT lowers it)
-    int64_t filled
-    int64_t seq
-    int status
-    int mode            # effective self-trade prevention mode (STP_* codes)
-    bint sell
-    bint market
-    bint post_only
-    bint fok
-    bint gtc
-    PyObject* id        # borrowed: the caller keeps the id and owner alive
-    PyObject* owner
-
-
 cdef struct CmdRow:
     # One row of a ``COMMAND_DTYPE`` array (``_arrays.py``): 32 bytes, natural alignment.
     int8_t op
@@ -48,6 +31,26 @@ cdef struct TradeSink:
     Py_ssize_t n
     Py_ssize_t cap
     int64_t taker_key   # the current command's id
+
+
+cdef struct Taker:
+    # An incoming order while it matches: C state only, no Order object needed.
+    int64_t ticks       # limit price (0 for a market order)
+    int64_t lots        # total quantity (self-trade DECREMENT lowers it)
+    int64_t filled
+    int64_t seq
+    int status
+    int mode            # effective self-trade prevention mode (STP_* codes)
+    bint sell
+    bint market
+    bint post_only
+    bint fok
+    bint gtc
+    PyObject* id        # borrowed: the caller keeps the id and owner alive
+    PyObject* owner
+    # execute_array: trades go to these C rows (not Trade objects) and the id is sink.taker_key; NULL
+    # otherwise. Per taker, not per engine: another book's command may run meanwhile (another thread).
+    TradeSink* sink
 
 
 cdef class Trade:
@@ -82,7 +85,6 @@ cdef class MatchingEngine:
     cdef int64_t _next_trade_id
     cdef list _listeners
     cdef dict _delivering       # per book publishing right now: the updates queued behind the one in hand
-    cdef TradeSink* _sink       # set only inside execute_array: trades go to C rows, not Trade objects
     cdef ExecutionReport _spare     # execute_batch's trade collector, kept between batches
     cdef object __weakref__
 
@@ -97,4 +99,5 @@ cdef class MatchingEngine:
     cdef bint _match(self, OrderBook book, Taker* tk, ExecutionReport report, list touched) except -1
     cdef ExecutionReport _amend(self, OrderBook book, object order_id, object lots, object ticks)
     cdef object _batch_rows(self, object commands, object symbol, const int64_t* cmd, Py_ssize_t n)
-    cdef int _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out) except -1
+    cdef int _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out,
+                       TradeSink* sink) except -1

@@ -309,6 +309,16 @@ cdef int _sink_push(TradeSink* sink, int64_t trade_id, int64_t maker, int64_t pr
     return 0
 
 
+cdef int _sink_trades(TradeSink* sink, list trades) except -1:
+    """Append ``Trade`` objects (a crossing amend's, made by the engine's amend) as rows; ids are int64 here."""
+    cdef Trade t
+    cdef int64_t maker = 0
+    for t in trades:
+        _int_key(t._maker_id, &maker)
+        _sink_push(sink, t._id, maker, t._ticks, t._lots, not t._sell)
+    return 0
+
+
 cdef extern from *:
     """
     /* A 3-field NamedTuple instance made in C: its generated __new__ is a Python function. */
@@ -606,6 +616,7 @@ cdef class MatchingEngine:
         tk.filled = 0
         tk.seq = 0
         tk.status = ST_PENDING
+        tk.sink = NULL
         if owner is None:
             tk.mode = STP_NONE
         else:
@@ -957,11 +968,7 @@ cdef class MatchingEngine:
                 try:
                     PyObject_GetBuffer(lots, &lbuf, PyBUF_SIMPLE | PyBUF_WRITABLE)
                     try:
-                        self._sink = &sink
-                        try:
-                            self._run_rows(book, <const CmdRow*>cbuf.buf, n, <int8_t*>sbuf.buf, <int64_t*>lbuf.buf)
-                        finally:
-                            self._sink = NULL
+                        self._run_rows(book, <const CmdRow*>cbuf.buf, n, <int8_t*>sbuf.buf, <int64_t*>lbuf.buf, &sink)
                     finally:
                         PyBuffer_Release(&lbuf)
                 finally:
@@ -978,8 +985,9 @@ cdef class MatchingEngine:
             book._exit()
         return _arrays.ArrayResult(statuses, lots, trades)
 
-    cdef int _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out) except -1:
-        """The ``execute_array`` loop: the caller holds the book for a change and has set ``_sink``."""
+    cdef int _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out,
+                       TradeSink* sink) except -1:
+        """The ``execute_array`` loop: the caller holds the book for a change; trades go to ``sink``."""
         cdef Py_ssize_t i
         cdef const CmdRow* c
         cdef int64_t op, key, side, price, qty, new_lots, new_ticks
@@ -988,12 +996,12 @@ cdef class MatchingEngine:
         cdef Taker tk
         cdef ExecutionReport collector = ExecutionReport.__new__(ExecutionReport)
         cdef ExecutionReport amended
-        cdef TradeSink* sink = self._sink
         cdef bint has_limits = book._has_limits
         tk.id = <PyObject*>None        # the id is sink.taker_key; no int object is made
         tk.owner = <PyObject*>None
         tk.mode = STP_NONE
         tk.post_only = False
+        tk.sink = sink
         for i in range(n):
             # A random id costs cache misses (its map slot, then for a cancel or amend its record);
             # the rows ahead are known, so fetch both early: the slot 16 rows ahead, the record 8
@@ -1076,6 +1084,8 @@ cdef class MatchingEngine:
                         continue
                     st[i] = (<Order>amended._order)._status
                     out[i] = (<Order>amended._order)._filled
+                    if amended._trades:
+                        _sink_trades(sink, amended._trades)
                     continue
                 new_lots = qty if qty else rec.qty
                 if new_lots <= rec.filled:
@@ -1131,12 +1141,12 @@ cdef class MatchingEngine:
                 tk.status = ST_EXPIRED
             else:
                 order_id = <object>tk.id
-                if self._sink != NULL:
+                if tk.sink != NULL:
                     intid = True        # execute_array: the id is the command's int64
-                    key = self._sink.taker_key
+                    key = tk.sink.taker_key
                 else:
                     intid = _int_key(order_id, &key)
-                if obj is None and self._sink == NULL and (
+                if obj is None and tk.sink == NULL and (
                     tk.owner != <PyObject*>None or not (intid and PyLong_CheckExact(order_id))
                 ):
                     # the book keeps an Order only to remember an owner or a non-int id
@@ -1259,10 +1269,10 @@ cdef class MatchingEngine:
             qty = tk.lots - tk.filled
             if rec.qty - rec.filled < qty:
                 qty = rec.qty - rec.filled
-            if self._sink != NULL:
+            if tk.sink != NULL:
                 # execute_array: a C row, taken before anything changes (growing it may fail); every
                 # resting id is an int64 there (checked up front), so rec.key is the maker's id
-                _sink_push(self._sink, self._next_trade_id, rec.key, price, qty, not sell)
+                _sink_push(tk.sink, self._next_trade_id, rec.key, price, qty, not sell)
                 self._next_trade_id += 1
                 if rec.qty - rec.filled == qty:
                     book._forget(r)
