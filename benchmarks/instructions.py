@@ -55,7 +55,22 @@ OPS: dict[str, tuple[str, int, int]] = {
     "batch_add": (f"execute_batch, per command: resting limits, {BATCH} a call", 1_000, 4_000),
     "batch_cancel": (f"execute_batch, per command: cancels of random resting orders, {BATCH} a call", 1_000, 4_000),
     "batch_submit": (f"execute_batch, per command: marketable IOC limits, {BATCH} a call", 1_000, 4_000),
+    # the numpy path: measured where MatchingEngine.execute_array exists (and numpy is installed)
+    "array_add": (f"execute_array, per command: resting limits, {BATCH} a call", 1_000, 4_000),
+    "array_cancel": (f"execute_array, per command: cancels of random resting orders, {BATCH} a call", 1_000, 4_000),
+    "array_submit": (f"execute_array, per command: marketable IOC limits, {BATCH} a call", 1_000, 4_000),
 }
+ARRAY_OPS = ("array_add", "array_cancel", "array_submit")
+
+
+def available_ops() -> list[str]:
+    """The ops this tradebook has: the array ones need ``execute_array`` and numpy."""
+    import importlib.util
+
+    from tradebook import MatchingEngine
+
+    has_arrays = hasattr(MatchingEngine, "execute_array") and importlib.util.find_spec("numpy") is not None
+    return [op for op in OPS if has_arrays or op not in ARRAY_OPS]
 
 
 def prepare_data(book_orders: int = BOOK_ORDERS, total: int | None = None) -> dict[str, Any]:
@@ -194,6 +209,27 @@ def _prepare(op: str, total: int, data: dict[str, Any]) -> tuple[Callable[[list[
             for rows in items:
                 execute(rows)
 
+    elif op in ARRAY_OPS:
+        import numpy as np
+
+        from tradebook import COMMAND_DTYPE  # type: ignore[attr-defined]  # only where execute_array exists
+
+        if op == "array_add":
+            rows, code = adds, BatchOp.LIMIT
+        elif op == "array_cancel":
+            rows, code = [(oid, 0, 0, 0) for oid in data["cancel_ids"][:total]], BatchOp.CANCEL
+        else:
+            rows, code = takers, BatchOp.IOC
+        table = np.zeros(len(rows), COMMAND_DTYPE)
+        table["op"] = code
+        table["id"], table["side"], table["price"], table["quantity"] = zip(*rows, strict=True)
+        items = [table[i : i + BATCH] for i in range(0, len(table), BATCH)]
+
+        def run(items: list[Any]) -> None:
+            execute = engine.execute_array
+            for rows in items:
+                execute(rows)
+
     else:
         raise SystemExit(f"unknown op {op!r}; known: {', '.join(OPS)}")
     return run, items, engine
@@ -208,7 +244,7 @@ def child(op: str, warm: int, count: int, measured: bool, data_path: str) -> Non
     with open(data_path, "rb") as fh:
         data = marshal.loads(fh.read())  # load(fh) would call fh.read() per byte
     run, items, engine = _prepare(op, warm + count, data)
-    per_item = 2 if op == "best_raw" else BATCH if op.startswith("batch_") else 1
+    per_item = 2 if op == "best_raw" else BATCH if op.startswith(("batch_", "array_")) else 1
     split = warm // per_item
     warm_items, measured_items = items[:split], items[split:]
     del data
@@ -327,7 +363,7 @@ def write_data(directory: Path, backend: str = "cython", scale: float = 1.0, boo
     path = directory / "instructions-data.marshal"
     path.write_bytes(marshal.dumps(prepare_data(book_orders, total)))
     env = {**child_env(backend, directory / "pycache"), "PYTHONDONTWRITEBYTECODE": ""}
-    for op in OPS:
+    for op in available_ops():
         argv = [*child_command(), op, "1", "1", "1", str(path)]
         subprocess.run(argv, cwd=HERE.parent, env=env, check=True, capture_output=True)
     return path
@@ -542,7 +578,7 @@ def run(args: argparse.Namespace) -> int:
     if valgrind is None:
         print("report.py instructions: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
-    ops = [op.strip() for op in args.ops.split(",")] if args.ops else list(OPS)
+    ops = [op.strip() for op in args.ops.split(",")] if args.ops else available_ops()
     unknown = [op for op in ops if op not in OPS]
     if unknown:
         print(f"unknown ops: {', '.join(unknown)}; known: {', '.join(OPS)}", file=sys.stderr)
