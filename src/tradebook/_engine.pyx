@@ -346,13 +346,23 @@ cdef enum:
     _REC_AHEAD = 8      # ... and between fetching a cancel's or amend's record and using it
 
 
+cdef enum:
+    # the batch error codes of tradebook._batch, as C constants for the loops (checked at import below)
+    _E_NOT_FOUND = -1
+    _E_DUPLICATE = -2
+    _E_INVALID = -3
+
+if (ERROR_NOT_FOUND, ERROR_DUPLICATE, ERROR_INVALID) != (_E_NOT_FOUND, _E_DUPLICATE, _E_INVALID):
+    raise ImportError("tradebook._engine: the batch error codes disagree with tradebook._batch")
+
+
 cdef inline int _rest(OrderBook book, int64_t key, int side, int64_t price, int64_t qty) except -9:
     """Rest a new int-id GTC limit that cannot trade: _execute's steps for it (``_room``, ``_check_seq``,
     a sequence number, ``_insert``) without the matching loop's set-up. ST_OPEN, or ERROR_INVALID
     (nothing changed) where _execute would raise."""
     cdef int32_t lv = map_get(&book._prices[side], price)
     if (lv != NIL and book._levels[lv].total > _INT64_MAX_C - qty) or book._seq >= _INT64_MAX_C:
-        return ERROR_INVALID
+        return _E_INVALID
     book._insert(None, True, key, side, price, qty, 0, book._seq, None, lv)
     book._seq += 1
     return ST_OPEN
@@ -807,16 +817,16 @@ cdef class MatchingEngine:
                 qty = cmd[5 * i + 4]
                 if 0 <= op <= 3:
                     if (side != 0 and side != 1) or qty <= 0 or (op != 3 and price <= 0):
-                        st[i] = ERROR_INVALID
+                        st[i] = _E_INVALID
                         continue
                     if book._has_limits:
                         try:
                             check_limits(book._inst, None if op == 3 else price, qty)
                         except TradebookError:
-                            st[i] = ERROR_INVALID
+                            st[i] = _E_INVALID
                             continue
                     if map_get(&book._ids, key) != NIL:
-                        st[i] = ERROR_DUPLICATE
+                        st[i] = _E_DUPLICATE
                         continue
                     if op == 0 and not _crosses(book, side == 1, price):
                         st[i] = _rest(book, key, side, price, qty)   # no id object, no matching set-up
@@ -832,14 +842,14 @@ cdef class MatchingEngine:
                     try:
                         self._execute(book, &tk, None, tif, collector, None)
                     except TradebookError:
-                        st[i] = ERROR_INVALID
+                        st[i] = _E_INVALID
                         continue
                     st[i] = tk.status
                     out[i] = tk.filled
                 elif op == 4:
                     r = map_get(&book._ids, key)
                     if r == NIL:
-                        st[i] = ERROR_NOT_FOUND
+                        st[i] = _E_NOT_FOUND
                         continue
                     rec = &book._recs[r]
                     out[i] = rec.qty - rec.filled
@@ -857,13 +867,13 @@ cdef class MatchingEngine:
                             None if price == 0 else raw_units(price, "price", InvalidPriceError),
                         ) if (qty or price) else None
                     except OrderNotFoundError:
-                        st[i] = ERROR_NOT_FOUND
+                        st[i] = _E_NOT_FOUND
                         continue
                     except TradebookError:
-                        st[i] = ERROR_INVALID
+                        st[i] = _E_INVALID
                         continue
                     if amended is None:     # neither a new quantity nor a new price
-                        st[i] = ERROR_INVALID
+                        st[i] = _E_INVALID
                         continue
                     st[i] = (<Order>amended._order)._status
                     out[i] = (<Order>amended._order)._filled
@@ -872,7 +882,7 @@ cdef class MatchingEngine:
                             collector._trades = []
                         collector._trades.extend(amended._trades)
                 else:
-                    st[i] = ERROR_INVALID
+                    st[i] = _E_INVALID
         finally:
             book._exit()
         trades = collector._trades if collector._trades is not None else []
@@ -1021,16 +1031,16 @@ cdef class MatchingEngine:
             sink.taker_key = key
             if 0 <= op <= 3:
                 if (side != 0 and side != 1) or qty <= 0 or (op != 3 and price <= 0):
-                    st[i] = ERROR_INVALID
+                    st[i] = _E_INVALID
                     continue
                 if has_limits:
                     try:
                         check_limits(book._inst, None if op == 3 else price, qty)
                     except TradebookError:
-                        st[i] = ERROR_INVALID
+                        st[i] = _E_INVALID
                         continue
                 if map_get(&book._ids, key) != NIL:
-                    st[i] = ERROR_DUPLICATE
+                    st[i] = _E_DUPLICATE
                     continue
                 if op == 0 and not _crosses(book, side == 1, price):
                     st[i] = _rest(book, key, side, price, qty)   # most commands of a replay are these
@@ -1047,14 +1057,14 @@ cdef class MatchingEngine:
                 try:
                     self._execute(book, &tk, None, <object>(<PyObject*>_BATCH_TIF[op]), collector, None)
                 except TradebookError:
-                    st[i] = ERROR_INVALID
+                    st[i] = _E_INVALID
                     continue
                 st[i] = tk.status
                 out[i] = tk.filled
             elif op == 4:
                 r = map_get(&book._ids, key)
                 if r == NIL:
-                    st[i] = ERROR_NOT_FOUND
+                    st[i] = _E_NOT_FOUND
                     continue
                 rec = &book._recs[r]
                 out[i] = rec.qty - rec.filled
@@ -1067,11 +1077,11 @@ cdef class MatchingEngine:
             elif op == 5:
                 # execute_batch's checks in its order: neither field, a negative field, the id, then _amend's
                 if (qty == 0 and price == 0) or qty < 0 or price < 0:
-                    st[i] = ERROR_INVALID
+                    st[i] = _E_INVALID
                     continue
                 r = map_get(&book._ids, key)
                 if r == NIL:
-                    st[i] = ERROR_NOT_FOUND
+                    st[i] = _E_NOT_FOUND
                     continue
                 rec = &book._recs[r]
                 new_ticks = price if price else rec.price
@@ -1080,7 +1090,7 @@ cdef class MatchingEngine:
                     try:
                         amended = self._amend(book, key, qty if qty else None, price if price else None)
                     except TradebookError:
-                        st[i] = ERROR_INVALID
+                        st[i] = _E_INVALID
                         continue
                     st[i] = (<Order>amended._order)._status
                     out[i] = (<Order>amended._order)._filled
@@ -1089,20 +1099,20 @@ cdef class MatchingEngine:
                     continue
                 new_lots = qty if qty else rec.qty
                 if new_lots <= rec.filled:
-                    st[i] = ERROR_INVALID
+                    st[i] = _E_INVALID
                     continue
                 try:
                     if has_limits:
                         check_limits(book._inst, new_ticks, new_lots)
                     book._amend(r, qty if qty else None, price if price else None)
                 except TradebookError:
-                    st[i] = ERROR_INVALID
+                    st[i] = _E_INVALID
                     continue
                 rec = &book._recs[r]       # _amend may have moved the records
                 st[i] = ST_PARTIAL if rec.filled else ST_OPEN
                 out[i] = rec.filled
             else:
-                st[i] = ERROR_INVALID
+                st[i] = _E_INVALID
         return 0
 
     # -- matching -------------------------------------------------------------------------
