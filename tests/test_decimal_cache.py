@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
+from tradebook import InvalidOrderError
+
 
 def test_best_views_follow_the_book(backend, book):
     book.add_raw(1, "BUY", 10_000, 1_500)
@@ -69,3 +73,68 @@ def test_a_constructed_view_reads_like_the_cached_one(backend, book):
     assert (made.price, made.quantity) == (book.best_ask.price, book.best_ask.quantity)
     book.add_raw(2, "SELL", 10_100, 3)
     assert made.quantity == book.best_ask.quantity == Decimal("0.010")
+
+
+DECIMAL_CASES = [
+    "100.00",
+    "100",
+    "1E+2",
+    "100.0000000",
+    "0.01",
+    "12345678901234.56",
+    "123456789012345678",  # 18 digits: too many ticks for int64 at 0.01
+    "1234567890123456.78",  # 18 significant digits
+    "12345678901234567.89",  # 19: the exact slow path
+    "100.005",  # off the grid
+    "1E-5",
+    "1E+400",
+    "-100.00",
+    "0",
+    "0E+3",
+    "-0",
+    "NaN",
+    "sNaN",
+    "Infinity",
+    "-Infinity",
+]
+
+
+@pytest.mark.parametrize("text", DECIMAL_CASES)
+def test_decimal_prices_read_like_their_strings(backend, btc, text):
+    """A Decimal is converted exactly as its string is (the compiled core reads a Decimal's digits directly)."""
+    outcomes = []
+    for given in (Decimal(text), text):
+        book = backend.OrderBook(btc)
+        try:
+            book.add_order(backend.Order(1, "BUY", given, Decimal("1.5")))
+        except InvalidOrderError as exc:
+            outcomes.append((type(exc), str(exc).replace(repr(text), "X").replace(text, "X")))
+        else:
+            order = book.get_order(1)
+            outcomes.append((order.price_ticks, order.quantity_lots, order.price))
+            book._check()
+    assert outcomes[0][0] == outcomes[1][0]
+    if isinstance(outcomes[0][0], int):
+        assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("text", ["1.5", "1.500", "15E-1", "0.001", "9223372036854775.807", "9223372036854775.808"])
+def test_decimal_quantities_through_submit(engine_backend, btc, text):
+    results = []
+    for given in (Decimal(text), text):
+        engine = engine_backend.MatchingEngine([btc])
+        try:
+            report = engine.submit(engine_backend.Order(1, "SELL", Decimal("100.00"), given))
+        except InvalidOrderError as exc:
+            results.append(type(exc))
+        else:
+            results.append((report.status, report.order.quantity_lots, report.order.quantity))
+    assert results[0] == results[1]
+
+
+def test_the_direct_decimal_read_is_live_on_cpython():
+    import platform
+
+    book_module = pytest.importorskip("tradebook._book")
+    if platform.python_implementation() == "CPython":
+        assert book_module.DECIMAL_DIRECT

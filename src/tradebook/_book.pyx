@@ -25,7 +25,7 @@ from libc.string cimport memcpy, memset
 
 from tradebook._avl cimport Node, Tree, tree_check, tree_dealloc, tree_init, tree_insert, tree_remove, tree_reserve
 from tradebook._intmap cimport map_del, map_free, map_get, map_init, map_put, map_reserve
-from tradebook._units cimport parse_decimal, raw_units, small_int, step_units
+from tradebook._units cimport TB_PYDEC_SIZE, parse_decimal, raw_units, small_int, step_units, tb_dec_parts
 
 import operator
 from decimal import Decimal
@@ -60,6 +60,7 @@ cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
     object PyObject_Str(object o)
     PyObject* PyDict_GetItem(object d, object key)
+    PyObject* PyTuple_GET_ITEM(object t, Py_ssize_t i)
 
 __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
 
@@ -74,8 +75,43 @@ cdef object _GTC = TimeInForce.GTC
 cdef object _IOC = TimeInForce.IOC
 cdef object _FOK = TimeInForce.FOK
 cdef object _DecimalType = Decimal
+
+
+cdef bint _dec_layout_ok():
+    """True if a Decimal's coefficient and exponent can be read straight from the C object.
+
+    That is CPython's C ``decimal`` with the 64-bit libmpdec layout; the check is the
+    type, its size and a set of known values, so any other build takes the string path.
+    """
+    cdef int64_t m = 0
+    cdef int e = 0
+    try:
+        import sys
+        from _decimal import Decimal as CDecimal
+    except ImportError:
+        return False
+    if sys.implementation.name != "cpython" or Decimal is not CDecimal or sys.maxsize != 0x7FFFFFFFFFFFFFFF:
+        return False
+    if CDecimal.__basicsize__ != TB_PYDEC_SIZE + 4 * 8:    # + the inline data words
+        return False
+    for text in ("1", "123.45", "0.001", "1.500", "1E+5", "5E-7", "999999999999999999", "12345678901234567.8"):
+        d = Decimal(text)
+        _, digits, exponent = d.as_tuple()
+        if not tb_dec_parts(<PyObject*>d, &m, &e) or m != int("".join(map(str, digits))) or e != exponent:
+            return False
+    for text in ("-1", "0", "-0.5", "NaN", "sNaN", "Infinity", "-Infinity", "1E+1000000", "10000000000000000000000"):
+        d = Decimal(text)
+        if tb_dec_parts(<PyObject*>d, &m, &e):
+            return False
+    return True
+
+
+cdef bint _DEC_DIRECT = _dec_layout_ok()
+DECIMAL_DIRECT = _DEC_DIRECT   # for the tests: the fast read is live
 cdef object _STPType = SelfTradePrevention
 cdef dict _SIDE_STR = SIDES
+cdef tuple _STP_VALUES = ("NONE", "CANCEL_TAKER", "CANCEL_MAKER", "CANCEL_BOTH", "DECREMENT")
+cdef tuple _STP_MEMBERS = tuple([STP_MODES[v] for v in _STP_VALUES])
 cdef str _S_BUY = "BUY"
 cdef str _S_SELL = "SELL"
 cdef str _S_LIMIT = "LIMIT"
@@ -199,6 +235,10 @@ cdef object _stp_of(object value):
     """A ``SelfTradePrevention`` (or None) from a member, its string value or None."""
     if value is None or type(value) is _STPType:
         return value
+    cdef Py_ssize_t i
+    for i in range(5):      # the interned values by identity, as for the other enums
+        if value is <object>PyTuple_GET_ITEM(_STP_VALUES, i):
+            return <object>PyTuple_GET_ITEM(_STP_MEMBERS, i)
     member = _by_str(_STP_STR, value)
     return coerce_enum(SelfTradePrevention, value, "self_trade_prevention", InvalidOrderError) if member is None else member
 
@@ -232,6 +272,7 @@ cdef object _as_decimal(object value):
 
 @cython.no_gc
 @cython.final
+@cython.freelist(64)       # a Decimal submit makes one per command: reuse the memory of dropped ones
 cdef class Order:
     """An order: what a client asked for and, once in a book, its live state.
 
@@ -303,6 +344,8 @@ cdef class Order:
         cdef bint fast
         if PyLong_CheckExact(value) and small_int(value, &m):
             fast = True
+        elif type(value) is _DecimalType and _DEC_DIRECT and tb_dec_parts(<PyObject*>value, &m, &e):
+            fast = True         # read from the Decimal itself: no string made
         elif type(value) is _DecimalType or PyUnicode_CheckExact(value):
             fast = parse_decimal(PyObject_Str(value), &m, &e)
             if not fast:

@@ -5,6 +5,7 @@
 # exact slow paths (tradebook._numeric, shared with the pure backend) are not.
 from libc.stdint cimport int64_t
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from cpython.object cimport PyObject
 
 cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
@@ -32,6 +33,37 @@ cdef extern from *:
     """
     const int64_t TB_POW10[19]
     const int64_t TB_POW10_ROOM[19]
+
+
+cdef extern from *:
+    """
+    /* CPython's C decimal object (Modules/_decimal/_decimal.c: PyDecObject, with the
+       64-bit libmpdec mpd_t inline). Read only after dec_layout_ok() in _book.pyx has
+       checked the type, its size and known values; otherwise never touched. */
+    typedef struct {
+        PyObject_HEAD
+        Py_hash_t hash;
+        uint8_t flags;
+        int64_t exp;
+        int64_t digits;
+        int64_t len;
+        int64_t alloc;
+        uint64_t *data;
+    } tb_PyDec;
+    static inline int tb_dec_parts(PyObject* o, int64_t* m, int* e) {
+        tb_PyDec* d = (tb_PyDec*)o;
+        uint64_t c;
+        if ((d->flags & 15) || d->len != 1) return 0;    /* negative, NaN, infinite; or 19+ digits */
+        c = d->data[0];
+        if (c == 0 || c >= 1000000000000000000ULL) return 0;
+        if (d->exp > 999999 || d->exp < -999999) return 0;
+        *m = (int64_t)c;
+        *e = (int)d->exp;
+        return 1;
+    }
+    """
+    Py_ssize_t TB_PYDEC_SIZE "sizeof(tb_PyDec)"
+    bint tb_dec_parts(PyObject* o, int64_t* m, int* e) noexcept
 
 
 cdef int64_t check_raw(object value, str what, object error) except 0
