@@ -138,6 +138,7 @@ cdef class OrderBook:
     cdef object _fill(self, int32_t r, int64_t lots, bint want_order)
     cdef object _id_of(self, int32_t r)
     cdef int _amend(self, int32_t r, object lots_obj, object ticks_obj) except -1
+    cdef int _compact(self) except -1
     cdef int64_t _ticks_of(self, Order o) except 0
     cdef int64_t _lots_of(self, Order o) except 0
 

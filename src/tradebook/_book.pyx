@@ -1473,6 +1473,152 @@ cdef class OrderBook:
         book._seq = seq
         return book
 
+    # -- memory ------------------------------------------------------------------------
+
+    def compact(self):
+        """Give memory back: shrink the storage to fit the orders and levels that rest. O(n).
+
+        The record and level arrays, the price trees and the id and price maps
+        grow as a book fills and never shrink on their own (a cancel must not
+        stall on a reallocation, and the matching loop holds record indices), so
+        a book that once held a million orders keeps their room until this is
+        called. Orders keep their ids, FIFO places and sequence numbers; live
+        views and Order objects stay valid. On ``MemoryError`` nothing changes.
+        """
+        self._enter()
+        try:
+            self._compact()
+        finally:
+            self._exit()
+
+    def _capacity(self):
+        """``(order slots, level slots, id map slots)`` allocated: what :meth:`compact` shrinks (for tests)."""
+        return self._rec_cap, self._lvl_cap, self._ids.mask + 1
+
+    cdef int _compact(self) except -1:
+        """Copy every live record and level, in FIFO and price order, into storage that fits."""
+        cdef Py_ssize_t n = self._n
+        cdef int32_t nlv = self._trees[0].count + self._trees[1].count
+        cdef int32_t rec_cap = 256, lvl_cap = 64, j = 0, nl = 0, i, r, prev
+        cdef int bits
+        cdef int sell
+        cdef void* block = NULL
+        cdef Rec* recs = NULL
+        cdef Level* levels = NULL
+        cdef Level* old_level
+        cdef Level* level
+        cdef Rec* rec
+        cdef Tree trees[2]
+        cdef IntMap ids
+        cdef IntMap prices[2]
+        cdef dict obj_ids = {}
+        while rec_cap < n:
+            rec_cap *= 2
+        while lvl_cap < nlv:
+            lvl_cap *= 2
+        tree_init(&trees[0])
+        tree_init(&trees[1])
+        ids.slots = NULL
+        prices[0].slots = NULL
+        prices[1].slots = NULL
+        try:
+            bits = 10
+            while ((<size_t>1) << bits) < 2 * (self._ids.count + 1):
+                bits += 1
+            map_init(&ids, bits)
+            for sell in range(2):
+                bits = 8
+                while ((<size_t>1) << bits) < 2 * (self._prices[sell].count + 1):
+                    bits += 1
+                map_init(&prices[sell], bits)
+            block = PyMem_Malloc(rec_cap * sizeof(Rec) + 63)
+            levels = <Level*>PyMem_Malloc(lvl_cap * sizeof(Level))
+            if block == NULL or levels == NULL:
+                raise MemoryError()
+            recs = <Rec*>((<size_t>block + 63) & ~(<size_t>63))
+            memset(recs, 0, rec_cap * sizeof(Rec))
+            # First pass: the new numbering, the trees and maps. Only the object id map
+            # runs Python code (the ids' __hash__); the book is not touched until all is in place.
+            for sell in range(2):
+                i = self._trees[sell].head
+                while i != NIL:
+                    old_level = &self._levels[self._trees[sell].nodes[i].payload]
+                    level = &levels[nl]
+                    level.price = old_level.price
+                    level.total = old_level.total
+                    level.count = old_level.count
+                    level.dead = 0
+                    level.sell = sell
+                    level.row = NULL
+                    level.snap = NULL
+                    level.head = NIL if old_level.head == NIL else j
+                    tree_reserve(&trees[sell])
+                    level.node = tree_insert(&trees[sell], level.price, nl)
+                    map_put(&prices[sell], level.price, nl)
+                    prev = NIL
+                    r = old_level.head
+                    while r != NIL:
+                        rec = &recs[j]
+                        rec[0] = self._recs[r]
+                        rec.level = nl
+                        rec.prev = prev
+                        rec.next = NIL
+                        if prev != NIL:
+                            recs[prev].next = j
+                        if rec.flags & INTID:
+                            map_put(&ids, rec.key, j)
+                        else:
+                            obj_ids[(<Order>rec.obj)._id] = j
+                        prev = j
+                        j += 1
+                        r = self._recs[r].next
+                    level.tail = prev
+                    nl += 1
+                    i = self._trees[sell].nodes[i].next
+        except BaseException:
+            PyMem_Free(block)
+            PyMem_Free(levels)
+            tree_dealloc(&trees[0])
+            tree_dealloc(&trees[1])
+            map_free(&ids)
+            map_free(&prices[0])
+            map_free(&prices[1])
+            raise
+        # Second pass, which cannot fail: move the cached level rows over, free lists, swap.
+        for sell in range(2):
+            i = self._trees[sell].head
+            while i != NIL:
+                old_level = &self._levels[self._trees[sell].nodes[i].payload]
+                level = &levels[map_get(&prices[sell], old_level.price)]
+                level.row, old_level.row = old_level.row, NULL
+                level.snap, old_level.snap = old_level.snap, NULL
+                i = self._trees[sell].nodes[i].next
+        for r in range(j, rec_cap):
+            recs[r].next = r + 1 if r + 1 < rec_cap else NIL
+        for i in range(nl, lvl_cap):
+            levels[i].node = i + 1 if i + 1 < lvl_cap else NIL
+        PyMem_Free(self._recs_block)
+        PyMem_Free(self._levels)
+        tree_dealloc(&self._trees[0])
+        tree_dealloc(&self._trees[1])
+        map_free(&self._ids)
+        map_free(&self._prices[0])
+        map_free(&self._prices[1])
+        self._recs_block = block
+        self._recs = recs
+        self._rec_cap = rec_cap
+        self._rec_free = NIL if j == rec_cap else j
+        self._levels = levels
+        self._lvl_cap = lvl_cap
+        self._lvl_free = NIL if nl == lvl_cap else nl
+        self._trees[0] = trees[0]
+        self._trees[1] = trees[1]
+        self._ids = ids
+        self._prices[0] = prices[0]
+        self._prices[1] = prices[1]
+        self._obj_ids = obj_ids
+        return 0
+
     # -- invariants ----------------------------------------------------------------------
 
     def _check(self):

@@ -616,6 +616,22 @@ class OrderBook:
             finally:
                 self._busy = False
 
+    def compact(self) -> None:
+        """Give memory back: rebuild the id and level dicts to fit the orders that rest. O(n).
+
+        A ``dict`` keeps its table when entries are deleted, so a book that once
+        held a million orders keeps that room; copying the dicts sizes them to
+        what is left (records and levels are ordinary objects, freed as they go).
+        Orders keep their ids, FIFO places and sequence numbers.
+        """
+        with self._lock:
+            self._begin()
+            try:
+                self._orders = dict(self._orders)
+                self._levels = (dict(self._levels[0]), dict(self._levels[1]))
+            finally:
+                self._busy = False
+
     def fill_order(self, order_id: Hashable, quantity: Number) -> Order:
         """Record a fill of ``quantity``; a fully filled order leaves the book. O(1)."""
         lots = self._inst.quantity_to_lots(quantity)

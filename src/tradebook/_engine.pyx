@@ -46,6 +46,7 @@ from tradebook._book cimport (
     _int_key,
     _new_order,
     _side_code,
+    _tif_of,
     _touch,
 )
 
@@ -555,6 +556,11 @@ cdef class MatchingEngine:
             None if a == NIL else book._levels[asks.nodes[a].payload].total,
         )
 
+    def compact(self, symbol=None):
+        """Give memory back in ``symbol``'s book, or in every book when None (see ``OrderBook.compact``)."""
+        for book in (list(self._books.values()) if symbol is None else [self._book_for(symbol)]):
+            book.compact()
+
     # -- commands ---------------------------------------------------------------------
 
     def submit(self, order):
@@ -595,9 +601,7 @@ cdef class MatchingEngine:
         cdef OrderBook book = self._book_for(symbol)
         cdef Taker tk
         tk.sell = _side_code(side)
-        tif = time_in_force if time_in_force is _GTC else coerce_enum(
-            TimeInForce, time_in_force, "time in force", InvalidOrderError
-        )
+        tif = time_in_force if time_in_force is _GTC else _tif_of(time_in_force)
         tk.market = price is None
         tk.ticks = 0 if tk.market else raw_units(price, "price", InvalidPriceError)
         tk.lots = raw_units(quantity, "quantity", InvalidQuantityError)

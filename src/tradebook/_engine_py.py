@@ -474,6 +474,11 @@ class MatchingEngine:
             None if ask is None else ask.value.total,
         )
 
+    def compact(self, symbol: str | None = None) -> None:
+        """Give memory back in ``symbol``'s book, or in every book when None (see ``OrderBook.compact``)."""
+        for book in list(self._books.values()) if symbol is None else [self.book(symbol)]:
+            book.compact()
+
     # -- commands ---------------------------------------------------------------------
 
     def submit(self, order: Order) -> ExecutionReport:
