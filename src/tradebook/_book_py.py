@@ -26,7 +26,9 @@ from ._shared_py import (
     CANCELLED,
     FILLED_ST,
     GTC,
+    GTC_STR,
     LIMIT,
+    LIMIT_STR,
     OPEN,
     PARTIAL,
     PENDING,
@@ -105,8 +107,17 @@ class Order:
     ) -> None:
         check_id(id)
         side = to_side(side)
-        otype = coerce_enum(OrderType, type, "order type", InvalidOrderError)
-        tif = coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
+        # the defaults, as members or strings, without a call; anything else through coerce_enum
+        otype = (
+            LIMIT
+            if type is LIMIT or type is LIMIT_STR
+            else coerce_enum(OrderType, type, "order type", InvalidOrderError)
+        )
+        tif = (
+            GTC
+            if time_in_force is GTC or time_in_force is GTC_STR
+            else coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
+        )
         if otype is LIMIT:
             if price is None:
                 raise InvalidPriceError("a limit order needs a price")

@@ -16,6 +16,8 @@ SELL = Side.SELL
 # caller's code is this same interned object (any other str goes through to_side).
 BUY_STR = "BUY"
 SELL_STR = "SELL"
+LIMIT_STR = "LIMIT"
+GTC_STR = "GTC"
 LIMIT = OrderType.LIMIT
 GTC = TimeInForce.GTC
 OPEN = OrderStatus.OPEN
