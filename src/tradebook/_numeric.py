@@ -46,11 +46,31 @@ def to_decimal(value: object, what: str, error: type[InvalidOrderError]) -> Deci
     return d
 
 
+# Recent conversions: prices and sizes repeat, and one dict probe is several times
+# cheaper than the exact division below (the pure backend converts every order
+# here; the compiled core only what its integer fast path cannot). Equal values
+# give equal results, so Decimal("1.0") and Decimal("1.00") may share an entry.
+_UNITS: dict[tuple[Decimal, Decimal], int] = {}
+_UNITS_SIZE = 1 << 16
+
+
 def to_units(value: Decimal, step: Decimal, what: str, step_name: str, error: type[InvalidOrderError]) -> int:
     """Return ``value / step`` as an int in 1..INT64_MAX, or raise ``error``.
 
     ``value`` and ``step`` are finite positive decimals.
     """
+    key = (value, step)
+    units = _UNITS.get(key)
+    if units is not None:
+        return units
+    units = _to_units(value, step, what, step_name, error)
+    if len(_UNITS) >= _UNITS_SIZE:
+        _UNITS.clear()  # cheap and bounded; the hot values come straight back
+    _UNITS[key] = units
+    return units
+
+
+def _to_units(value: Decimal, step: Decimal, what: str, step_name: str, error: type[InvalidOrderError]) -> int:
     try:
         q, r = EXACT.divmod(value, step)
     except InvalidOperation:
