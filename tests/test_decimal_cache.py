@@ -138,3 +138,21 @@ def test_the_direct_decimal_read_is_live_on_cpython():
     book_module = pytest.importorskip("tradebook._book")
     if platform.python_implementation() == "CPython":
         assert book_module.DECIMAL_DIRECT
+
+
+def test_to_units_cache_is_exact_and_bounded(monkeypatch):
+    from tradebook import _numeric
+    from tradebook.errors import InvalidPriceError
+
+    monkeypatch.setattr(_numeric, "_UNITS", {})
+    monkeypatch.setattr(_numeric, "_UNITS_SIZE", 4)
+    step = Decimal("0.01")
+    for _ in range(2):
+        assert _numeric.to_units(Decimal("1.5"), step, "price", "tick size", InvalidPriceError) == 150
+        assert _numeric.to_units(Decimal("1.50"), step, "price", "tick size", InvalidPriceError) == 150
+        assert _numeric.to_units(Decimal("1.5"), Decimal("0.5"), "price", "tick size", InvalidPriceError) == 3
+        with pytest.raises(InvalidPriceError, match="not a multiple"):
+            _numeric.to_units(Decimal("1.505"), step, "price", "tick size", InvalidPriceError)
+    for i in range(1, 20):
+        assert _numeric.to_units(Decimal(i), step, "price", "tick size", InvalidPriceError) == 100 * i
+        assert len(_numeric._UNITS) <= 4
