@@ -151,3 +151,19 @@ cdef object _stp_of(object value)
 cdef void _touch(Level* level) noexcept
 cdef Order _new_order(object order_id, bint sell, object inst)
 cdef object _check_id(object order_id)
+
+
+cdef inline int64_t cancel_rec(OrderBook book, int32_t r) except -1:
+    """Take resting record ``r`` out as ``CANCELLED``; return the lots it still had (never 0).
+
+    The one cancel of a record, inline wherever it is cimported: ``remove_raw`` and both
+    batch loops of the engine (an out-of-line method cost a batch cancel 5% more instructions).
+    """
+    cdef Rec* rec = &book._recs[r]
+    cdef int64_t remaining = rec.qty - rec.filled
+    book._forget(r)
+    book._unlink(r)
+    if rec.obj != NULL:
+        book._release_order(r, ST_CANCELLED)
+    book._free_rec(r)
+    return remaining

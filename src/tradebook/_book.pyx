@@ -1305,20 +1305,9 @@ cdef class OrderBook:
 
     def remove_raw(self, order_id):
         """Remove a resting order; return its remaining quantity in lots."""
-        cdef int32_t r
-        cdef Rec* rec
-        cdef int64_t remaining
         self._enter()
         try:
-            r = self._find(order_id)
-            self._forget(r)
-            self._unlink(r)
-            rec = &self._recs[r]
-            remaining = rec.qty - rec.filled
-            if rec.obj != NULL:
-                self._release_order(r, ST_CANCELLED)
-            self._free_rec(r)
-            return remaining
+            return cancel_rec(self, self._find(order_id))
         finally:
             self._exit()
 

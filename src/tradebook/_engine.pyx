@@ -43,6 +43,7 @@ from tradebook._book cimport (
     ST_PENDING,
     ST_REJECTED,
     _check_id,
+    cancel_rec,
     _int_key,
     _new_order,
     _side_code,
@@ -798,7 +799,6 @@ cdef class MatchingEngine:
         cdef long long* out = lots.data.as_longlongs
         cdef int64_t op, key, side, price, qty
         cdef int32_t r
-        cdef Rec* rec
         cdef Taker tk
         cdef ExecutionReport collector = self._spare
         cdef ExecutionReport amended
@@ -855,13 +855,7 @@ cdef class MatchingEngine:
                     if r == NIL:
                         st[i] = _E_NOT_FOUND
                         continue
-                    rec = &book._recs[r]
-                    out[i] = rec.qty - rec.filled
-                    book._forget(r)
-                    book._unlink(r)
-                    if rec.obj != NULL:
-                        book._release_order(r, ST_CANCELLED)
-                    book._free_rec(r)
+                    out[i] = cancel_rec(book, r)
                     st[i] = ST_CANCELLED
                 elif op == 5:
                     try:
@@ -1070,13 +1064,7 @@ cdef class MatchingEngine:
                 if r == NIL:
                     st[i] = _E_NOT_FOUND
                     continue
-                rec = &book._recs[r]
-                out[i] = rec.qty - rec.filled
-                book._forget(r)
-                book._unlink(r)
-                if rec.obj != NULL:
-                    book._release_order(r, ST_CANCELLED)
-                book._free_rec(r)
+                out[i] = cancel_rec(book, r)
                 st[i] = ST_CANCELLED
             elif op == 5:
                 # execute_batch's checks in its order: neither field, a negative field, the id, then _amend's
