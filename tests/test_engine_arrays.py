@@ -32,7 +32,7 @@ WIDE = Instrument("BTC/USDT", "0.01", "0.001")  # no limits: any positive int64 
 def rows_of(commands: list[tuple[int, int, int, int, int]]) -> np.ndarray:
     out = np.zeros(len(commands), COMMAND_DTYPE)
     for i, (op, oid, side, price, qty) in enumerate(commands):
-        out[i] = (op, side, oid, price, qty)
+        out[i] = (op, side, oid, price, qty, 0, 0, 0)
     return out
 
 
@@ -45,8 +45,9 @@ def trade_rows(trades) -> list[tuple[int, int, int, int, int, int]]:
 
 
 def test_layout():
-    assert COMMAND_DTYPE.itemsize == 32 and TRADE_DTYPE.itemsize == 48
-    assert [COMMAND_DTYPE.fields[n][1] for n in ("op", "side", "id", "price", "quantity")] == [0, 1, 8, 16, 24]
+    assert COMMAND_DTYPE.itemsize == 56 and TRADE_DTYPE.itemsize == 48
+    names = ("op", "side", "id", "price", "quantity", "stop", "display", "expire_at")
+    assert [COMMAND_DTYPE.fields[n][1] for n in names] == [0, 1, 8, 16, 24, 32, 40, 48]
     assert TRADE_DTYPE.names == ("trade_id", "maker_id", "taker_id", "price", "lots", "maker_side")
 
 
@@ -102,7 +103,7 @@ def test_trade_columns_by_example(engine_backend):
                 (CANCEL, 13, 0, 0, 0),
                 (LIMIT, 10, BUY, 1, 1),
                 (LIMIT, 10, BUY, 1, 1),
-                (7, 1, 0, 1, 1),
+                (42, 1, 0, 1, 1),  # no such op
             ]
         )
     )
@@ -139,7 +140,9 @@ def test_empty_array(engine_backend):
         (lambda a: a.tolist(), "numpy array"),
         (lambda a: np.zeros((4, 5), np.int64), "dtype"),
         (
-            lambda a: a.astype([("op", "i8"), ("side", "i8"), ("id", "i8"), ("price", "i8"), ("quantity", "i8")]),
+            lambda a: np.zeros(
+                len(a), [("op", "i8"), ("side", "i8"), ("id", "i8"), ("price", "i8"), ("quantity", "i8")]
+            ),
             "dtype",
         ),
         (lambda a: np.stack([a, a]), "one-dimensional"),

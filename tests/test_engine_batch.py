@@ -24,7 +24,7 @@ from tradebook import (
 )
 
 BTC = Instrument("BTC/USDT", "0.01", "0.001", max_quantity="100")
-LIMIT, IOC, FOK, MARKET, CANCEL, AMEND = (int(op) for op in BatchOp)
+LIMIT, IOC, FOK, MARKET, CANCEL, AMEND = (int(op) for op in list(BatchOp)[:6])
 BUY, SELL = 0, 1
 
 
@@ -50,7 +50,7 @@ def random_commands(seed: int, n: int) -> list[tuple[int, int, int, int, int]]:
                 (AMEND, oid, 0, rnd.choice([0, 10_000 + rnd.randint(-3, 43)]), rnd.choice([0, rnd.randint(-1, 3_000)]))
             )
         else:
-            out.append((rnd.choice([6, -1, 99]), oid, 0, 1, 1))
+            out.append((rnd.choice([42, -1, 99]), oid, 0, 1, 1))
     return out
 
 

@@ -46,9 +46,16 @@ def test_order_enum_spellings_give_the_member(backend, member):
         SelfTradePrevention: "self_trade_prevention",
     }[type(member)]
     attribute = {"type": "type", "time_in_force": "time_in_force", "self_trade_prevention": "self_trade_prevention"}
+    # what each new type needs besides its name (api.md, "Order types beyond limit and market")
+    extra = {
+        OrderType.STOP: {"stop_price": "100.00"},
+        OrderType.STOP_LIMIT: {"stop_price": "100.00"},
+        OrderType.TRAILING_STOP: {"trailing_offset": "1.00"},
+        TimeInForce.GTD: {"expire_at": 5},
+    }.get(member, {})
     for given in spellings(member):
-        price = None if member is OrderType.MARKET else "100.00"
-        order = backend.Order(1, "BUY", price, "1", **{keyword: given})
+        price = None if member in (OrderType.MARKET, OrderType.STOP, OrderType.TRAILING_STOP) else "100.00"
+        order = backend.Order(1, "BUY", price, "1", **{keyword: given}, **extra)
         assert getattr(order, attribute[keyword]) is member
 
 
@@ -71,9 +78,9 @@ def test_submit_raw_time_in_force_spellings(engine_backend, btc, tif):
         ({"side": "buy"}, "side must be one of BUY, SELL; got 'buy'"),
         ({"side": " BUY"}, "side must be one of BUY, SELL; got ' BUY'"),
         ({"side": 1}, "side must be one of BUY, SELL; got 1"),
-        ({"type": "limit"}, "order type must be one of LIMIT, MARKET; got 'limit'"),
-        ({"time_in_force": "gtc"}, "time in force must be one of GTC, IOC, FOK; got 'gtc'"),
-        ({"time_in_force": None}, "time in force must be one of GTC, IOC, FOK; got None"),
+        ({"type": "limit"}, "order type must be one of LIMIT, MARKET, STOP, STOP_LIMIT, TRAILING_STOP; got 'limit'"),
+        ({"time_in_force": "gtc"}, "time in force must be one of GTC, IOC, FOK, GTD; got 'gtc'"),
+        ({"time_in_force": None}, "time in force must be one of GTC, IOC, FOK, GTD; got None"),
         ({"self_trade_prevention": "cancel_taker"}, "self_trade_prevention must be one of"),
         ({"self_trade_prevention": OrderType.LIMIT}, "self_trade_prevention must be one of"),
     ],

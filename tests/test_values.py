@@ -64,9 +64,12 @@ def test_all_names_exist():
     ("enum", "values"),
     [
         (Side, ["BUY", "SELL"]),
-        (OrderType, ["LIMIT", "MARKET"]),
-        (TimeInForce, ["GTC", "IOC", "FOK"]),
-        (OrderStatus, ["PENDING", "OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"]),
+        (OrderType, ["LIMIT", "MARKET", "STOP", "STOP_LIMIT", "TRAILING_STOP"]),
+        (TimeInForce, ["GTC", "IOC", "FOK", "GTD"]),
+        (
+            OrderStatus,
+            ["PENDING", "OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED", "UNTRIGGERED"],
+        ),
         (SelfTradePrevention, ["NONE", "CANCEL_TAKER", "CANCEL_MAKER", "CANCEL_BOTH", "DECREMENT"]),
     ],
 )

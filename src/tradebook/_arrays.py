@@ -1,17 +1,24 @@
 """The numpy array form of a batch: ``COMMAND_DTYPE``, ``TRADE_DTYPE``, ``ArrayResult``.
 
 numpy is imported on first use only, so the core imports without it. A
-command row is 32 bytes, every int64 on an 8-byte boundary::
+command row is 56 bytes, every int64 on an 8-byte boundary::
 
-    offset  0  op        int8   a BatchOp code
-            1  side      int8   0 BUY, 1 SELL
-            2-7          reserved (zero): flags of the order types to come
-            8  id        int64  the order id
-           16  price     int64  ticks (ignored by MARKET and CANCEL; AMEND: 0 keeps it)
-           24  quantity  int64  lots (ignored by CANCEL; AMEND: 0 keeps it)
+    offset  0  op         int8   a BatchOp code
+            1  side       int8   0 BUY, 1 SELL
+            2-7           reserved (zero)
+            8  id         int64  the order id
+           16  price      int64  ticks (ignored by MARKET and CANCEL; AMEND: 0 keeps it;
+                                 STOP: the stop price; TRAILING_STOP: the offset)
+           24  quantity   int64  lots (ignored by CANCEL; AMEND: 0 keeps it;
+                                 MARKET_QUOTE: the budget in tick*lot units)
+           32  stop       int64  STOP_LIMIT: the stop price in ticks
+           40  display    int64  LIMIT or GTD: > 0 makes an iceberg showing this many lots
+           48  expire_at  int64  GTD: the expiry in the engine's time unit
 
-New order types add fields (``stop_price``, ``display``, ``expire_at`` ...) at
-the end, so the row grows: build arrays from ``COMMAND_DTYPE`` itself (for
+Rows of the plain ops (LIMIT without ``display``, IOC, FOK, MARKET, CANCEL,
+AMEND) run in C; rows of the new order types, and every row while the book
+holds waiting stops, run through the single-command calls (same results, a
+Python call each). Fields may still be added at the end, so the row may grow: build arrays from ``COMMAND_DTYPE`` itself (for
 example ``numpy.zeros(n, tradebook.COMMAND_DTYPE)``), never from a spelled-out
 copy. A trade row is 48 bytes: ``trade_id``, ``maker_id``, ``taker_id``,
 ``price`` (ticks), ``lots`` (all int64) and ``maker_side`` (int8, 0 BUY, 1 SELL).
@@ -29,7 +36,7 @@ __all__ = ["COMMAND_DTYPE", "TRADE_DTYPE", "ArrayResult", "check_book_ids", "che
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 
-COMMAND_ITEMSIZE = 32
+COMMAND_ITEMSIZE = 56
 TRADE_ITEMSIZE = 48
 
 _dtypes: dict[str, Any] = {}
@@ -43,9 +50,9 @@ def _make_dtypes() -> dict[str, Any]:
             raise ImportError("the array batch API needs numpy: pip install numpy") from None
         _dtypes["COMMAND_DTYPE"] = np.dtype(
             {
-                "names": ["op", "side", "id", "price", "quantity"],
-                "formats": ["i1", "i1", "<i8", "<i8", "<i8"],
-                "offsets": [0, 1, 8, 16, 24],
+                "names": ["op", "side", "id", "price", "quantity", "stop", "display", "expire_at"],
+                "formats": ["i1", "i1", "<i8", "<i8", "<i8", "<i8", "<i8", "<i8"],
+                "offsets": [0, 1, 8, 16, 24, 32, 40, 48],
                 "itemsize": COMMAND_ITEMSIZE,
             },
             align=True,
@@ -176,3 +183,89 @@ def as_rows(commands: Any) -> Any:
 def via_batch(engine: Any, commands: Any, symbol: Any) -> ArrayResult:
     """``execute_array`` through ``execute_batch``: the pure backend, and any engine with subscribers."""
     return result_from_batch(engine.execute_batch(as_rows(commands), symbol=symbol))
+
+
+def has_extended_rows(commands: Any) -> bool:
+    """True if any row needs the general path: an op of the new order types, or an iceberg ``display``."""
+    if not len(commands):
+        return False
+    return bool(((commands["op"] >= 6) & (commands["op"] <= 10)).any() or (commands["display"] != 0).any())
+
+
+_TIF = ("GTC", "IOC", "FOK", "GTC")
+
+
+def via_single(engine: Any, commands: Any, symbol: Any) -> ArrayResult:
+    """``execute_array`` one row at a time through the single-command calls (rows of the new order types,
+    or a book with waiting stops, whose triggers run between commands)."""
+    from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND
+    from ._common import STATUS_CODES
+    from .errors import DuplicateOrderError, OrderNotFoundError, TradebookError
+
+    d = _make_dtypes()
+    np = d["np"]
+    n = len(commands)
+    statuses = np.zeros(n, np.int8)
+    lots = np.zeros(n, np.int64)
+    trades: list[Any] = []
+    codes = {status: code for code, status in enumerate(STATUS_CODES)}
+    for i, row in enumerate(commands.tolist()):
+        op, side_code, order_id, price, quantity, stop, display, expire_at = row
+        side = "SELL" if side_code == 1 else "BUY"
+        try:
+            if op == 4:
+                lots[i] = engine.cancel_raw(symbol, order_id)
+                statuses[i] = codes[STATUS_CODES[4]]
+                continue
+            if op == 5:
+                report = engine.amend_raw(symbol, order_id, quantity=quantity or None, price=price or None)
+            elif side_code not in (0, 1) or not 0 <= op <= 10 or (display and op not in (0, 10)):
+                statuses[i] = ERROR_INVALID
+                continue
+            elif op <= 3:
+                report = engine.submit_raw(
+                    order_id, side, None if op == 3 else price, quantity, symbol=symbol,
+                    time_in_force=_TIF[op], display=display or None,
+                )  # fmt: skip
+            elif op == 6:
+                report = engine.submit_raw(order_id, side, None, quantity, symbol=symbol, stop_price=price)
+            elif op == 7:
+                report = engine.submit_raw(order_id, side, None, quantity, symbol=symbol, trailing_offset=price)
+            elif op == 8:
+                report = engine.submit_raw(order_id, side, None, None, symbol=symbol, quote=quantity)
+            elif op == 9:
+                report = engine.submit_raw(order_id, side, price, quantity, symbol=symbol, stop_price=stop)
+            else:
+                report = engine.submit_raw(
+                    order_id, side, price, quantity, symbol=symbol, time_in_force="GTD",
+                    expire_at=expire_at, display=display or None,
+                )  # fmt: skip
+        except OrderNotFoundError:
+            statuses[i] = ERROR_NOT_FOUND
+            continue
+        except DuplicateOrderError:
+            statuses[i] = ERROR_DUPLICATE
+            continue
+        except TradebookError:
+            statuses[i] = ERROR_INVALID
+            continue
+        statuses[i] = codes[report.status]
+        lots[i] = report.filled_lots
+        trades.extend(report.trades)
+        for triggered in report.triggered:
+            trades.extend(triggered.trades)
+    rows = np.array(
+        [
+            (
+                t.id,
+                _as_int(t.maker_order_id),
+                _as_int(t.taker_order_id),
+                t.price_ticks,
+                t.quantity_lots,
+                0 if t.taker_side.value == "SELL" else 1,
+            )
+            for t in trades
+        ],
+        dtype=d["TRADE_DTYPE"],
+    )
+    return ArrayResult(statuses, lots, rows)

@@ -23,6 +23,7 @@ __all__ = [
     "ERROR_DUPLICATE",
     "ERROR_INVALID",
     "ERROR_NOT_FOUND",
+    "EXTENDED_OPS",
     "STATUS_CODES",
     "as_commands",
 ]
@@ -37,9 +38,19 @@ class BatchOp(IntEnum):
     MARKET = 3  # market: walk the book at any price (price is ignored), expire the remainder
     CANCEL = 4  # cancel order_id (side, price and quantity are ignored)
     AMEND = 5  # amend order_id: price 0 keeps the price, quantity 0 keeps the quantity
+    STOP = 6  # stop (market once triggered): price is the stop price
+    TRAILING_STOP = 7  # trailing stop: price is the trailing offset
+    MARKET_QUOTE = 8  # market sized by a quote amount: quantity is the budget in tick*lot units
+    # only in execute_array, whose rows have the ``stop``, ``display`` and ``expire_at`` columns:
+    STOP_LIMIT = 9  # stop-limit: price is the limit, ``stop`` the stop price
+    GTD = 10  # limit good till ``expire_at``; ``display`` > 0 makes it an iceberg
 
 
-# ``BatchResult.statuses`` codes 0..6 index STATUS_CODES (from _common); negative codes are errors.
+#: the op codes the engines run through the general (per command) path
+EXTENDED_OPS = frozenset((6, 7, 8, 9, 10))
+
+
+# ``BatchResult.statuses`` codes 0..7 index STATUS_CODES (from _common); negative codes are errors.
 ERROR_NOT_FOUND = -1  # cancel or amend of an id that is not resting
 ERROR_DUPLICATE = -2  # a new order with an id that is already resting
 ERROR_INVALID = -3  # anything else the single-order call would raise for; nothing changed

@@ -77,6 +77,8 @@ cdef class Order:
     cdef int64_t _qm
     cdef int _pe
     cdef int _qe
+    # the new order types' fields (stop, trailing, iceberg, GTD, quote amount: ``_extras.OrderExt``), or None
+    cdef public object _ext
 
     cdef object _take(self, object value, bint is_price)
     cdef object _slow(self, object value, bint is_price)
@@ -113,6 +115,8 @@ cdef class OrderBook:
     cdef object _bids
     cdef object _asks
     cdef object _bid_view       # the PriceLevel last handed out by best_bid / best_ask
+    cdef public object _trig    # the engine's waiting stops for this symbol (``_conditional.Triggers``), or None
+    cdef int64_t _last          # the engine's last trade price in ticks (0: none yet)
     cdef object _ask_view
     cdef object __weakref__
 
@@ -139,6 +143,8 @@ cdef class OrderBook:
     cdef object _id_of(self, int32_t r)
     cdef int _amend(self, int32_t r, object lots_obj, object ticks_obj) except -1
     cdef int _compact(self) except -1
+    cdef int _refresh(self, int32_t r) except -1
+    cdef int _requeue(self, int32_t r) except -1
     cdef int64_t _ticks_of(self, Order o) except 0
     cdef int64_t _lots_of(self, Order o) except 0
 
@@ -164,6 +170,8 @@ cdef inline int64_t cancel_rec(OrderBook book, int32_t r) except -1:
     book._forget(r)
     book._unlink(r)
     if rec.obj != NULL:
+        if (<Order>rec.obj)._ext is not None:
+            remaining += (<Order>rec.obj)._ext.hidden     # an iceberg's hidden lots leave with it
         book._release_order(r, ST_CANCELLED)
     book._free_rec(r)
     return remaining

@@ -31,6 +31,7 @@ import operator
 from decimal import Decimal
 
 from tradebook._common import REENTERED, SNAPSHOT_FORMAT, STATUS_CODES, Depth, LevelSnapshot
+from tradebook._extras import ext_stop_price, make_ext, needs_ext
 from tradebook._limits import has_limits
 from tradebook._numeric import EXACT, check_units, to_decimal, to_units
 from tradebook._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot
@@ -70,6 +71,9 @@ cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef object _BUY = Side.BUY
 cdef object _SELL = Side.SELL
 cdef object _LIMIT = OrderType.LIMIT
+cdef object _STOP_LIMIT = OrderType.STOP_LIMIT
+cdef object _GTD_TIF = TimeInForce.GTD
+cdef dict _STATUS_CODE = {status: code for code, status in enumerate(STATUS_CODES)}
 cdef object _MARKET = OrderType.MARKET
 cdef object _GTC = TimeInForce.GTC
 cdef object _IOC = TimeInForce.IOC
@@ -303,6 +307,11 @@ cdef class Order:
         post_only=False,
         client_order_id=None,
         self_trade_prevention=None,
+        stop_price=None,
+        trailing_offset=None,
+        display_quantity=None,
+        expire_at=None,
+        quote_quantity=None,
     ):
         if self._inst is not None or self._status != ST_PENDING:
             raise InvalidOrderError("an Order cannot be re-initialised")
@@ -311,17 +320,24 @@ cdef class Order:
         cdef bint sell = _side_code(side)
         otype = _type_of(type)
         tif = _tif_of(time_in_force)
-        if otype is _LIMIT:
+        ext = None
+        if (otype is not _LIMIT and otype is not _MARKET) or tif is _GTD_TIF or stop_price is not None \
+                or trailing_offset is not None or display_quantity is not None or expire_at is not None \
+                or quote_quantity is not None:
+            ext = make_ext(otype, tif, price, quantity, post_only is True, stop_price, trailing_offset,
+                           display_quantity, expire_at, quote_quantity)
+        if otype is _LIMIT or otype is _STOP_LIMIT:
             if price is None:
                 raise InvalidPriceError("a limit order needs a price")
             price = self._take(price, True)
         elif price is not None:
             raise InvalidPriceError(f"a market order takes no price; got {price!r}")
-        quantity = self._take(quantity, False)
+        if quantity is not None or ext is None or ext.quote_in is None:
+            quantity = self._take(quantity, False)
         if post_only is not True and post_only is not False:
             raise InvalidOrderError(f"post_only must be a bool; got {post_only!r}")
-        if post_only and (otype is not _LIMIT or tif is not _GTC):
-            raise InvalidOrderError("post_only applies only to LIMIT GTC orders")
+        if post_only and (otype is not _LIMIT or (tif is not _GTC and tif is not _GTD_TIF)):
+            raise InvalidOrderError("post_only applies only to LIMIT GTC or GTD orders")
         if symbol is not None and not isinstance(symbol, str):
             raise InvalidOrderError(f"symbol must be a str or None; got {symbol!r}")
         stp = _stp_of(self_trade_prevention)
@@ -336,6 +352,50 @@ cdef class Order:
         self._stp = stp
         self._price_in = price
         self._quantity_in = quantity
+        self._ext = ext
+
+    # -- primitives for the shared order-type code (``_ordertypes``) ---------------
+
+    def _x_state(self, book, ticks, lots, status, seq):
+        cdef OrderBook b
+        if book is not None:
+            b = <OrderBook?>book
+            self._inst = b._inst
+            self._symbol = b._symbol
+        if ticks is not None:
+            self._ticks = ticks
+        if lots is not None:
+            self._lots = lots
+        if status is not None:
+            self._status = _STATUS_CODE[status]
+        if seq is not None:
+            self._seq = seq
+
+    def _x_bound(self):
+        return self._inst is not None
+
+    def _x_inputs(self):
+        return (None if self._price_in is None else _as_decimal(self._price_in),
+                None if self._quantity_in is None else _as_decimal(self._quantity_in))
+
+    def _x_ticks(self):
+        return self._ticks
+
+    def _x_lots(self):
+        return self._lots
+
+    @staticmethod
+    def _x_restored(order_id, side, otype, tif, owner, client_order_id, stp, ext):
+        cdef Order o = Order.__new__(Order)
+        o._id = order_id
+        o._sell = side is _SELL
+        o._type = otype
+        o._tif = tif
+        o._owner = owner
+        o._client_order_id = client_order_id
+        o._stp = stp
+        o._ext = ext
+        return o
 
     cdef object _take(self, object value, bint is_price):
         """Validate a price or quantity; keep its exact ``m * 10**e`` form when it is small."""
@@ -429,10 +489,14 @@ cdef class Order:
 
     @property
     def quantity(self):
-        """The total quantity ordered."""
+        """The total quantity ordered (None for a market order sized by ``quote_quantity``)."""
         if self._inst is None:
-            return _as_decimal(self._quantity_in)
-        return self._inst.lots_to_quantity(self._lots)
+            return None if self._quantity_in is None else _as_decimal(self._quantity_in)
+        if self._ext is None:
+            return self._inst.lots_to_quantity(self._lots)
+        if self._ext.quote is not None:
+            return None
+        return self._inst.lots_to_quantity(self._lots + self._ext.hidden)
 
     @property
     def filled_quantity(self):
@@ -443,10 +507,57 @@ cdef class Order:
 
     @property
     def remaining_quantity(self):
-        """``quantity - filled_quantity``."""
+        """``quantity - filled_quantity`` (None for a market order sized by ``quote_quantity``)."""
         if self._inst is None:
-            return _as_decimal(self._quantity_in)
+            return None if self._quantity_in is None else _as_decimal(self._quantity_in)
+        if self._ext is None:
+            return self._inst.lots_to_quantity(self._lots - self._filled)
+        if self._ext.quote is not None:
+            return None
+        return self._inst.lots_to_quantity(self._lots + self._ext.hidden - self._filled)
+
+    @property
+    def visible_quantity(self):
+        """What the book shows of the order: an iceberg's current slice, else the remaining quantity while it rests (0 otherwise)."""
+        if self._inst is None or (self._status != ST_OPEN and self._status != ST_PARTIAL):
+            return Decimal(0)
         return self._inst.lots_to_quantity(self._lots - self._filled)
+
+    @property
+    def stop_price(self):
+        """The stop price (a trailing stop's current one; None before its first reference trade)."""
+        return ext_stop_price(self._ext, self._inst)
+
+    @property
+    def trailing_offset(self):
+        """A trailing stop's distance from its reference price."""
+        ext = self._ext
+        if ext is None:
+            return None
+        return ext.trail_in if self._inst is None or ext.trail is None else self._inst.ticks_to_price(ext.trail)
+
+    @property
+    def display_quantity(self):
+        """An iceberg's slice size."""
+        ext = self._ext
+        if ext is None:
+            return None
+        return ext.display_in if self._inst is None or ext.display is None else self._inst.lots_to_quantity(ext.display)
+
+    @property
+    def expire_at(self):
+        """A GTD order's expiry, in the engine's time unit."""
+        return None if self._ext is None else self._ext.expire_at
+
+    @property
+    def quote_quantity(self):
+        """A market order's quote budget."""
+        ext = self._ext
+        if ext is None:
+            return None
+        if self._inst is None or ext.quote is None:
+            return ext.quote_in
+        return ext.quote * self._inst.tick_size * self._inst.lot_size
 
     @property
     def is_filled(self):
@@ -647,6 +758,24 @@ cdef class BookSide:
 # -- the book ---------------------------------------------------------------------------
 
 @cython.final
+@cython.final
+cdef class _Hold:
+    """``with book._x_hold():`` holds the book's (re-entrant) lock, for the shared order-type code."""
+
+    cdef OrderBook _book
+
+    def __cinit__(self, OrderBook book):
+        self._book = book
+
+    def __enter__(self):
+        self._book._acquire()
+        return self._book
+
+    def __exit__(self, *exc):
+        self._book._release()
+        return False
+
+
 cdef class OrderBook:
     """A limit order book for one instrument. It stores orders; it does not match.
 
@@ -1049,6 +1178,10 @@ cdef class OrderBook:
                 raise SymbolMismatchError(f"order {o._id!r} is for {o._symbol}, this book is {self._symbol}")
             if o._type is not _LIMIT:
                 raise InvalidOrderError("a market order cannot rest in a book")
+            if o._ext is not None:
+                raise InvalidOrderError(
+                    "an order with stop, iceberg, GTD or quote fields goes through MatchingEngine.submit"
+                )
             ticks = self._ticks_of(o)
             lots = self._lots_of(o)
             intid = _int_key(o._id, &key)
@@ -1303,6 +1436,69 @@ cdef class OrderBook:
         finally:
             self._exit()
 
+    # -- primitives for the new order types (``_ordertypes``, the engine's matching) -----
+
+    cdef int _refresh(self, int32_t r) except -1:
+        """An iceberg's slice is used up: show the next one at the back of its level, with a new sequence."""
+        cdef Rec* rec = &self._recs[r]
+        cdef Order o = <Order>rec.obj
+        cdef int32_t lv = rec.level
+        cdef bint alone = self._levels[lv].count == 1
+        cdef int64_t show, hidden
+        ext = o._ext
+        self._check_seq()
+        hidden = ext.hidden
+        show = ext.display
+        if hidden < show:
+            show = hidden
+        ext.hidden = hidden - show
+        self._unlink(r)         # alone: frees its level, which _link takes straight back
+        rec.qty += show
+        rec.seq = self._seq
+        self._seq += 1
+        self._link(r, NIL if alone else lv)
+        self._sync(o, rec, ST_PARTIAL)
+        return 0
+
+    cdef int _requeue(self, int32_t r) except -1:
+        """Send a record to the back of its level with a new sequence."""
+        cdef Rec* rec = &self._recs[r]
+        cdef int32_t lv = rec.level
+        cdef bint alone = self._levels[lv].count == 1
+        self._check_seq()
+        self._unlink(r)
+        rec.seq = self._seq
+        self._seq += 1
+        self._link(r, NIL if alone else lv)
+        if rec.obj != NULL:
+            self._sync(<Order>rec.obj, rec, ST_PARTIAL if rec.filled else ST_OPEN)
+        return 0
+
+    def _take_seq(self):
+        self._check_seq()
+        self._seq += 1
+        return self._seq - 1
+
+    def _x_hold(self):
+        return _Hold(self)
+
+    def _last_ticks(self):
+        return None if self._last == 0 else self._last
+
+    def _set_last(self, ticks):
+        self._last = ticks
+
+    def _x_resting_gtd(self):
+        """The resting orders with an expiry (their Order objects)."""
+        cdef int32_t r
+        out = []
+        for r in range(self._rec_cap):
+            if self._recs[r].flags & LIVE and self._recs[r].obj != NULL:
+                o = <Order>self._recs[r].obj
+                if o._ext is not None and o._ext.expire_at is not None:
+                    out.append(o)
+        return out
+
     def remove_raw(self, order_id):
         """Remove a resting order; return its remaining quantity in lots."""
         self._enter()
@@ -1412,7 +1608,7 @@ cdef class OrderBook:
                             o = <Order>rec.obj
                             rows.append(order_row(
                                 o._id, o.side, rec.price, rec.qty, rec.filled, rec.seq, o._owner,
-                                o._client_order_id, o._type, o._tif, o._post_only, o._stp,
+                                o._client_order_id, o._type, o._tif, o._post_only, o._stp, o._ext,
                             ))
                         else:
                             rows.append(order_row(
@@ -1448,6 +1644,7 @@ cdef class OrderBook:
                 or row.time_in_force is not _GTC
                 or row.post_only
                 or row.self_trade_prevention is not None
+                or row.ext is not None
             ):
                 o = _new_order(row.id, row.side is _SELL, inst)
                 o._owner = row.owner
@@ -1455,6 +1652,8 @@ cdef class OrderBook:
                 o._tif = row.time_in_force
                 o._post_only = row.post_only
                 o._stp = row.self_trade_prevention
+                o._type = row.type
+                o._ext = row.ext
             book._insert(
                 row.id, intid, key, row.side is _SELL, row.ticks, row.lots, row.filled, row.sequence, o,
                 map_get(&book._prices[row.side is _SELL], row.ticks),

@@ -18,6 +18,7 @@ from typing import Any
 
 from ._avl_py import PriceTree
 from ._common import REENTERED, SNAPSHOT_FORMAT, Depth, LevelSnapshot
+from ._extras import ext_stop_price, make_ext, needs_ext
 from ._numeric import EXACT, INT64_MAX, check_units, to_decimal, to_units
 from ._records_py import FILLED, ID, LEVEL, LOTS, NEXT, OBJ, PREV, SELLS, SEQ, TICKS, Level, Rec, sync
 from ._shared_py import (
@@ -49,6 +50,9 @@ from .errors import (
     TradebookError,
 )
 from .instrument import Instrument
+
+GTD = TimeInForce.GTD
+STOP_LIMIT = OrderType.STOP_LIMIT
 
 __all__ = ["BookSide", "Order", "OrderBook", "PriceLevel"]
 
@@ -88,6 +92,8 @@ class Order:
         "_ticks",
         "_lots",
         "_filled_lots",
+        # the new order types' fields (stop, trailing, iceberg, GTD, quote amount), or None
+        "_ext",
     )
 
     def __init__(
@@ -104,6 +110,11 @@ class Order:
         post_only: bool = False,
         client_order_id: Hashable | None = None,
         self_trade_prevention: SelfTradePrevention | str | None = None,
+        stop_price: Number | None = None,
+        trailing_offset: Number | None = None,
+        display_quantity: Number | None = None,
+        expire_at: int | None = None,
+        quote_quantity: Number | None = None,
     ) -> None:
         check_id(id)
         side = to_side(side)
@@ -118,17 +129,24 @@ class Order:
             if time_in_force is GTC or time_in_force is GTC_STR
             else coerce_enum(TimeInForce, time_in_force, "time in force", InvalidOrderError)
         )
-        if otype is LIMIT:
+        ext = None
+        if needs_ext(otype, tif, stop_price, trailing_offset, display_quantity, expire_at, quote_quantity):
+            ext = make_ext(
+                otype, tif, price, quantity, post_only is True,
+                stop_price, trailing_offset, display_quantity, expire_at, quote_quantity,
+            )  # fmt: skip
+        if otype is LIMIT or otype is STOP_LIMIT:
             if price is None:
                 raise InvalidPriceError("a limit order needs a price")
             price = to_decimal(price, "price", InvalidPriceError)
         elif price is not None:
             raise InvalidPriceError(f"a market order takes no price; got {price!r}")
-        quantity = to_decimal(quantity, "quantity", InvalidQuantityError)
+        if quantity is not None or ext is None or ext.quote_in is None:
+            quantity = to_decimal(quantity, "quantity", InvalidQuantityError)
         if post_only is not True and post_only is not False:
             raise InvalidOrderError(f"post_only must be a bool; got {post_only!r}")
-        if post_only and (otype is not LIMIT or tif is not GTC):
-            raise InvalidOrderError("post_only applies only to LIMIT GTC orders")
+        if post_only and (otype is not LIMIT or (tif is not GTC and tif is not GTD)):
+            raise InvalidOrderError("post_only applies only to LIMIT GTC or GTD orders")
         if symbol is not None and not isinstance(symbol, str):
             raise InvalidOrderError(f"symbol must be a str or None; got {symbol!r}")
         stp = (
@@ -148,11 +166,12 @@ class Order:
         self._status = PENDING
         self._sequence: int | None = None
         self._price_in: Decimal | None = price
-        self._quantity_in: Decimal = quantity
+        self._quantity_in: Decimal | None = quantity
         self._inst: Instrument | None = None
         self._ticks = 0
         self._lots = 0
         self._filled_lots = 0
+        self._ext = ext
 
     @classmethod
     def _bound(
@@ -177,6 +196,69 @@ class Order:
         self._ticks = ticks
         self._lots = lots
         self._filled_lots = 0
+        self._ext = None
+        return self
+
+    # -- primitives for the shared order-type code (``_ordertypes``) ---------------
+
+    def _x_state(
+        self, book: Any, ticks: int | None, lots: int | None, status: OrderStatus | None, seq: int | None
+    ) -> None:
+        if book is not None:
+            self._inst = book._inst
+            self._symbol = book._symbol
+        if ticks is not None:
+            self._ticks = ticks
+        if lots is not None:
+            self._lots = lots
+        if status is not None:
+            self._status = status
+        if seq is not None:
+            self._sequence = seq
+
+    def _x_bound(self) -> bool:
+        return self._inst is not None
+
+    def _x_inputs(self) -> tuple[Decimal | None, Decimal | None]:
+        return self._price_in, self._quantity_in
+
+    def _x_ticks(self) -> int:
+        return self._ticks
+
+    def _x_lots(self) -> int:
+        return self._lots
+
+    @classmethod
+    def _x_restored(
+        cls,
+        order_id: Hashable,
+        side: Side,
+        otype: OrderType,
+        tif: TimeInForce,
+        owner: Hashable | None,
+        client_order_id: Hashable | None,
+        stp: SelfTradePrevention | None,
+        ext: Any,
+    ) -> Order:
+        self = cls.__new__(cls)
+        self._id = order_id
+        self._side = side
+        self._type = otype
+        self._tif = tif
+        self._post_only = False
+        self._owner = owner
+        self._client_order_id = client_order_id
+        self._symbol = None
+        self._stp = stp
+        self._status = PENDING
+        self._sequence = None
+        self._price_in = None
+        self._quantity_in = None
+        self._inst = None
+        self._ticks = 0
+        self._lots = 0
+        self._filled_lots = 0
+        self._ext = ext
         return self
 
     # -- read-only views --------------------------------------------------------
@@ -245,10 +327,17 @@ class Order:
         return inst.ticks_to_price(self._ticks) if self._ticks else None
 
     @property
-    def quantity(self) -> Decimal:
-        """The total quantity ordered."""
+    def quantity(self) -> Decimal | None:
+        """The total quantity ordered (None for a market order sized by ``quote_quantity``)."""
         inst = self._inst
-        return self._quantity_in if inst is None else inst.lots_to_quantity(self._lots)
+        if inst is None:
+            return self._quantity_in
+        ext = self._ext
+        if ext is None:
+            return inst.lots_to_quantity(self._lots)
+        if ext.quote is not None:
+            return None
+        return inst.lots_to_quantity(self._lots + ext.hidden)
 
     @property
     def filled_quantity(self) -> Decimal:
@@ -257,10 +346,71 @@ class Order:
         return Decimal(0) if inst is None else inst.lots_to_quantity(self._filled_lots)
 
     @property
-    def remaining_quantity(self) -> Decimal:
-        """``quantity - filled_quantity``."""
+    def remaining_quantity(self) -> Decimal | None:
+        """``quantity - filled_quantity`` (None for a market order sized by ``quote_quantity``)."""
         inst = self._inst
-        return self._quantity_in if inst is None else inst.lots_to_quantity(self._lots - self._filled_lots)
+        if inst is None:
+            return self._quantity_in
+        ext = self._ext
+        if ext is None:
+            return inst.lots_to_quantity(self._lots - self._filled_lots)
+        if ext.quote is not None:
+            return None
+        return inst.lots_to_quantity(self._lots + ext.hidden - self._filled_lots)
+
+    @property
+    def visible_quantity(self) -> Decimal:
+        """What the book shows of the order: an iceberg's current slice, else the remaining quantity while it rests (0 otherwise)."""
+        inst = self._inst
+        if inst is None or (self._status is not OPEN and self._status is not PARTIAL):
+            return Decimal(0)
+        return inst.lots_to_quantity(self._lots - self._filled_lots)
+
+    # -- the new order types' fields ----------------------------------------------
+
+    @property
+    def stop_price(self) -> Decimal | None:
+        """The stop price (a trailing stop's current one; None before its first reference trade)."""
+        return ext_stop_price(self._ext, self._inst)
+
+    @property
+    def trailing_offset(self) -> Decimal | None:
+        """A trailing stop's distance from its reference price."""
+        ext = self._ext
+        return (
+            None
+            if ext is None
+            else ext.trail_in
+            if self._inst is None or ext.trail is None
+            else self._inst.ticks_to_price(ext.trail)
+        )
+
+    @property
+    def display_quantity(self) -> Decimal | None:
+        """An iceberg's slice size."""
+        ext = self._ext
+        return (
+            None
+            if ext is None
+            else ext.display_in
+            if self._inst is None or ext.display is None
+            else self._inst.lots_to_quantity(ext.display)
+        )
+
+    @property
+    def expire_at(self) -> int | None:
+        """A GTD order's expiry, in the engine's time unit."""
+        return None if self._ext is None else self._ext.expire_at
+
+    @property
+    def quote_quantity(self) -> Decimal | None:
+        """A market order's quote budget."""
+        ext = self._ext
+        if ext is None:
+            return None
+        if self._inst is None or ext.quote is None:
+            return ext.quote_in
+        return ext.quote * self._inst.tick_size * self._inst.lot_size
 
     @property
     def is_filled(self) -> bool:
@@ -444,6 +594,10 @@ class OrderBook:
         self._levels: tuple[dict[int, Level], dict[int, Level]] = ({}, {})
         self._trees: tuple[PriceTree, PriceTree] = (PriceTree(), PriceTree())
         self._seq = 1
+        # the engine's state for the new order types: waiting stops (``_conditional.Triggers``) and the
+        # last trade price in ticks; the book itself never reads them
+        self._trig: Any = None
+        self._last: int | None = None
         # A change is under way: the lock holder's thread may read the book, not change it (see _begin).
         self._busy = False
         self._bids = BookSide(self, BUY)
@@ -543,6 +697,52 @@ class OrderBook:
         if self._seq >= INT64_MAX:
             raise TradebookError(SEQ_EXHAUSTED)
 
+    def _take_seq(self) -> int:
+        """Hand out the next sequence number (refused at 2**63-1)."""
+        self._check_seq()
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def _refresh(self, rec: Rec, order: Order) -> None:
+        """An iceberg's slice is used up: show the next one at the back of its level, with a new sequence."""
+        ext = order._ext
+        self._unlink(rec)
+        show = min(ext.display, ext.hidden)
+        ext.hidden -= show
+        rec[LOTS] += show
+        rec[SEQ] = self._take_seq()
+        self._link(rec)
+        sync(order, rec)
+        order._status = PARTIAL
+
+    def _x_hold(self) -> Any:
+        return self._lock
+
+    def _last_ticks(self) -> int | None:
+        return self._last
+
+    def _set_last(self, ticks: int) -> None:
+        self._last = ticks
+
+    def _x_resting_gtd(self) -> list[Order]:
+        """The resting orders with an expiry (their Order objects)."""
+        out = []
+        for rec in self._orders.values():
+            order = rec[OBJ]
+            if order is not None and order._ext is not None and order._ext.expire_at is not None:
+                out.append(order)
+        return out
+
+    def _requeue(self, rec: Rec) -> None:
+        """Send a record to the back of its level with a new sequence."""
+        seq = self._take_seq()
+        self._unlink(rec)
+        rec[SEQ] = seq
+        self._link(rec)
+        if rec[OBJ] is not None:
+            sync(rec[OBJ], rec)
+
     def _find(self, order_id: object) -> Rec:
         try:
             return self._orders[order_id]  # type: ignore[index,unused-ignore]
@@ -604,6 +804,10 @@ class OrderBook:
                     )
                 if order._type is not LIMIT:
                     raise InvalidOrderError("a market order cannot rest in a book")
+                if order._ext is not None:
+                    raise InvalidOrderError(
+                        "an order with stop, iceberg, GTD or quote fields goes through MatchingEngine.submit"
+                    )
                 ticks = to_units(order._price_in, inst.tick_size, "price", "tick size", InvalidPriceError)  # type: ignore[arg-type]
                 lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
                 if order._id in self._orders:
@@ -892,6 +1096,8 @@ class OrderBook:
                     rec[OBJ] = None
                     sync(order, rec)
                     order._status = CANCELLED
+                    if order._ext is not None:
+                        return rec[LOTS] - rec[FILLED] + order._ext.hidden  # type: ignore[no-any-return]
                 return rec[LOTS] - rec[FILLED]  # type: ignore[no-any-return]
             finally:
                 self._busy = False
@@ -986,6 +1192,7 @@ class OrderBook:
                             row = order_row(
                                 order._id, side, rec[TICKS], rec[LOTS], rec[FILLED], rec[SEQ], order._owner,
                                 order._client_order_id, order._type, order._tif, order._post_only, order._stp,
+                                order._ext,
                             )  # fmt: skip
                         rows.append(row)
                         rec = rec[NEXT]
@@ -1010,12 +1217,15 @@ class OrderBook:
                 or row.time_in_force is not GTC
                 or row.post_only
                 or row.self_trade_prevention is not None
+                or row.ext is not None
             ):
                 order = Order._bound(row.id, row.side, 0, 0, inst, row.owner)
                 order._client_order_id = row.client_order_id
                 order._tif = row.time_in_force
                 order._post_only = row.post_only
                 order._stp = row.self_trade_prevention
+                order._type = row.type
+                order._ext = row.ext
             book._insert(row.id, row.side is SELL, row.ticks, row.lots, row.filled, row.sequence, order)
         book._seq = seq
         return book

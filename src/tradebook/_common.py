@@ -33,6 +33,7 @@ STATUS_CODES: tuple[OrderStatus, ...] = (
     OrderStatus.CANCELLED,
     OrderStatus.REJECTED,
     OrderStatus.EXPIRED,
+    OrderStatus.UNTRIGGERED,
 )
 
 # What both backends raise when a book is changed from code it runs while changing.

@@ -1,18 +1,21 @@
 # cython: language_level=3
 # Declarations of the compiled matching engine.
 from cpython.object cimport PyObject
-from libc.stdint cimport int8_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t
 
 from tradebook._book cimport Order, OrderBook
 
 
 cdef struct CmdRow:
-    # One row of a ``COMMAND_DTYPE`` array (``_arrays.py``): 32 bytes, natural alignment.
+    # One row of a ``COMMAND_DTYPE`` array (``_arrays.py``): 56 bytes, natural alignment.
     int8_t op
     int8_t side
     int64_t id
     int64_t price
     int64_t quantity
+    int64_t stop
+    int64_t display
+    int64_t expire_at
 
 
 cdef struct TradeRow:
@@ -39,6 +42,7 @@ cdef struct Taker:
     int64_t lots        # total quantity (self-trade DECREMENT lowers it)
     int64_t filled
     int64_t seq
+    int64_t quote       # a quote-sized market order's budget left (tick*lot units); -1 for any other order
     int status
     int mode            # effective self-trade prevention mode (STP_* codes)
     bint sell
@@ -75,17 +79,19 @@ cdef class ExecutionReport:
     cdef object _owner
     cdef object _tif
     cdef Taker _tk
+    cdef list _triggered        # reports of the stops this command triggered, or None
 
 
 cdef class MatchingEngine:
     cdef object _stp
     cdef int _stp_code
-    cdef dict _books
+    cdef readonly dict _books
     cdef OrderBook _single
     cdef int64_t _next_trade_id
     cdef list _listeners
     cdef dict _delivering       # per book publishing right now: the updates queued behind the one in hand
     cdef ExecutionReport _spare     # execute_batch's trade collector, kept between batches
+    cdef public object _ot_state    # the engine clock and GTD index (``_ordertypes``), made on first use
     cdef object __weakref__
 
     cdef OrderBook _book_for(self, object symbol)
@@ -98,6 +104,8 @@ cdef class MatchingEngine:
     cdef bint _fillable(self, OrderBook book, Taker* tk) except -1
     cdef bint _match(self, OrderBook book, Taker* tk, ExecutionReport report, list touched) except -1
     cdef ExecutionReport _amend(self, OrderBook book, object order_id, object lots, object ticks)
+    cdef ExecutionReport _amend_iceberg(self, OrderBook book, int32_t r, Order o, object lots, object ticks)
+    cdef list _cascade_after(self, OrderBook book, list trades)
     cdef object _batch_rows(self, object commands, object symbol, const int64_t* cmd, Py_ssize_t n)
     cdef int _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out,
                        TradeSink* sink) except -1

@@ -57,7 +57,9 @@ from array import array as _array
 from tradebook import _arrays
 from tradebook._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchResult, as_commands
 from tradebook._common import ENGINE_SNAPSHOT_FORMAT, STATUS_CODES, L2Delta, MarketDataUpdate, TopOfBook
+from tradebook._batch import EXTENDED_OPS
 from tradebook._limits import check_limits
+from tradebook._ordertypes import OrderTypesMixin as _OT
 from tradebook._snapshot import TRADE_IDS_EXHAUSTED
 from tradebook._numeric import INT64_MAX as _INT64_MAX
 from tradebook.enums import OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
@@ -86,6 +88,8 @@ cdef object _MARKET = OrderType.MARKET
 cdef object _GTC = TimeInForce.GTC
 cdef object _IOC = TimeInForce.IOC
 cdef object _FOK = TimeInForce.FOK
+cdef object _GTD = TimeInForce.GTD
+cdef tuple _STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
 
 cdef enum:
     STP_NONE = 0
@@ -196,6 +200,7 @@ cdef class Trade:
 
 
 cdef tuple _STATUSES = STATUS_CODES     # ST_* codes index it
+cdef dict _STATUS_CODE = {status: code for code, status in enumerate(STATUS_CODES)}
 
 
 @cython.no_gc
@@ -244,6 +249,13 @@ cdef class ExecutionReport:
         if self._cancelled is None:
             self._cancelled = []
         return self._cancelled
+
+    @property
+    def triggered(self):
+        """The reports of the stops this command triggered, in the order they ran (the whole cascade)."""
+        if self._triggered is None:
+            self._triggered = []
+        return self._triggered
 
     @property
     def status(self):
@@ -370,6 +382,15 @@ cdef inline int _rest(OrderBook book, int64_t key, int side, int64_t price, int6
     return ST_OPEN
 
 
+cdef bint _extended_ops(const int64_t* cmd, Py_ssize_t n) noexcept:
+    """Does a batch hold an op of the new order types (STOP, TRAILING_STOP, MARKET_QUOTE, ...)?"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if 6 <= cmd[5 * i] <= 10:
+            return True
+    return False
+
+
 cdef bint _int64_rows(object commands, Py_buffer* buf) except -1:
     """Take a C-contiguous buffer of int64s, five per command, without a Python call; False: not at once."""
     cdef const char* fmt
@@ -409,6 +430,22 @@ cdef class MatchingEngine:
     >>> report.status, [(t.price, t.quantity) for t in report.trades]
     (<OrderStatus.FILLED: 'FILLED'>, [(Decimal('100.00'), Decimal('0.400'))])
     """
+
+    # the new order types' engine side, shared with the pure backend (``_ordertypes``)
+    time = _OT.time
+    last_trade_price = _OT.last_trade_price
+    advance_time = _OT.advance_time
+    _ot = _OT._ot
+    _submit_ext = _OT._submit_ext
+    _submit_bound = _OT._submit_bound
+    _accept_stop = _OT._accept_stop
+    _submit_raw_ext = _OT._submit_raw_ext
+    _x_cascade = _OT._x_cascade
+    _cancel_waiting = _OT._cancel_waiting
+    _amend_waiting = _OT._amend_waiting
+    _ext_snapshot = _OT._ext_snapshot
+    _ext_restore = _OT._ext_restore
+    _x_order_type = Order
 
     def __init__(self, instruments=(), *, self_trade_prevention=SelfTradePrevention.CANCEL_TAKER):
         self._stp = coerce_enum(SelfTradePrevention, self_trade_prevention, "self_trade_prevention", InvalidOrderError)
@@ -578,6 +615,8 @@ cdef class MatchingEngine:
         cdef OrderBook book = self._book_for(o._symbol)
         if o._status != ST_PENDING or o._inst is not None:
             raise InvalidOrderError(f"order {o._id!r} is {o.status.value}; only a new order can be submitted")
+        if o._ext is not None:
+            return self._submit_ext(o)
         cdef Taker tk
         tk.market = o._type is _MARKET
         tk.ticks = 0 if tk.market else book._ticks_of(o)
@@ -593,12 +632,24 @@ cdef class MatchingEngine:
         self._lock_and_run(book, &tk, o, o._tif, report, touched)
         return report
 
-    def submit_raw(self, order_id, side, price, quantity, *, symbol=None, time_in_force=_GTC, owner=None):
+    def submit_raw(self, order_id, side, price, quantity, *, symbol=None, time_in_force=_GTC, owner=None,
+                   order_type=None, stop_price=None, trailing_offset=None, display=None, expire_at=None,
+                   quote=None):
         """``submit`` with the price in ticks (None: a market order) and the quantity in lots.
+
+        The new order types take their fields in the same units: ``stop_price``
+        and ``trailing_offset`` in ticks, ``display`` in lots, ``quote`` (with
+        ``quantity=None``) in units of one tick times one lot, ``expire_at`` in the
+        engine's time unit; ``order_type`` defaults to what the fields imply (LIMIT,
+        MARKET, STOP, STOP_LIMIT or TRAILING_STOP).
 
         The returned report makes its ``order`` only when asked; read
         ``report.status`` and ``report.filled_lots`` in hot loops.
         """
+        if (order_type is not None or stop_price is not None or trailing_offset is not None
+                or display is not None or expire_at is not None or quote is not None):
+            return self._submit_raw_ext(order_id, side, price, quantity, symbol, time_in_force, owner,
+                                        order_type, stop_price, trailing_offset, display, expire_at, quote)
         cdef OrderBook book = self._book_for(symbol)
         cdef Taker tk
         tk.sell = _side_code(side)
@@ -630,6 +681,7 @@ cdef class MatchingEngine:
         tk.gtc = tif is _GTC
         tk.filled = 0
         tk.seq = 0
+        tk.quote = -1
         tk.status = ST_PENDING
         tk.sink = NULL
         if owner is None:
@@ -643,8 +695,10 @@ cdef class MatchingEngine:
         """Check the id is free, match and publish, under the book's lock."""
         book._enter()
         try:
-            if book._lookup(<object>tk.id) != NIL:
-                raise DuplicateOrderError(f"an order with id {<object>tk.id!r} is already resting")
+            if book._lookup(<object>tk.id) != NIL or (
+                book._trig is not None and book._trig.waiting and <object>tk.id in book._trig.waiting
+            ):
+                raise DuplicateOrderError(f"an order with id {<object>tk.id!r} is already resting or waiting")
             if obj is not None:
                 obj._inst = book._inst
                 obj._symbol = book._symbol
@@ -652,9 +706,72 @@ cdef class MatchingEngine:
             if touched is not None:
                 book._busy = 0      # the change is done: subscribers may change the book
                 self._publish(book, touched, report._trades)
+            if book._trig is not None and report._trades and book._trig.waiting:
+                report._triggered = self._cascade_after(book, report._trades)
         finally:
             book._exit()
         return 0
+
+    cdef list _cascade_after(self, OrderBook book, list trades):
+        """Run the stops ``trades`` trigger (the caller holds the book; its change is done)."""
+        book._busy = 0
+        return self._x_cascade(book, [(<Trade>t)._ticks for t in trades])
+
+    # -- primitives for the shared order-type code (``_ordertypes``) ----------------------
+
+    def _x_run(self, OrderBook book, Order o, bint market, ticks, lots, quote):
+        """Match a bound Order as a new taker (no cascade for a triggered stop: the caller runs it)."""
+        cdef Taker tk
+        tk.market = market
+        tk.ticks = 0 if market else ticks
+        tk.lots = _INT64_MAX_C if lots is None else lots
+        tk.sell = o._sell
+        tk.post_only = o._post_only
+        tif = o._tif
+        self._prepare(&tk, o._id, o._owner, _GTC if tif is _GTD else tif, o._stp)
+        tk.quote = -1 if quote is None else quote
+        cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
+        report._order = o
+        cdef list touched = [] if self._listeners else None
+        o._status = ST_PENDING
+        book._enter()
+        try:
+            o._inst = book._inst
+            o._symbol = book._symbol
+            self._execute(book, &tk, o, tif, report, touched)
+            if touched is not None:
+                book._busy = 0
+                self._publish(book, touched, report._trades)
+            if o._type not in _STOP_TYPES and book._trig is not None and report._trades and book._trig.waiting:
+                report._triggered = self._cascade_after(book, report._trades)
+        finally:
+            book._exit()
+        return report
+
+    def _x_remove(self, OrderBook book, order_id, status, Order order):
+        """Take a resting order out with ``status`` (GTD expiry), publishing it; None if it no longer rests."""
+        cdef int32_t r
+        cdef list touched = [] if self._listeners else None
+        book._enter()
+        try:
+            r = book._lookup(order_id)
+            if r == NIL or book._recs[r].obj != <PyObject*>order:
+                return None
+            if touched is not None:
+                touched.append(((book._recs[r].flags & SELL) != 0, book._recs[r].price))
+            o = _leave(book, r, _STATUS_CODE[status])
+            if touched is not None:
+                book._busy = 0
+                self._publish(book, touched, [])
+        finally:
+            book._exit()
+        return o
+
+    @staticmethod
+    def _x_report(order):
+        cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
+        report._order = order
+        return report
 
     def cancel(self, symbol, order_id):
         """Remove a resting order; returns it ``CANCELLED``."""
@@ -663,6 +780,10 @@ cdef class MatchingEngine:
         cdef list touched = [] if self._listeners else None
         book._enter()
         try:
+            if book._trig is not None and book._trig.waiting:
+                o = self._cancel_waiting(book, order_id)
+                if o is not None:
+                    return o
             r = book._find(order_id)
             if touched is not None:
                 touched.append(((book._recs[r].flags & SELL) != 0, book._recs[r].price))
@@ -677,9 +798,9 @@ cdef class MatchingEngine:
     def cancel_raw(self, symbol, order_id):
         """Remove a resting order; returns its remaining lots."""
         cdef OrderBook book = self._book_for(symbol)
-        if self._listeners:
+        if self._listeners or (book._trig is not None and book._trig.waiting):
             o = self.cancel(symbol, order_id)
-            return (<Order>o)._lots - (<Order>o)._filled
+            return (<Order>o)._lots - (<Order>o)._filled + (0 if (<Order>o)._ext is None else (<Order>o)._ext.hidden)
         return book.remove_raw(order_id)
 
     def amend(self, symbol, order_id, *, quantity=None, price=None):
@@ -725,8 +846,14 @@ cdef class MatchingEngine:
         cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
         cdef list touched = [] if self._listeners else None
         inst = book._inst
+        if book._trig is not None and book._trig.waiting:
+            waiting = self._amend_waiting(book, order_id, lots, ticks)
+            if waiting is not None:
+                return waiting
         r = book._find(order_id)
         rec = &book._recs[r]
+        if rec.obj != NULL and (<Order>rec.obj)._ext is not None and (<Order>rec.obj)._ext.display is not None:
+            return self._amend_iceberg(book, r, <Order>rec.obj, lots, ticks)
         sell = (rec.flags & SELL) != 0
         new_lots = rec.qty if lots is None else <int64_t>lots
         new_ticks = rec.price if ticks is None else <int64_t>ticks
@@ -754,7 +881,7 @@ cdef class MatchingEngine:
             tk.sell = sell
             tk.market = False
             tk.post_only = False
-            self._prepare(&tk, o._id, o._owner, o._tif, o._stp)
+            self._prepare(&tk, o._id, o._owner, _GTC if o._tif is _GTD else o._tif, o._stp)
             tk.filled = o._filled
             self._execute(book, &tk, o, o._tif, report, touched)
         else:
@@ -766,6 +893,77 @@ cdef class MatchingEngine:
             book._busy = 0      # the change is done: subscribers may change the book
             self._publish(book, touched, report._trades)
         report._order = o
+        if book._trig is not None and report._trades and book._trig.waiting:
+            report._triggered = self._cascade_after(book, report._trades)
+        return report
+
+    cdef ExecutionReport _amend_iceberg(self, OrderBook book, int32_t r, Order o, object lots, object ticks):
+        """Amend a resting iceberg (the caller holds the book for a change).
+
+        ``lots`` is the new total. Lowering it takes from the hidden part first and
+        keeps priority; raising it adds to the hidden part and goes to the back; a
+        new price goes to the back with the current slice (or trades, if it crosses).
+        """
+        cdef Rec* rec = &book._recs[r]
+        cdef bint sell = (rec.flags & SELL) != 0
+        cdef Taker tk
+        cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
+        cdef list touched = [] if self._listeners else None
+        ext = o._ext
+        inst = book._inst
+        total = rec.qty + ext.hidden
+        new_total = total if lots is None else lots
+        new_ticks = rec.price if ticks is None else ticks
+        if new_total <= rec.filled:
+            raise InvalidQuantityError(
+                f"the new quantity {inst.lots_to_quantity(new_total)} must exceed the filled "
+                f"{inst.lots_to_quantity(rec.filled)}"
+            )
+        if book._has_limits:
+            check_limits(inst, new_ticks, new_total)
+        if touched is not None:
+            touched.append((sell, rec.price))
+        if new_ticks != rec.price and _crosses(book, sell, new_ticks):
+            if o._post_only:
+                raise InvalidOrderError(f"post-only order {o._id!r} cannot move to a price that would take")
+            book._room(sell, new_ticks, new_total - rec.filled)
+            self._check_counters(book, sell, False, new_ticks)
+            book._forget(r)
+            book._unlink(r)
+            book._release_order(r, ST_PENDING)
+            book._free_rec(r)
+            ext.hidden = 0
+            tk.ticks = new_ticks
+            tk.lots = new_total
+            tk.sell = sell
+            tk.market = False
+            tk.post_only = False
+            self._prepare(&tk, o._id, o._owner, _GTC if o._tif is _GTD else o._tif, o._stp)
+            tk.filled = o._filled
+            self._execute(book, &tk, o, o._tif, report, touched)
+        else:
+            if new_total < total:
+                cut = total - new_total
+                from_hidden = min(ext.hidden, cut)
+                book._amend(r, rec.qty - (cut - from_hidden) if cut > from_hidden else None, ticks)
+                ext.hidden -= from_hidden
+            elif new_total > total:
+                if new_ticks != rec.price:
+                    book._amend(r, None, new_ticks)
+                else:
+                    book._requeue(r)
+                ext.hidden += new_total - total
+            elif new_ticks != rec.price:
+                book._amend(r, None, new_ticks)
+            if touched is not None:
+                touched.append((sell, book._recs[r].price))
+            book._sync(o, &book._recs[r], ST_PARTIAL if book._recs[r].filled else ST_OPEN)
+        if touched is not None:
+            book._busy = 0
+            self._publish(book, touched, report._trades)
+        report._order = o
+        if book._trig is not None and report._trades and book._trig.waiting:
+            report._triggered = self._cascade_after(book, report._trades)
         return report
 
     # -- batches ----------------------------------------------------------------------------
@@ -808,8 +1006,9 @@ cdef class MatchingEngine:
         else:
             self._spare = None      # taken: a batch run meanwhile (another thread, another book) makes its own
         book._enter()       # a batch from code the book runs while changing is refused up front, whatever it holds
-        if self._listeners:
-            # subscribers get one update per command: take the single-call path
+        if self._listeners or (book._trig is not None and book._trig.waiting) or _extended_ops(cmd, n):
+            # subscribers get one update per command, and stops trigger between commands (as do the new
+            # order types' ops): take the single-call path
             book._exit()
             return self._batch_one_by_one(as_commands(commands), symbol, statuses, lots)
         try:
@@ -905,6 +1104,16 @@ cdef class MatchingEngine:
                     continue
                 if op == 5:
                     report = self.amend_raw(symbol, order_id, quantity=quantity or None, price=price or None)
+                elif 6 <= op <= 8 and side in (0, 1):
+                    if op == 6:
+                        report = self.submit_raw(order_id, _SELL if side else _BUY, None, quantity, symbol=symbol,
+                                                 stop_price=price)
+                    elif op == 7:
+                        report = self.submit_raw(order_id, _SELL if side else _BUY, None, quantity, symbol=symbol,
+                                                 trailing_offset=price)
+                    else:
+                        report = self.submit_raw(order_id, _SELL if side else _BUY, None, None, symbol=symbol,
+                                                 quote=quantity)
                 elif 0 <= op <= 3 and side in (0, 1):
                     report = self.submit_raw(
                         order_id, _SELL if side else _BUY, None if op == 3 else price, quantity,
@@ -925,6 +1134,8 @@ cdef class MatchingEngine:
             statuses[i] = _STATUSES.index(report.status)
             lots[i] = report.filled_lots
             trades.extend(report.trades)
+            for triggered in report.triggered:
+                trades.extend(triggered.trades)
         return BatchResult(statuses, lots, trades)
 
     def execute_array(self, commands, *, symbol=None):
@@ -964,6 +1175,12 @@ cdef class MatchingEngine:
         try:
             if book._obj_ids:
                 raise _arrays.refuse_book_ids(book._symbol)
+            if (book._trig is not None and book._trig.waiting) or _arrays.has_extended_rows(commands):
+                book._exit()    # stops trigger between commands: take the single-call path
+                try:
+                    return _arrays.via_single(self, commands, symbol)
+                finally:
+                    book._enter()
             if self._listeners:
                 book._exit()    # subscribers get one update per command: take the single-call path
                 try:
@@ -1010,6 +1227,7 @@ cdef class MatchingEngine:
         tk.mode = STP_NONE
         tk.post_only = False
         tk.sink = sink
+        tk.quote = -1       # no row here is sized by a quote amount (those take the single-call path)
         for i in range(n):
             # A random id costs cache misses (its map slot, then for a cancel or amend its record);
             # the rows ahead are known, so fetch both early: the slot 16 rows ahead, the record 8
@@ -1116,7 +1334,7 @@ cdef class MatchingEngine:
         ``obj`` is the taker's Order (Decimal API) or None (raw API). The caller
         holds the book's lock.
         """
-        cdef int64_t remaining, key = 0
+        cdef int64_t remaining, rest, key = 0
         cdef int32_t own_level = NIL
         cdef bint stopped, intid
         if tk.post_only and _crosses(book, tk.sell, tk.ticks):
@@ -1137,6 +1355,10 @@ cdef class MatchingEngine:
             remaining = tk.lots - tk.filled
             if stopped:
                 tk.status = ST_CANCELLED
+            elif tk.quote >= 0:
+                # a market order sized by a quote amount: FILLED when it spent the budget exactly
+                tk.status = ST_FILLED if tk.quote == 0 else ST_EXPIRED
+                tk.lots = tk.filled
             elif remaining == 0:
                 tk.status = ST_FILLED
             elif tk.market or not tk.gtc:
@@ -1155,10 +1377,20 @@ cdef class MatchingEngine:
                     obj = _new_order(order_id, tk.sell, book._inst)
                     obj._owner = <object>tk.owner
                     obj._tif = tif
-                book._insert(order_id, intid, key, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, obj, own_level)
+                rest = tk.lots
+                if obj is not None and obj._ext is not None and obj._ext.display is not None:
+                    # an iceberg rests one slice; the rest waits, hidden, on the order
+                    show = min(<object>obj._ext.display, remaining)
+                    obj._ext.hidden = remaining - show
+                    rest = tk.filled + show
+                book._insert(order_id, intid, key, tk.sell, tk.ticks, rest, tk.filled, tk.seq, obj, own_level)
                 tk.status = ST_PARTIAL if tk.filled else ST_OPEN
                 if touched is not None:
                     touched.append((tk.sell, tk.ticks))
+                if obj is not None:
+                    _write_back(obj, tk)
+                    obj._lots = rest
+                return 0
         if obj is not None:
             _write_back(obj, tk)
         return 0
@@ -1195,6 +1427,7 @@ cdef class MatchingEngine:
             if not tk.market and (level.price < tk.ticks if sell else level.price > tk.ticks):
                 return False
             r = level.head
+            hidden = 0      # icebergs' hidden lots (a Python int): their next slices come after this level
             while r != NIL:
                 rec = &book._recs[r]
                 maker_owner = None if rec.obj == NULL else (<Order>rec.obj)._owner
@@ -1209,7 +1442,13 @@ cdef class MatchingEngine:
                     if avail >= wanted - got:
                         return True
                     got += avail
+                    if rec.obj != NULL and (<Order>rec.obj)._ext is not None:
+                        hidden += (<Order>rec.obj)._ext.hidden
                 r = rec.next
+            if hidden:
+                if hidden >= wanted - got:
+                    return True
+                got += <int64_t>hidden
             node = t.nodes[node].prev if sell else t.nodes[node].next
         return False
 
@@ -1221,6 +1460,7 @@ cdef class MatchingEngine:
         cdef Level* level
         cdef Rec* rec
         cdef int64_t qty, cut, price
+        cdef bint refresh
         cdef Trade trade
         cdef int mode = tk.mode
         owner = <object>tk.owner
@@ -1271,15 +1511,26 @@ cdef class MatchingEngine:
             qty = tk.lots - tk.filled
             if rec.qty - rec.filled < qty:
                 qty = rec.qty - rec.filled
+            if tk.quote >= 0:
+                # sized by a quote amount: only whole lots the budget left pays for, at the maker's price
+                if tk.quote < price:
+                    break
+                if tk.quote // price < qty:
+                    qty = tk.quote // price
+                tk.quote -= qty * price
+            book._last = price
+            refresh = False
+            if rec.qty - rec.filled == qty and rec.obj != NULL and (<Order>rec.obj)._ext is not None:
+                refresh = (<Order>rec.obj)._ext.hidden > 0     # an iceberg with more to show stays in the book
             if tk.sink != NULL:
                 # execute_array: a C row, taken before anything changes (growing it may fail); every
                 # resting id is an int64 there (checked up front), so rec.key is the maker's id
                 _sink_push(tk.sink, self._next_trade_id, rec.key, price, qty, not sell)
                 self._next_trade_id += 1
-                if rec.qty - rec.filled == qty:
+                if rec.qty - rec.filled == qty and not refresh:
                     book._forget(r)
             else:
-                if rec.qty - rec.filled == qty:
+                if rec.qty - rec.filled == qty and not refresh:
                     # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
                     book._forget(r)
                 trade = Trade.__new__(Trade)
@@ -1298,7 +1549,12 @@ cdef class MatchingEngine:
                 else:
                     report._trades.append(trade)
             tk.filled += qty
-            if rec.qty - rec.filled == qty:
+            if refresh:
+                # the iceberg's slice is used up: its next slice goes to the back of the level at once
+                rec.filled += qty
+                level.total -= qty
+                book._refresh(r)
+            elif rec.qty - rec.filled == qty:
                 book._unlink(r)         # takes the level total down by what was left
                 rec.filled = rec.qty
                 if rec.obj != NULL:
@@ -1321,6 +1577,7 @@ cdef class MatchingEngine:
             "self_trade_prevention": self._stp.value,
             "next_trade_id": self._next_trade_id,
             "books": [book.snapshot() for book in self._books.values()],
+            "order_types": self._ext_snapshot(),
         }
 
     @classmethod
@@ -1339,4 +1596,5 @@ cdef class MatchingEngine:
                 raise InvalidOrderError(f"engine snapshot holds {book.symbol} twice")
             engine._add_book(book)
         engine._next_trade_id = next_id
+        engine._ext_restore(data.get("order_types"))
         return engine

@@ -22,8 +22,10 @@ from ._arrays import ArrayResult
 from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchOp, BatchResult, as_commands
 from ._book_py import Order, OrderBook
 from ._common import ENGINE_SNAPSHOT_FORMAT, REENTERED, STATUS_CODES, L2Delta, MarketDataUpdate, TopOfBook
+from ._extras import OrderExt
 from ._limits import check_limits, has_limits
 from ._numeric import INT64_MAX, check_units, to_units
+from ._ordertypes import OrderTypesMixin
 from ._records_py import FILLED, ID, LOTS, NEXT, OBJ, TICKS, Rec, sync
 from ._shared_py import (
     BUY,
@@ -70,6 +72,9 @@ _CANCEL_TAKER = SelfTradePrevention.CANCEL_TAKER
 _CANCEL_MAKER = SelfTradePrevention.CANCEL_MAKER
 _CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
 _DECREMENT = SelfTradePrevention.DECREMENT
+_GTD = TimeInForce.GTD
+_BATCH_EXT = {BatchOp.STOP: "stop_price", BatchOp.TRAILING_STOP: "trailing_offset", BatchOp.MARKET_QUOTE: "quote"}
+_STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
 
 
 class Trade:
@@ -198,6 +203,8 @@ class _Taker:
         "tif",
         "post_only",
         "mode",
+        "ext",
+        "quote",
     )
 
     def __init__(
@@ -224,6 +231,8 @@ class _Taker:
         self.tif = tif
         self.post_only = post_only
         self.mode = _STP_NONE if owner is None else mode
+        self.ext: OrderExt | None = None  # the new order types' fields (iceberg display, quote budget)
+        self.quote: int | None = None  # a quote-sized market order's budget left, in tick*lot units
 
 
 def _write_back(order: Order, tk: _Taker) -> None:
@@ -244,7 +253,7 @@ class ExecutionReport:
     without making one.
     """
 
-    __slots__ = ("_order", "_trades", "_cancelled", "_inst", "_tk")
+    __slots__ = ("_order", "_trades", "_cancelled", "_inst", "_tk", "_triggered")
 
     def __init__(
         self,
@@ -259,6 +268,7 @@ class ExecutionReport:
         self._cancelled = cancelled
         self._inst = inst
         self._tk = taker
+        self._triggered: list[ExecutionReport] | None = None
 
     @property
     def order(self) -> Order:
@@ -285,6 +295,13 @@ class ExecutionReport:
         return self._cancelled
 
     @property
+    def triggered(self) -> list[ExecutionReport]:
+        """The reports of the stops this command triggered, in the order they ran (the whole cascade)."""
+        if self._triggered is None:
+            self._triggered = []
+        return self._triggered
+
+    @property
     def status(self) -> OrderStatus:
         """The order's status after the command."""
         return self.order._status if self._tk is None else self._tk.status
@@ -308,16 +325,17 @@ class ExecutionReport:
 class _Run:
     """Bookkeeping of one command: trades, STP cancellations, touched levels."""
 
-    __slots__ = ("trades", "cancelled", "touched")
+    __slots__ = ("trades", "cancelled", "touched", "triggered")
 
     def __init__(self, track: bool) -> None:
+        self.triggered: list[ExecutionReport] | None = None
         self.trades: list[Trade] = []
         self.cancelled: list[Order] = []
         # levels touched, kept only when someone listens to market data
         self.touched: list[tuple[bool, int]] | None = [] if track else None
 
 
-class MatchingEngine:
+class MatchingEngine(OrderTypesMixin):
     """A multi-symbol, price-time-priority matching engine.
 
     >>> engine = MatchingEngine([Instrument("BTC/USDT", "0.01", "0.001")])
@@ -346,6 +364,8 @@ class MatchingEngine:
         ] = {}
         for inst in instruments:
             self.add_instrument(inst)
+
+    _x_order_type = Order
 
     # -- instruments and books ---------------------------------------------------
 
@@ -495,6 +515,8 @@ class MatchingEngine:
         inst = book._inst
         if order._status is not PENDING or order._inst is not None:
             raise InvalidOrderError(f"order {order._id!r} is {order._status.value}; only a new order can be submitted")
+        if order._ext is not None:
+            return self._submit_ext(order)
         market = order._type is _MARKET
         ticks = 0 if market else to_units(order._price_in, inst.tick_size, "price", "tick size", InvalidPriceError)  # type: ignore[arg-type]
         lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
@@ -506,7 +528,9 @@ class MatchingEngine:
         )
         run = _Run(bool(self._listeners))
         self._lock_and_run(book, tk, order, run)
-        return ExecutionReport(order, run.trades, run.cancelled)
+        report = ExecutionReport(order, run.trades, run.cancelled)
+        report._triggered = run.triggered
+        return report
 
     def submit_raw(
         self,
@@ -518,12 +542,36 @@ class MatchingEngine:
         symbol: str | None = None,
         time_in_force: TimeInForce | str = TimeInForce.GTC,
         owner: Hashable | None = None,
+        order_type: OrderType | str | None = None,
+        stop_price: int | None = None,
+        trailing_offset: int | None = None,
+        display: int | None = None,
+        expire_at: int | None = None,
+        quote: int | None = None,
     ) -> ExecutionReport:
         """``submit`` with the price in ticks (None: a market order) and the quantity in lots.
+
+        The new order types take their fields in the same units: ``stop_price``
+        and ``trailing_offset`` in ticks, ``display`` in lots, ``quote`` (with
+        ``quantity=None``) in units of one tick times one lot, ``expire_at`` in the
+        engine's time unit; ``order_type`` defaults to what the fields imply (LIMIT,
+        MARKET, STOP, STOP_LIMIT or TRAILING_STOP).
 
         The returned report makes its ``order`` only when asked; read
         ``report.status`` and ``report.filled_lots`` in hot loops.
         """
+        if (
+            order_type is not None
+            or stop_price is not None
+            or trailing_offset is not None
+            or display is not None
+            or expire_at is not None
+            or quote is not None
+        ):
+            return self._submit_raw_ext(
+                order_id, side, price, quantity, symbol, time_in_force, owner,
+                order_type, stop_price, trailing_offset, display, expire_at, quote,
+            )  # fmt: skip
         book = self.book(symbol)
         sell = side is SELL or side is SELL_STR or (side is not BUY and side is not BUY_STR and to_side(side) is SELL)
         tif = (
@@ -549,7 +597,9 @@ class MatchingEngine:
         tk = _Taker(order_id, owner, sell, price is None, ticks, lots, tif, False, self._stp)
         run = _Run(bool(self._listeners))
         self._lock_and_run(book, tk, None, run)
-        return ExecutionReport(None, run.trades, run.cancelled, book._inst, tk)
+        report = ExecutionReport(None, run.trades, run.cancelled, book._inst, tk)
+        report._triggered = run.triggered
+        return report
 
     def _lock_and_run(self, book: OrderBook, tk: _Taker, order: Order | None, run: _Run) -> None:
         """Check the id is free, match and publish, under the book's lock."""
@@ -558,8 +608,8 @@ class MatchingEngine:
                 raise RuntimeError(REENTERED)
             book._busy = True
             try:
-                if tk.id in book._orders:
-                    raise DuplicateOrderError(f"an order with id {tk.id!r} is already resting")
+                if tk.id in book._orders or (book._trig is not None and tk.id in book._trig.waiting):
+                    raise DuplicateOrderError(f"an order with id {tk.id!r} is already resting or waiting")
                 if order is not None:
                     order._inst = book._inst
                     order._symbol = book._symbol
@@ -567,6 +617,61 @@ class MatchingEngine:
             finally:
                 book._busy = False  # the change is done: subscribers may change the book
             self._publish(book, run)
+            if run.trades and book._trig is not None and book._trig.waiting:
+                run.triggered = self._x_cascade(book, [t._ticks for t in run.trades])
+
+    # -- primitives for the shared order-type code (``_ordertypes``) ----------------------
+
+    def _x_run(
+        self, book: OrderBook, order: Order, market: bool, ticks: int, lots: int | None, quote: int | None
+    ) -> ExecutionReport:
+        """Match a bound ``order`` as a new taker (no cascade here: the caller runs it)."""
+        ext = order._ext
+        mode = self._stp if order._stp is None else order._stp
+        tif = order._tif
+        tk = _Taker(
+            order._id, order._owner, order._side is SELL, market, 0 if market else ticks,
+            INT64_MAX if lots is None else lots, GTC if tif is _GTD else tif, order._post_only, mode,
+        )  # fmt: skip
+        tk.ext = ext
+        tk.quote = quote
+        run = _Run(bool(self._listeners))
+        order._inst = book._inst
+        order._symbol = book._symbol
+        order._status = PENDING
+        with book._lock:
+            book._begin()
+            try:
+                self._execute(book, tk, order, run)
+            finally:
+                book._busy = False
+            self._publish(book, run)
+            if order._type not in _STOP_TYPES and run.trades and book._trig is not None and book._trig.waiting:
+                run.triggered = self._x_cascade(book, [t._ticks for t in run.trades])
+        report = ExecutionReport(order, run.trades, run.cancelled)
+        report._triggered = run.triggered
+        return report
+
+    def _x_remove(self, book: OrderBook, order_id: Hashable, status: OrderStatus, order: Order) -> Order | None:
+        """Take a resting order out with ``status`` (GTD expiry), publishing it; None if it no longer rests."""
+        with book._lock:
+            book._begin()
+            try:
+                rec = book._orders.get(order_id)
+                if rec is None or rec[OBJ] is not order:
+                    return None
+                run = _Run(bool(self._listeners))
+                if run.touched is not None:
+                    run.touched.append((rec[4], rec[TICKS]))
+                book._leave(rec, status)
+            finally:
+                book._busy = False
+            self._publish(book, run)
+        return order
+
+    @staticmethod
+    def _x_report(order: Order) -> ExecutionReport:
+        return ExecutionReport(order, [], [])
 
     def cancel(self, symbol: str | None, order_id: Hashable) -> Order:
         """Remove a resting order; returns it ``CANCELLED``."""
@@ -574,6 +679,10 @@ class MatchingEngine:
         with book._lock:
             book._begin()
             try:
+                if book._trig is not None and book._trig.waiting:
+                    waiting = self._cancel_waiting(book, order_id)
+                    if waiting is not None:
+                        return waiting  # type: ignore[no-any-return]
                 rec = book._find(order_id)
                 run = _Run(bool(self._listeners))
                 if run.touched is not None:
@@ -588,8 +697,12 @@ class MatchingEngine:
         """Remove a resting order; returns its remaining lots."""
         if self._listeners:
             order = self.cancel(symbol, order_id)
-            return order._lots - order._filled_lots
-        return self.book(symbol).remove_raw(order_id)
+            return order._lots - order._filled_lots + (0 if order._ext is None else order._ext.hidden)
+        book = self.book(symbol)
+        if book._trig is not None and book._trig.waiting:
+            order = self.cancel(symbol, order_id)
+            return order._lots - order._filled_lots + (0 if order._ext is None else order._ext.hidden)
+        return book.remove_raw(order_id)
 
     def amend(
         self,
@@ -629,8 +742,16 @@ class MatchingEngine:
         with book._lock:
             book._begin()
             try:
+                if book._trig is not None and book._trig.waiting:
+                    waiting = self._amend_waiting(book, order_id, lots, ticks)
+                    if waiting is not None:
+                        return waiting  # type: ignore[no-any-return]
                 rec = book._find(order_id)
                 sell = rec[4]
+                obj = rec[OBJ]
+                ext = None if obj is None else obj._ext
+                if ext is not None and ext.display is not None:
+                    return self._amend_iceberg(book, rec, obj, ext, lots, ticks)  # type: ignore[arg-type]
                 new_lots = rec[LOTS] if lots is None else lots
                 new_ticks = rec[TICKS] if ticks is None else ticks
                 if new_lots <= rec[FILLED]:
@@ -653,7 +774,8 @@ class MatchingEngine:
                     book._unlink(rec)
                     rec[OBJ] = None
                     mode = self._stp if order._stp is None else order._stp
-                    tk = _Taker(order._id, order._owner, sell, False, new_ticks, new_lots, order._tif, False, mode)
+                    tif = GTC if order._tif is _GTD else order._tif
+                    tk = _Taker(order._id, order._owner, sell, False, new_ticks, new_lots, tif, False, mode)
                     tk.filled = rec[FILLED]
                     self._execute(book, tk, order, run)
                 else:
@@ -665,6 +787,73 @@ class MatchingEngine:
             finally:
                 book._busy = False  # the change is done: subscribers may change the book
             self._publish(book, run)
+            if run.trades and book._trig is not None and book._trig.waiting:
+                report._triggered = self._x_cascade(book, [t._ticks for t in run.trades])
+        return report
+
+    def _amend_iceberg(
+        self, book: OrderBook, rec: Rec, order: Order, ext: OrderExt, lots: int | None, ticks: int | None
+    ) -> ExecutionReport:
+        """Amend a resting iceberg; the caller holds the lock and has marked the book busy.
+
+        ``lots`` is the new total. Lowering it takes from the hidden part first and
+        keeps priority; raising it adds to the hidden part and goes to the back; a
+        new price goes to the back with the current slice (or trades, if it crosses).
+        """
+        inst = book._inst
+        sell = rec[4]
+        total = rec[LOTS] + ext.hidden
+        new_total = total if lots is None else lots
+        new_ticks = rec[TICKS] if ticks is None else ticks
+        if new_total <= rec[FILLED]:
+            raise InvalidQuantityError(
+                f"the new quantity {inst.lots_to_quantity(new_total)} must exceed the filled "
+                f"{inst.lots_to_quantity(rec[FILLED])}"
+            )
+        if self._limited[book._symbol]:
+            check_limits(inst, new_ticks, new_total)
+        run = _Run(bool(self._listeners))
+        if run.touched is not None:
+            run.touched.append((sell, rec[TICKS]))
+        if new_ticks != rec[TICKS] and self._crosses(book, sell, new_ticks):
+            if order._post_only:
+                raise InvalidOrderError(f"post-only order {order._id!r} cannot move to a price that would take")
+            book._room(sell, new_ticks, new_total - rec[FILLED])
+            self._check_counters(book, sell, False, new_ticks)
+            filled = rec[FILLED]
+            del book._orders[rec[ID]]
+            book._unlink(rec)
+            rec[OBJ] = None
+            ext.hidden = 0
+            mode = self._stp if order._stp is None else order._stp
+            tk = _Taker(order._id, order._owner, sell, False, new_ticks, new_total, order._tif, False, mode)
+            if tk.tif is _GTD:
+                tk.tif = GTC
+            tk.filled = filled
+            tk.ext = ext
+            self._execute(book, tk, order, run)
+        else:
+            if new_total < total:
+                cut = total - new_total
+                from_hidden = min(ext.hidden, cut)
+                book._amend(rec, rec[LOTS] - (cut - from_hidden) if cut > from_hidden else None, ticks)
+                ext.hidden -= from_hidden
+            elif new_total > total:
+                if new_ticks != rec[TICKS]:
+                    book._amend(rec, None, new_ticks)
+                else:
+                    book._requeue(rec)
+                ext.hidden += new_total - total
+            elif new_ticks != rec[TICKS]:
+                book._amend(rec, None, new_ticks)
+            if run.touched is not None:
+                run.touched.append((sell, rec[TICKS]))
+            sync(order, rec)
+        report = ExecutionReport(order, run.trades, run.cancelled)
+        book._busy = False
+        self._publish(book, run)
+        if run.trades and book._trig is not None and book._trig.waiting:
+            report._triggered = self._x_cascade(book, [t._ticks for t in run.trades])
         return report
 
     # -- batches ----------------------------------------------------------------------------
@@ -695,6 +884,11 @@ class MatchingEngine:
                     continue
                 if op == BatchOp.AMEND:
                     report = self.amend_raw(symbol, order_id, quantity=quantity or None, price=price or None)
+                elif op in _BATCH_EXT and side in (0, 1):
+                    report = self.submit_raw(
+                        order_id, SELL if side else BUY, None, None if op == BatchOp.MARKET_QUOTE else quantity,
+                        symbol=symbol, **{_BATCH_EXT[op]: quantity if op == BatchOp.MARKET_QUOTE else price},
+                    )  # fmt: skip
                 elif 0 <= op <= 3 and side in (0, 1):
                     report = self.submit_raw(
                         order_id,
@@ -719,6 +913,8 @@ class MatchingEngine:
             statuses[i] = _STATUS_CODE[report.status]
             lots[i] = report.filled_lots
             trades.extend(report.trades)
+            for triggered in report.triggered:
+                trades.extend(triggered.trades)
         return BatchResult(statuses, lots, trades)
 
     def execute_array(self, commands: Any, *, symbol: str | None = None) -> ArrayResult:
@@ -734,8 +930,8 @@ class MatchingEngine:
         >>> from tradebook import COMMAND_DTYPE, BatchOp
         >>> engine = MatchingEngine([Instrument("BTC/USDT", "0.01", "0.001")])
         >>> rows = np.zeros(2, COMMAND_DTYPE)
-        >>> rows[0] = (BatchOp.LIMIT, 1, 7, 10_000, 5)  # op, side (1 SELL), id, price, quantity
-        >>> rows[1] = (BatchOp.IOC, 0, 8, 10_000, 2)
+        >>> fields = ["op", "side", "id", "price", "quantity"]  # side 1 is SELL
+        >>> rows[fields] = [(BatchOp.LIMIT, 1, 7, 10_000, 5), (BatchOp.IOC, 0, 8, 10_000, 2)]
         >>> result = engine.execute_array(rows)
         >>> result.statuses.tolist(), result.lots.tolist()
         ([1, 3], [0, 2])
@@ -746,6 +942,8 @@ class MatchingEngine:
         book = self.book(symbol)
         with book._lock:
             _arrays.check_book_ids(book._orders, book.symbol)
+            if _arrays.has_extended_rows(commands) or (book._trig is not None and book._trig.waiting):
+                return _arrays.via_single(self, commands, symbol)
         return _arrays.via_batch(self, commands, symbol)
 
     # -- matching -------------------------------------------------------------------------
@@ -782,6 +980,10 @@ class MatchingEngine:
             remaining = tk.lots - tk.filled
             if stopped:
                 tk.status = CANCELLED
+            elif tk.quote is not None:
+                # a market order sized by a quote amount: FILLED when it spent the budget exactly
+                tk.status = FILLED_ST if tk.quote == 0 else _EXPIRED
+                tk.lots = tk.filled
             elif remaining == 0:
                 tk.status = FILLED_ST
             elif tk.market or tk.tif is not GTC:
@@ -791,6 +993,18 @@ class MatchingEngine:
                     # the book keeps an Order only to remember an owner or a non-int id
                     order = Order._bound(tk.id, SELL if tk.sell else BUY, 0, 0, book._inst, tk.owner)
                     order._tif = tk.tif
+                ext = tk.ext
+                if ext is not None and ext.display is not None:
+                    # an iceberg rests one slice; the rest waits, hidden, on the order
+                    show = min(ext.display, remaining)
+                    ext.hidden = remaining - show
+                    rec = book._insert(tk.id, tk.sell, tk.ticks, tk.filled + show, tk.filled, tk.seq, order)
+                    tk.status = PARTIAL if tk.filled else OPEN
+                    if run.touched is not None:
+                        run.touched.append((tk.sell, tk.ticks))
+                    _write_back(order, tk)  # type: ignore[arg-type]
+                    order._lots = rec[LOTS]  # type: ignore[union-attr]
+                    return
                 book._insert(tk.id, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, order)
                 tk.status = PARTIAL if tk.filled else OPEN
                 if run.touched is not None:
@@ -830,6 +1044,7 @@ class MatchingEngine:
             if not tk.market and (node.key < tk.ticks if sell else node.key > tk.ticks):
                 return False
             rec = node.value.head
+            hidden = 0  # icebergs' hidden lots: their next slices come after every order at this level
             while rec is not None:
                 maker = rec[OBJ]
                 if mode is not _STP_NONE and maker is not None and maker._owner is not None and maker._owner == owner:
@@ -841,7 +1056,13 @@ class MatchingEngine:
                     if avail >= wanted - got:
                         return True
                     got += avail
+                    if maker is not None and maker._ext is not None:
+                        hidden += maker._ext.hidden
                 rec = rec[NEXT]
+            if hidden:
+                if hidden >= wanted - got:
+                    return True
+                got += hidden
             node = node.prev if sell else node.next
         return False
 
@@ -900,7 +1121,23 @@ class MatchingEngine:
                 if touched is not None:
                     touched.append((not sell, level.ticks))
                 qty = min(tk.lots - tk.filled, rec[LOTS] - rec[FILLED])
+                if tk.quote is not None:
+                    # sized by a quote amount: only whole lots the budget left pays for, at the maker's price
+                    cap = tk.quote // level.ticks
+                    if cap == 0:
+                        break
+                    if cap < qty:
+                        qty = cap
+                    tk.quote -= qty * level.ticks
                 full = rec[LOTS] - rec[FILLED] == qty
+                if full and maker is not None and maker._ext is not None and maker._ext.hidden:
+                    # an iceberg's slice is used up: its next slice goes to the back of the level at once
+                    trades.append(Trade(0, inst, level.ticks, qty, rec[ID], taker_id, maker_owner, owner, sell))
+                    tk.filled += qty
+                    rec[FILLED] += qty
+                    level.total -= qty
+                    book._refresh(rec, maker)
+                    continue
                 if full:
                     # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
                     del book._orders[rec[ID]]
@@ -918,6 +1155,7 @@ class MatchingEngine:
             # also when Python code (an owner's __eq__, an id's __hash__) raised half-way: the trades
             # made so far stand, and their ids are used, as in the compiled twin
             if len(trades) > first_trade:
+                book._last = trades[-1]._ticks
                 with self._ids_lock:
                     next_id = self._next_trade_id
                     for trade in trades[first_trade:]:
@@ -935,6 +1173,7 @@ class MatchingEngine:
             "self_trade_prevention": self._stp.value,
             "next_trade_id": self._next_trade_id,
             "books": [book.snapshot() for book in self._books.values()],
+            "order_types": self._ext_snapshot(),
         }
 
     @classmethod
@@ -954,4 +1193,5 @@ class MatchingEngine:
             engine._books[book._symbol] = book
             engine._limited[book._symbol] = has_limits(book._inst)
         engine._next_trade_id = next_id
+        engine._ext_restore(data.get("order_types"))
         return engine

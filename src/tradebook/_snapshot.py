@@ -18,6 +18,7 @@ from itertools import pairwise
 from typing import Any, NamedTuple
 
 from ._common import SNAPSHOT_FORMAT, decode_key, encode_key
+from ._extras import OrderExt
 from ._numeric import INT64_MAX
 from .enums import OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from .errors import InvalidOrderError
@@ -35,6 +36,10 @@ TRADE_IDS_EXHAUSTED = (
 )
 
 
+#: the types a resting order may have: a triggered STOP_LIMIT rests as what it is
+_RESTING_TYPES = (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+
 class OrderRow(NamedTuple):
     """A resting order read back from a snapshot, validated and decoded."""
 
@@ -50,6 +55,7 @@ class OrderRow(NamedTuple):
     time_in_force: TimeInForce
     post_only: bool
     self_trade_prevention: SelfTradePrevention | None
+    ext: OrderExt | None = None
 
 
 def order_row(
@@ -65,9 +71,10 @@ def order_row(
     tif: TimeInForce,
     post_only: bool,
     stp: SelfTradePrevention | None,
+    ext: OrderExt | None = None,
 ) -> dict[str, Any]:
-    """One resting order as JSON-safe data."""
-    return {
+    """One resting order as JSON-safe data (``extras``: an iceberg's or GTD order's integer state)."""
+    row = {
         "id": encode_key(order_id, "order id"),
         "side": side.value,
         "price": ticks,
@@ -81,6 +88,9 @@ def order_row(
         "post_only": post_only,
         "self_trade_prevention": None if stp is None else stp.value,
     }
+    if ext is not None:
+        row["extras"] = ext.copy_state()
+    return row
 
 
 def _units(value: Any, what: str) -> int:
@@ -122,12 +132,14 @@ def read_snapshot(data: Any) -> tuple[Instrument, int, list[OrderRow]]:
                 else coerce_enum(
                     SelfTradePrevention, raw["self_trade_prevention"], "self_trade_prevention", InvalidOrderError
                 ),
+                None if raw.get("extras") is None else OrderExt.from_state(raw["extras"]),
             )
         except (KeyError, ValueError) as exc:
             raise InvalidOrderError(f"bad order in snapshot: {exc}") from None
         if (
             row.id is None
-            or row.type is not OrderType.LIMIT
+            or row.type not in _RESTING_TYPES
+            or (row.type is not OrderType.LIMIT and row.ext is None)
             or type(row.filled) is not int
             or not 0 <= row.filled < row.lots
             or type(row.post_only) is not bool

@@ -34,6 +34,9 @@ class OrderType(_StrEnum):
 
     LIMIT = "LIMIT"
     MARKET = "MARKET"
+    STOP = "STOP"
+    STOP_LIMIT = "STOP_LIMIT"
+    TRAILING_STOP = "TRAILING_STOP"
 
 
 class TimeInForce(_StrEnum):
@@ -42,6 +45,7 @@ class TimeInForce(_StrEnum):
     GTC = "GTC"
     IOC = "IOC"
     FOK = "FOK"
+    GTD = "GTD"
 
 
 class OrderStatus(_StrEnum):
@@ -54,6 +58,7 @@ class OrderStatus(_StrEnum):
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+    UNTRIGGERED = "UNTRIGGERED"
 
 
 class SelfTradePrevention(_StrEnum):
