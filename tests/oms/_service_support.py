@@ -4,8 +4,11 @@
 :class:`MemoryOrderRepository` and a wallet (a :class:`SpyWallet` around a
 :class:`MemoryWallet` by default) with deposits for three users.
 ``check_invariants`` is the conservation and consistency check every scenario
-ends with: reservations equal what active orders need, every asset's total is
-unchanged, and each book holds exactly the repository's active orders.
+ends with: reservations equal what live orders need, every asset's total is
+unchanged, each book holds exactly the repository's resting orders and its
+waiting stops exactly the repository's untriggered ones, and an engine restored
+from the repository alone (what a restart does) equals the live one: the same
+priorities, iceberg slices, stops, trailing references and last trade price.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from tradebook import Instrument, OrderStatus, Side
+from tradebook import Instrument, OrderStatus, OrderType, Side
 from tradebook.errors import WalletUnavailableError
 from tradebook.oms import MemoryOrderRepository, MemoryWallet, OrderService
 
@@ -170,6 +173,25 @@ class _RecordingUnitOfWork:
         return getattr(self.inner, name)
 
 
+class ManualClock:
+    """An injected clock that stands still until a test moves it (``advance(seconds=...)``)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def ms(self, **delta: float) -> int:
+        """The clock's time plus ``delta`` in epoch milliseconds (the engine clock's unit)."""
+        moment = self.now + timedelta(**delta)
+        return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+
+
 class StepClock:
     """An injected clock: each call returns the next second after 2030-01-01 UTC."""
 
@@ -229,6 +251,7 @@ async def service_env(
     ledger = ledger_of(wallet)
     if deposits:
         await fund(ledger, users, deposits)
+    options.setdefault("expiry_interval", None)  # tests move time themselves (ManualClock, advance_time)
     service = OrderService(repo, wallet, instruments, **options)
     await service.start()
     env = Env(service, repo, wallet, ledger, instruments, users, await ledger.totals())
@@ -256,7 +279,8 @@ def book_of(service: OrderService, symbol: str) -> Any:
 
 
 def book_orders(service: OrderService, symbol: str) -> dict[int, tuple[Side, Decimal, Decimal]]:
-    """``{order id: (side, price, remaining quantity)}`` of every order resting in the book."""
+    """``{order id: (side, price, remaining quantity)}`` of every order resting in the book (an iceberg's hidden
+    part included)."""
     book = book_of(service, symbol)
     out = {}
     for levels in (book.bids, book.asks):
@@ -273,10 +297,52 @@ def book_queues(service: OrderService, symbol: str) -> list[tuple[Side, Decimal,
 
 
 def need(order: Any, inst: Instrument) -> tuple[str, Decimal]:
-    """The asset and amount an active order's reservation must hold."""
+    """The asset and amount a live order's reservation must hold (the reservation rules, written again)."""
+    if order.status is OrderStatus.UNTRIGGERED:
+        if order.side is Side.SELL:
+            return inst.base, order.quantity
+        if order.type is OrderType.STOP_LIMIT:
+            return inst.quote, order.price * order.quantity
+        return inst.quote, inst.max_price * order.quantity  # STOP and TRAILING_STOP buys
     if order.side is Side.SELL:
         return inst.base, order.remaining_quantity
     return inst.quote, order.price * order.remaining_quantity
+
+
+def waiting_stops(service: OrderService, symbol: str) -> set[int]:
+    """The ids of the stops waiting in the symbol's engine (from its snapshot: they are in no book)."""
+    entry = service._engines[symbol].snapshot()["order_types"]["books"].get(symbol, {})
+    return {stop["id"] for stop in entry.get("stops", ())}
+
+
+def engine_state(engine: Any, symbol: str) -> dict[str, Any]:
+    """An engine's book and waiting stops as data, sequences replaced by their rank (what orders them).
+
+    Two engines with equal states match every future command alike, whatever numbers their sequences carry.
+    """
+    data = engine.snapshot()
+    (book,) = data["books"]
+    rows = sorted(book["orders"], key=lambda r: r["sequence"])
+    resting = []
+    for rank, row in enumerate(rows):
+        row = {**row, "sequence": rank}
+        extras = {k: v for k, v in row.get("extras", {}).items() if k != "accepted"}
+        row.pop("extras", None)
+        if extras:
+            row["extras"] = extras
+        resting.append(row)
+    entry = data["order_types"]["books"].get(symbol, {})
+    stops = sorted(entry.get("stops", ()), key=lambda r: r["extras"]["accepted"])
+    waiting = [{**stop, "extras": {**stop["extras"], "accepted": rank}} for rank, stop in enumerate(stops)]
+    return {"orders": resting, "stops": waiting, "last_trade_price": entry.get("last_trade_price")}
+
+
+async def restored_state(env: Env, symbol: str) -> dict[str, Any]:
+    """:func:`engine_state` of an engine rebuilt from the repository alone, as a restart rebuilds it."""
+    fresh = OrderService(env.repo, env.wallet, env.instruments, expiry_interval=None)
+    fresh._next_sequence = env.service._next_sequence
+    await fresh._rebuild(symbol)
+    return engine_state(fresh._engines[symbol], symbol)
 
 
 async def state_of(env: Env) -> dict[str, Any]:
@@ -308,7 +374,15 @@ async def check_invariants(env: Env) -> None:
         symbol = inst.symbol
         active = await repo.active_orders(symbol)
         in_book = book_orders(env.service, symbol)
-        assert {o.id: (o.side, o.price, o.remaining_quantity) for o in active} == in_book
+        resting = [o for o in active if o.status is not OrderStatus.UNTRIGGERED]
+        assert {o.id: (o.side, o.price, o.remaining_quantity) for o in resting} == in_book
+        assert {o.id for o in active if o.status is OrderStatus.UNTRIGGERED} == waiting_stops(env.service, symbol)
+        for order in resting:
+            if order.display_quantity is not None:
+                shown = book_of(env.service, symbol).get_order(order.id).visible_quantity
+                assert order.visible_quantity == shown, f"iceberg {order.id} slice"
+        live = engine_state(env.service._engines[symbol], symbol)
+        assert await restored_state(env, symbol) == live, f"{symbol}: a restart would not restore the engine exactly"
         # priority: within a level, the book's queue follows the repository's sequence order
         by_id = {o.id: o for o in active}
         for _side, _price, ids in book_queues(env.service, symbol):
@@ -322,7 +396,8 @@ async def check_invariants(env: Env) -> None:
             assert await env.ledger.reserved(str(order.id)) == amount, f"order {order.id} reservation"
             needed[(order.user_id, asset)] += amount
     for order in repo._orders.values():
-        assert D(0) <= order.filled_quantity <= order.quantity
+        assert D(0) <= order.filled_quantity
+        assert order.quantity is None or order.filled_quantity <= order.quantity
         assert order.status is not OrderStatus.PENDING, f"order {order.id} left PENDING"
     for user in (*env.users, FEES):
         for asset, bal in (await env.ledger.balances(user)).items():

@@ -76,12 +76,12 @@ async def test_bad_side(env, side):
     assert isinstance(err, ValueError)
 
 
-@pytest.mark.parametrize("type_", ["limit", "STOP", "", None])
+@pytest.mark.parametrize("type_", ["limit", "ICEBERG", "STOP_MARKET", "", None])
 async def test_bad_type(env, type_):
     await refused(env, InvalidOrderError, "invalid_order", "bob", S, "BUY", "1", "100", type=type_)
 
 
-@pytest.mark.parametrize("tif", ["gtc", "DAY", "GTD", "", None])
+@pytest.mark.parametrize("tif", ["gtc", "DAY", "GTX", "gtd", "", None])
 async def test_bad_time_in_force(env, tif):
     await refused(env, InvalidOrderError, "invalid_order", "bob", S, "BUY", "1", "100", time_in_force=tif)
 

@@ -122,7 +122,7 @@ async def test_schema_tables_indexes_and_text_decimals(db: Path) -> None:
             return " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
 
         assert "orders_user_id_idx" in plan("SELECT * FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT 10", "a")
-        active = "SELECT * FROM orders WHERE symbol = ? AND status IN ('OPEN', 'PARTIALLY_FILLED')"
+        active = "SELECT * FROM orders WHERE symbol = ? AND status IN ('OPEN', 'PARTIALLY_FILLED', 'UNTRIGGERED')"
         assert "orders_active_idx" in plan(active, "BTC/USDT")
         assert "orders_pending_idx" in plan("SELECT * FROM orders WHERE status = 'PENDING' ORDER BY id")
         conn.close()

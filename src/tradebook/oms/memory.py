@@ -83,12 +83,18 @@ class MemoryUnitOfWork:
         filled_quantity: Decimal,
         updated_at: datetime,
         sequence: int | None = None,
+        visible_quantity: Decimal | None = None,
+        stop_price: Decimal | None = None,
     ) -> None:
-        """Stage a status and fill change."""
+        """Stage a status and fill change (and the optional fields that are given)."""
         order = self._existing(order_id)
         changes: dict[str, object] = {"status": status, "filled_quantity": filled_quantity, "updated_at": updated_at}
         if sequence is not None:
             changes["sequence"] = sequence
+        if visible_quantity is not None:
+            changes["visible_quantity"] = visible_quantity
+        if stop_price is not None:
+            changes["stop_price"] = stop_price
         self._orders[order_id] = order.replace(**changes)
 
     async def cancel_order(self, order_id: int, *, updated_at: datetime) -> None:
@@ -227,7 +233,7 @@ class MemoryOrderRepository:
         return page_of(found, limit)
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
-        """The symbol's resting orders in priority order."""
+        """The symbol's live orders (resting or waiting for a trigger) in ``sequence`` order."""
         self._check_open()
         active = [o for o in self._orders.values() if o.symbol == symbol and o.status in ACTIVE_STATUSES]
         active.sort(key=lambda o: (o.sequence or 0, o.id))

@@ -32,8 +32,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: Orders in these states rest in a book (and hold a reservation).
-ACTIVE_STATUSES = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+#: Orders in these states are live: they rest in a book, or (``UNTRIGGERED``) wait off the book for their
+#: stop to trigger; either way they hold a reservation and can be cancelled.
+ACTIVE_STATUSES = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNTRIGGERED})
 #: Orders in these states never change again.
 TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 
@@ -45,7 +46,17 @@ class OrderRecord:
     ``status`` is ``PENDING`` from the moment the order is written until the
     engine has taken it; a ``PENDING`` order found at start-up was never
     accepted and is removed by recovery. ``sequence`` is the engine priority
-    (arrival order) and is ``None`` while pending.
+    (arrival order; a stop's place among the stops while it waits; an
+    iceberg's latest slice) and is ``None`` while pending.
+
+    The fields of the order types beyond limit and market, ``None`` where they
+    do not apply: ``stop_price`` (STOP and STOP_LIMIT; a TRAILING_STOP's
+    current stop price, ``None`` until the symbol's first trade gives it a
+    reference), ``trailing_offset``, ``display_quantity`` (an iceberg) and
+    ``visible_quantity`` (its current slice in the book; 0 once it no longer
+    rests), ``expire_at`` (GTD: the engine time in epoch milliseconds at which
+    it expires) and ``quote_quantity`` (a MARKET order sized by the quote
+    amount; its ``quantity`` is then ``None``).
     """
 
     id: int
@@ -55,7 +66,7 @@ class OrderRecord:
     type: OrderType
     time_in_force: TimeInForce
     price: Decimal | None
-    quantity: Decimal
+    quantity: Decimal | None
     filled_quantity: Decimal
     status: OrderStatus
     created_at: datetime
@@ -63,15 +74,22 @@ class OrderRecord:
     client_order_id: str | None = None
     post_only: bool = False
     sequence: int | None = None
+    stop_price: Decimal | None = None
+    trailing_offset: Decimal | None = None
+    display_quantity: Decimal | None = None
+    visible_quantity: Decimal | None = None
+    expire_at: int | None = None
+    quote_quantity: Decimal | None = None
 
     @property
     def remaining_quantity(self) -> Decimal:
-        """Quantity not yet filled (zero once the order is terminal and filled)."""
-        return self.quantity - self.filled_quantity
+        """Quantity not yet filled (0 for an order sized by ``quote_quantity``, which never rests)."""
+        quantity = self.quantity
+        return self.filled_quantity * 0 if quantity is None else quantity - self.filled_quantity
 
     @property
     def is_active(self) -> bool:
-        """True while the order rests in a book."""
+        """True while the order is live: resting in a book, or waiting for its stop to trigger."""
         return self.status in ACTIVE_STATUSES
 
     def replace(self, **changes: Any) -> OrderRecord:

@@ -43,14 +43,18 @@ class UnitOfWork(Protocol):
         filled_quantity: Decimal,
         updated_at: datetime,
         sequence: int | None = None,
+        visible_quantity: Decimal | None = None,
+        stop_price: Decimal | None = None,
     ) -> None:
-        """Set an order's status and filled quantity (and its ``sequence`` when given).
+        """Set an order's status and filled quantity, and each of the last three fields that is given.
 
-        Raises :class:`~tradebook.OrderNotFoundError` for an unknown id.
+        ``None`` leaves ``sequence``, ``visible_quantity`` (an iceberg's slice)
+        and ``stop_price`` (a trailing stop's, as its reference moves) as they
+        are. Raises :class:`~tradebook.OrderNotFoundError` for an unknown id.
         """
 
     async def cancel_order(self, order_id: int, *, updated_at: datetime) -> None:
-        """Mark an active order ``CANCELLED``.
+        """Mark an active order (``OPEN``, ``PARTIALLY_FILLED`` or ``UNTRIGGERED``) ``CANCELLED``.
 
         Raises :class:`~tradebook.OrderNotFoundError` for an unknown id and
         :class:`~tradebook.OrderConflictError` if the order is not active.
@@ -88,7 +92,7 @@ class OrderRepository(Protocol):
         ...
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
-        """The symbol's ``OPEN`` and ``PARTIALLY_FILLED`` orders in priority (``sequence``) order."""
+        """The symbol's live orders (``OPEN``, ``PARTIALLY_FILLED``, ``UNTRIGGERED``) in ``sequence`` order."""
         ...
 
     async def pending_orders(self) -> list[OrderRecord]:

@@ -6,22 +6,30 @@ A placement goes through these steps, each symbol's commands one at a time
 1. validate the request against the instrument (nothing is touched on error);
 2. idempotency: a repeat of ``(user_id, client_order_id)`` returns the
    original order and reserves nothing;
-3. write the order as ``PENDING`` (so a crash from here on can be cleaned up);
-4. reserve its funds in the wallet; if the wallet refuses or is down, delete
+3. bring the symbol's engine clock to the service's clock, expiring the GTD
+   orders that are due (so an order past its ``expire_at`` never trades);
+4. write the order as ``PENDING`` (so a crash from here on can be cleaned up);
+5. reserve its funds in the wallet; if the wallet refuses or is down, delete
    the pending row and raise: nothing is left behind;
-5. submit it to the symbol's :class:`~tradebook.MatchingEngine`;
-6. in **one transaction**: the order's new state, every maker it touched, the
-   trades, and the wallet operations they imply (settlements, releases) as an
-   outbox; if this fails the symbol's book is rebuilt from the repository and
-   the pending order is undone;
-7. apply the wallet operations; they are idempotent (settlements by trade id,
+6. submit it to the symbol's :class:`~tradebook.MatchingEngine`;
+7. in **one transaction**: the order's new state, every order the command
+   touched (the makers it traded with, the stops its trades triggered and the
+   makers those traded with, icebergs that showed a new slice, trailing stops
+   whose reference moved), the trades, and the wallet operations they imply
+   (settlements, releases) as an outbox; if this fails the symbol's book is
+   rebuilt from the repository and the pending order is undone;
+8. apply the wallet operations; they are idempotent (settlements by trade id,
    releases as targets), so recovery may apply them again safely.
 
 On :meth:`OrderService.start` the service recovers: pending orders (never
 accepted) are undone, outstanding wallet operations are applied, and every
-book is rebuilt from the repository's active orders in their original
-priority. A process killed at any point restarts with no accepted order or
-trade lost or duplicated, and every asset's total unchanged.
+book is rebuilt from the repository's live orders exactly as it stood:
+resting orders in their priority, icebergs with their current slice and
+hidden rest, stops waiting for their trigger in their order, trailing stops
+with their reference price, the symbol's last trade price (what stops trigger
+on); then the GTD orders that expired meanwhile are expired. A process killed
+at any point restarts with no accepted order or trade lost or duplicated, and
+every asset's total unchanged.
 
 One service instance must own a repository at a time (it allocates ids).
 Order ids are dense: a placement refused after its id was taken (a replayed
@@ -35,6 +43,7 @@ would free the new order's funds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -47,12 +56,14 @@ from typing import Any
 from .._common import Depth
 from .._compat import MatchingEngine, Order
 from .._limits import check_limits
+from .._numeric import from_units, to_decimal, to_units
 from ..enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
 from ..errors import (
     DuplicateOrderError,
     InsufficientBalanceError,
     InvalidOrderError,
     InvalidPriceError,
+    InvalidQuantityError,
     InvalidRequestError,
     OrderConflictError,
     OrderNotFoundError,
@@ -63,6 +74,7 @@ from ..errors import (
 )
 from ..instrument import Instrument
 from ._money import in_money_context
+from ._time import epoch_ms, expire_at_ms
 from .models import (
     ACTIVE_STATUSES,
     Balance,
@@ -84,6 +96,18 @@ _ZERO = Decimal(0)
 _MAX_ID_LENGTH = 128
 _MAX_CLIENT_ID_LENGTH = 64
 
+_LIMIT, _MARKET = OrderType.LIMIT, OrderType.MARKET
+_STOP, _STOP_LIMIT, _TRAILING = OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP
+_GTC, _FOK, _GTD = TimeInForce.GTC, TimeInForce.FOK, TimeInForce.GTD
+_OPEN, _PARTIAL = OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED
+_FILLED, _CANCELLED, _EXPIRED = OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED
+_UNTRIGGERED = OrderStatus.UNTRIGGERED
+_RESTING = frozenset({_OPEN, _PARTIAL})
+#: Types that wait off the book for a trigger.
+_STOP_TYPES = frozenset({_STOP, _STOP_LIMIT, _TRAILING})
+#: Types that carry a limit price.
+_PRICED_TYPES = frozenset({_LIMIT, _STOP_LIMIT})
+
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -93,39 +117,69 @@ def _utc_now() -> datetime:
 class Placement:
     """What :meth:`OrderService.place` returns.
 
-    ``order`` is the order after matching; ``trades`` the trades it made (empty
-    for a repeat); ``replayed`` is true when the request repeated an earlier
-    ``client_order_id`` and ``order`` is that earlier order.
+    ``order`` is the order after the command (a stop that waits is
+    ``UNTRIGGERED``); ``trades`` the trades it made itself (empty for a
+    repeat); ``replayed`` is true when the request repeated an earlier
+    ``client_order_id`` and ``order`` is that earlier order. ``triggered``
+    lists the stops the command's trades triggered (those of other orders
+    too), each as a :class:`Placement` of its own with the trades it made, in
+    the order they ran; their funds are settled like any other trade.
     """
 
     order: OrderRecord
     trades: Sequence[TradeRecord] = ()
     replayed: bool = False
+    triggered: Sequence[Placement] = ()
+
+    @property
+    def all_trades(self) -> list[TradeRecord]:
+        """Every trade of the command: the order's own, then those of each stop it triggered."""
+        trades = list(self.trades)
+        for stop in self.triggered:
+            trades.extend(stop.trades)
+        return trades
 
 
 @dataclass
 class RecoveryReport:
-    """What :meth:`OrderService.start` found and repaired."""
+    """What :meth:`OrderService.start` found and repaired.
+
+    ``orders_restored`` counts each symbol's live orders put back (resting
+    and waiting); ``expired`` lists the GTD orders whose time passed while
+    the service was down, expired (and their funds released) at start.
+    """
 
     pending_removed: list[int] = field(default_factory=list)
     wallet_ops_applied: int = 0
     wallet_ops_outstanding: int = 0
     orders_restored: dict[str, int] = field(default_factory=dict)
+    expired: list[int] = field(default_factory=list)
 
 
 class OrderService:
     """Order management over a repository, a wallet and one engine book per symbol.
 
     ``instruments`` are the tradable symbols. ``clock`` returns aware UTC
-    datetimes (injectable for tests and replays). Fees are rates on what each
-    side receives (the buyer pays its fee in the base asset, the seller in the
-    quote asset), credited to ``fee_account``; both default to zero.
+    datetimes (injectable for tests and replays); it also drives the engines'
+    time, in epoch milliseconds (see :meth:`advance_time`), which is what GTD
+    orders' ``expire_at`` is measured in. ``expiry_interval`` is how often, in
+    seconds, a background task started by :meth:`start` expires GTD orders
+    that are due (``None``: no task; call :meth:`advance_time` yourself, as
+    tests and replays do). Fees are rates on what each side receives (the
+    buyer pays its fee in the base asset, the seller in the quote asset),
+    credited to ``fee_account``; both default to zero.
 
-    Market buys reserve exactly the quote amount they would pay if they swept
-    the book as it stands (computed under the symbol's lock, so the book cannot
-    move in between), leaving out the user's own resting orders when
-    self-trade prevention is on; whatever is not spent is released at once.
-    A market buy on an empty book expires without reserving anything.
+    What each order reserves (see docs/orders.md, "Reservation policy"):
+    a limit or stop-limit buy its price times its quantity; a market buy
+    exactly what sweeping the book as it stands would cost (computed under the
+    symbol's lock, leaving out the user's own resting orders when self-trade
+    prevention is on), or its ``quote_quantity`` when it is sized by the quote
+    amount; a stop or trailing-stop buy the instrument's ``max_price`` times
+    its quantity (refused on an instrument without one: nothing would bound
+    what it pays once triggered); a sell its quantity, or for a market sell
+    sized by the quote amount the base quantity that sweeping the bids as they
+    stand would sell. Whatever is not spent is released as soon as the order
+    no longer needs it.
 
     Use as ``async with OrderService(repo, wallet, instruments) as service:``
     or call :meth:`start` and :meth:`close`.
@@ -142,6 +196,7 @@ class OrderService:
         maker_fee_rate: Decimal | int | str = 0,
         taker_fee_rate: Decimal | int | str = 0,
         fee_account: str | None = None,
+        expiry_interval: float | None = 1.0,
     ) -> None:
         self.repository = repository
         self.wallet = wallet
@@ -161,10 +216,22 @@ class OrderService:
         if (self._maker_fee or self._taker_fee) and not fee_account:
             raise ValueError("fees need a fee_account to credit")
         self._fee_account = fee_account
+        if expiry_interval is not None and (
+            isinstance(expiry_interval, bool)
+            or not isinstance(expiry_interval, (int, float))
+            or not 0 < expiry_interval < float("inf")
+        ):
+            raise ValueError(f"expiry_interval must be a positive number of seconds or None, not {expiry_interval!r}")
+        self._expiry_interval = expiry_interval
+        self._expiry_task: asyncio.Task[None] | None = None
         self._clock = clock
         self._engines: dict[str, Any] = {}
         self._locks = {symbol: asyncio.Lock() for symbol in self._instruments}
         self._active: dict[int, OrderRecord] = {}
+        # the live trailing stops of each symbol (their reference moves with every trade), and each live
+        # iceberg's sequence in its engine (a new slice takes a new one: the service gives it a new sequence too)
+        self._trailing: dict[str, set[int]] = {symbol: set() for symbol in self._instruments}
+        self._iceberg_seq: dict[str, dict[int, int]] = {symbol: {} for symbol in self._instruments}
         self._outbox: dict[str, list[WalletOp]] = {symbol: [] for symbol in self._instruments}
         self._applied: list[int] = []  # applied wallet ops not yet marked done in the repository
         self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
@@ -215,6 +282,12 @@ class OrderService:
             report.orders_restored[symbol] = await self._rebuild(symbol)
         await self._flush_applied()
         self._started = True
+        now = self._clock()
+        for symbol in self._instruments:
+            expired = await self._advance_locked(symbol, now)
+            report.expired.extend(record.id for record in expired)
+        if self._expiry_interval is not None:
+            self._expiry_task = asyncio.get_running_loop().create_task(self._expire_periodically())
         return report
 
     async def close(self) -> None:
@@ -222,6 +295,11 @@ class OrderService:
         if self._closed:
             return
         self._closed = True
+        task, self._expiry_task = self._expiry_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._started:
             await self._flush_applied()
 
@@ -232,23 +310,44 @@ class OrderService:
             raise RuntimeError("the service is closed")
 
     async def _rebuild(self, symbol: str) -> int:
-        """Replace the symbol's book with one built from the repository's active orders."""
+        """Replace the symbol's engine with one restored from the repository's live orders; returns their count.
+
+        The engine is built from snapshot data rather than by submitting the
+        orders again, so that it comes back exactly as it was: each order's
+        priority (its stored ``sequence``), an iceberg's current slice and
+        hidden rest, each waiting stop's place among the stops, a trailing
+        stop's reference, the symbol's last trade price and the engine's time.
+        """
         inst = self._instruments[symbol]
-        engine = MatchingEngine([inst], self_trade_prevention=self._stp)
-        book = engine.book(symbol)
+        records = await self.repository.active_orders(symbol)
+        latest = await self.repository.list_trades(symbol=symbol, limit=1)
+        previous = self._engines.get(symbol)
+        data = MatchingEngine([inst], self_trade_prevention=self._stp).snapshot()
+        book = data["books"][0]
+        rows: list[dict[str, Any]] = []
+        stops: list[dict[str, Any]] = []
+        for record in records:
+            row = _snapshot_row(inst, record)
+            (stops if record.status is _UNTRIGGERED else rows).append(row)
+        book["orders"] = rows
+        book["next_sequence"] = max(self._next_sequence, max((r.sequence or 0 for r in records), default=0) + 1)
+        entry: dict[str, Any] = {}
+        if latest.items:
+            entry["last_trade_price"] = inst.price_to_ticks(latest.items[0].price)
+        if stops:
+            entry["stops"] = stops
+        data["order_types"] = {"time": 0 if previous is None else previous.time, "books": {symbol: entry}}
+        engine = MatchingEngine.from_snapshot(data)
         for order_id in [i for i, o in self._active.items() if o.symbol == symbol]:
             del self._active[order_id]
-        restored = 0
-        for record in await self.repository.active_orders(symbol):
-            book.add_order(
-                Order(
-                    record.id, record.side, record.price, record.remaining_quantity, symbol=symbol, owner=record.user_id
-                )
-            )
-            self._active[record.id] = record
-            restored += 1
+        self._trailing[symbol] = set()
+        icebergs = self._iceberg_seq[symbol] = {}
+        for record in records:
+            self._remember(record)
+            if record.display_quantity is not None and record.status is not _UNTRIGGERED:
+                icebergs[record.id] = record.sequence  # type: ignore[assignment]
         self._engines[symbol] = engine
-        return restored
+        return len(records)
 
     async def _recover_symbol(self, symbol: str) -> None:
         """After a failed write: rebuild the book from the repository, or stop serving the symbol."""
@@ -258,6 +357,80 @@ class OrderService:
             # The book may now hold effects the repository lacks: refuse commands until a restart.
             self._broken.add(symbol)
             log.error("could not rebuild %s after a failed write; it is closed until restart: %s", symbol, exc)
+
+    # -- time ---------------------------------------------------------------------
+
+    @in_money_context
+    async def advance_time(self, now: datetime | None = None) -> list[OrderRecord]:
+        """Bring every symbol's engine clock to ``now`` (the service's clock by default); expire what is due.
+
+        The engines keep time in epoch milliseconds. Every GTD order, resting
+        or waiting for its trigger, whose ``expire_at`` is at or before ``now``
+        becomes ``EXPIRED`` (keeping its fills) and its reservation is
+        released, in one transaction per symbol. Returns the expired orders.
+        Time never goes back: an earlier ``now`` expires nothing. The
+        background task (``expiry_interval``) calls this; each command also
+        brings its own symbol's clock forward first.
+        """
+        self._check_open()
+        moment = self._clock() if now is None else now
+        expired: list[OrderRecord] = []
+        for symbol in self._instruments:
+            async with self._locks[symbol]:
+                if symbol in self._broken:
+                    continue
+                await self._drain_outbox(symbol)
+                expired.extend(await self._advance_locked(symbol, moment))
+        return expired
+
+    async def _expire_periodically(self) -> None:
+        assert self._expiry_interval is not None
+        while True:
+            await asyncio.sleep(self._expiry_interval)
+            try:
+                await self.advance_time()
+            except (TradebookError, OSError) as exc:
+                log.warning("could not expire GTD orders (retried in %s s): %s", self._expiry_interval, exc)
+
+    async def _advance_locked(self, symbol: str, now: datetime) -> list[OrderRecord]:
+        """Expire the symbol's GTD orders due at ``now`` and persist it (the caller holds the symbol's lock)."""
+        engine = self._engines[symbol]
+        ms = epoch_ms(now)
+        if ms < engine.time:
+            return []  # the clock went back: the engine's time stands still until it catches up
+        expired_orders = engine.advance_time(ms)
+        if not expired_orders:
+            return []
+        records = []
+        for order in expired_orders:
+            record = self._active[order.id]
+            changes: dict[str, Any] = {"status": _EXPIRED, "updated_at": now}
+            if record.display_quantity is not None:
+                changes["visible_quantity"] = _ZERO
+            records.append(record.replace(**changes))
+        ops = [self._op(symbol, Release(_ref(record.id))) for record in records]
+        try:
+            async with self._transaction() as uow:
+                for record in records:
+                    await uow.update_order(
+                        record.id,
+                        status=_EXPIRED,
+                        filled_quantity=record.filled_quantity,
+                        updated_at=now,
+                        visible_quantity=record.visible_quantity,
+                    )
+                await uow.add_wallet_ops(ops)
+        except BaseException as exc:
+            await self._recover_symbol(symbol)  # the orders are live again; the next command expires them
+            if isinstance(exc, (TradebookError, OSError)):
+                raise PersistenceError(f"the expiry of {symbol} orders was not stored: {exc}") from exc
+            raise
+        for record in records:
+            self._remember(record)
+            log.info("order %s expired (GTD, expire_at %s)", record.id, record.expire_at)
+        self._outbox[symbol].extend(ops)
+        await self._drain_outbox(symbol)
+        return records
 
     # -- queries ----------------------------------------------------------------
 
@@ -322,13 +495,18 @@ class OrderService:
         user_id: str,
         symbol: str,
         side: Side | str,
-        quantity: Decimal | int | str,
+        quantity: Decimal | int | str | None,
         price: Decimal | int | str | None = None,
         *,
         type: OrderType | str = OrderType.LIMIT,
         time_in_force: TimeInForce | str = TimeInForce.GTC,
         post_only: bool = False,
         client_order_id: str | None = None,
+        stop_price: Decimal | int | str | None = None,
+        trailing_offset: Decimal | int | str | None = None,
+        display_quantity: Decimal | int | str | None = None,
+        expire_at: int | datetime | None = None,
+        quote_quantity: Decimal | int | str | None = None,
     ) -> OrderRecord:
         """Place an order and return it after matching; see :meth:`place` for details."""
         placement = await self.place(
@@ -341,6 +519,11 @@ class OrderService:
             time_in_force=time_in_force,
             post_only=post_only,
             client_order_id=client_order_id,
+            stop_price=stop_price,
+            trailing_offset=trailing_offset,
+            display_quantity=display_quantity,
+            expire_at=expire_at,
+            quote_quantity=quote_quantity,
         )
         return placement.order
 
@@ -350,15 +533,30 @@ class OrderService:
         user_id: str,
         symbol: str,
         side: Side | str,
-        quantity: Decimal | int | str,
+        quantity: Decimal | int | str | None,
         price: Decimal | int | str | None = None,
         *,
         type: OrderType | str = OrderType.LIMIT,
         time_in_force: TimeInForce | str = TimeInForce.GTC,
         post_only: bool = False,
         client_order_id: str | None = None,
+        stop_price: Decimal | int | str | None = None,
+        trailing_offset: Decimal | int | str | None = None,
+        display_quantity: Decimal | int | str | None = None,
+        expire_at: int | datetime | None = None,
+        quote_quantity: Decimal | int | str | None = None,
     ) -> Placement:
         """Validate, reserve, persist, match and settle one order.
+
+        The order types are those of the engine: ``LIMIT`` and ``MARKET``;
+        ``STOP`` (``stop_price``; a market order once triggered), ``STOP_LIMIT``
+        (``stop_price`` and ``price``), ``TRAILING_STOP`` (``trailing_offset``);
+        an iceberg is a ``LIMIT`` ``GTC`` or ``GTD`` order with
+        ``display_quantity``; ``GTD`` needs ``expire_at`` (epoch milliseconds,
+        or an aware datetime); a ``MARKET`` order may be sized by
+        ``quote_quantity`` (on the grid of tick size times lot size) with
+        ``quantity`` ``None``. A stop placed when the last trade price already
+        meets its condition is ``REJECTED``.
 
         Raises a validation error (:class:`~tradebook.InvalidOrderError` and
         its subclasses, :class:`~tradebook.UnknownSymbolError`,
@@ -370,7 +568,20 @@ class OrderService:
         """
         self._check_open()
         request = self._validate(
-            user_id, symbol, side, quantity, price, type, time_in_force, post_only, client_order_id
+            user_id,
+            symbol,
+            side,
+            quantity,
+            price,
+            type,
+            time_in_force,
+            post_only,
+            client_order_id,
+            stop_price,
+            trailing_offset,
+            display_quantity,
+            expire_at,
+            quote_quantity,
         )
         if client_order_id is None:
             return await self._place_locked(request)
@@ -398,6 +609,11 @@ class OrderService:
         time_in_force: object,
         post_only: object,
         client_order_id: object,
+        stop_price: object = None,
+        trailing_offset: object = None,
+        display_quantity: object = None,
+        expire_at: object = None,
+        quote_quantity: object = None,
     ) -> _Request:
         _check_user(user_id)
         inst = self._instrument(symbol)
@@ -415,19 +631,72 @@ class OrderService:
             raise InvalidOrderError(
                 f"client_order_id must be 1 to {_MAX_CLIENT_ID_LENGTH} printable ASCII characters, not {client_order_id!r}"
             )
-        lots = inst.quantity_to_lots(quantity)  # type: ignore[arg-type]
+        quote: Decimal | None = None
+        lots: int | None
+        if quote_quantity is None:
+            lots = inst.quantity_to_lots(quantity)  # type: ignore[arg-type]
+        else:
+            if type_ is not _MARKET:
+                raise InvalidOrderError(f"quote_quantity applies only to MARKET orders, not {type_.value}")
+            if quantity is not None:
+                raise InvalidOrderError("give quantity or quote_quantity, not both")
+            if tif is _FOK:
+                raise InvalidOrderError("quote_quantity does not combine with FOK")
+            quote = _quote_amount(inst, quote_quantity)
+            lots = None
         ticks: int | None
-        if type_ is OrderType.LIMIT:
+        if type_ in _PRICED_TYPES:
             if price is None:
-                raise InvalidPriceError("a LIMIT order needs a price")
+                raise InvalidPriceError(f"a {type_.value} order needs a price")
             ticks = inst.price_to_ticks(price)  # type: ignore[arg-type]
         else:
             if price is not None:
-                raise InvalidPriceError("a MARKET order takes no price")
+                raise InvalidPriceError(f"a {type_.value} order takes no price")
             ticks = None
-        if post_only and (type_ is not OrderType.LIMIT or tif is not TimeInForce.GTC):
+        if post_only and (type_ is not _LIMIT or tif is not _GTC):
             raise InvalidOrderError("post_only applies to LIMIT GTC orders only")
-        check_limits(inst, ticks, lots)
+        stop: Decimal | None = None
+        if type_ is _STOP or type_ is _STOP_LIMIT:
+            if stop_price is None:
+                raise InvalidOrderError(f"a {type_.value} order needs a stop_price")
+            stop_ticks = _units(stop_price, inst.tick_size, "stop_price", "tick size", InvalidPriceError)
+            check_limits(inst, stop_ticks, None)  # the stop price within the instrument's price band
+            stop = inst.ticks_to_price(stop_ticks)
+        elif stop_price is not None:
+            raise InvalidOrderError(f"stop_price applies only to STOP and STOP_LIMIT orders, not {type_.value}")
+        trail: Decimal | None = None
+        if type_ is _TRAILING:
+            if trailing_offset is None:
+                raise InvalidOrderError("a TRAILING_STOP order needs a trailing_offset")
+            trail = inst.ticks_to_price(
+                _units(trailing_offset, inst.tick_size, "trailing_offset", "tick size", InvalidPriceError)
+            )
+        elif trailing_offset is not None:
+            raise InvalidOrderError(f"trailing_offset applies only to TRAILING_STOP orders, not {type_.value}")
+        display: Decimal | None = None
+        if display_quantity is not None:
+            if type_ is not _LIMIT or (tif is not _GTC and tif is not _GTD):
+                raise InvalidOrderError("display_quantity (an iceberg) applies only to LIMIT GTC or GTD orders")
+            display_lots = _units(display_quantity, inst.lot_size, "display_quantity", "lot size", InvalidQuantityError)
+            if lots is not None and display_lots >= lots:
+                raise InvalidQuantityError(f"display_quantity {display_quantity} must be smaller than the quantity")
+            display = inst.lots_to_quantity(display_lots)
+        expiry: int | None = None
+        if tif is _GTD:
+            if type_ is _MARKET:
+                raise InvalidOrderError("a MARKET order cannot be GTD: it never rests")
+            if expire_at is None:
+                raise InvalidOrderError("a GTD order needs expire_at")
+            expiry = expire_at_ms(expire_at)
+        elif expire_at is not None:
+            raise InvalidOrderError(f"expire_at applies only to GTD orders (time_in_force is {tif.value})")
+        if side_ is Side.BUY and (type_ is _STOP or type_ is _TRAILING) and inst.max_price is None:
+            raise InvalidOrderError(
+                f"a {type_.value} BUY pays whatever the market asks once triggered, and {inst.symbol} has no "
+                "max_price to reserve against: place a STOP_LIMIT order instead"
+            )
+        if lots is not None:
+            check_limits(inst, ticks, lots)
         return _Request(
             user_id=user_id,  # type: ignore[arg-type]
             inst=inst,
@@ -436,8 +705,13 @@ class OrderService:
             time_in_force=tif,
             post_only=post_only,
             client_order_id=client_order_id,
-            quantity=inst.lots_to_quantity(lots),
+            quantity=None if lots is None else inst.lots_to_quantity(lots),
             price=None if ticks is None else inst.ticks_to_price(ticks),
+            stop_price=stop,
+            trailing_offset=trail,
+            display_quantity=display,
+            expire_at=expiry,
+            quote_quantity=quote,
         )
 
     async def _place_locked(self, req: _Request) -> Placement:
@@ -446,6 +720,7 @@ class OrderService:
             self._check_symbol(symbol)
             await self._drain_outbox(symbol)
             now = self._clock()
+            await self._advance_locked(symbol, now)
             order_id = self._take_order_id()
             pending = OrderRecord(
                 id=order_id,
@@ -462,6 +737,11 @@ class OrderService:
                 updated_at=now,
                 client_order_id=req.client_order_id,
                 post_only=req.post_only,
+                stop_price=req.stop_price,
+                trailing_offset=req.trailing_offset,
+                display_quantity=req.display_quantity,
+                expire_at=req.expire_at,
+                quote_quantity=req.quote_quantity,
             )
             for attempt in (1, 2):
                 try:
@@ -515,11 +795,20 @@ class OrderService:
             self._free_order_ids.remove(self._next_order_id)
 
     def _reservation_for(self, req: _Request) -> tuple[str, Decimal]:
+        """The asset and amount an order reserves when it is placed (see the class docs)."""
         inst = req.inst
         if req.side is Side.SELL:
+            if req.quantity is None:
+                return inst.base, self._market_sell_quantity(req)
             return inst.base, req.quantity
+        if req.quantity is None:
+            assert req.quote_quantity is not None
+            return inst.quote, req.quote_quantity
         if req.price is not None:
             return inst.quote, req.price * req.quantity
+        if req.type is not _MARKET:  # STOP or TRAILING_STOP: the validation made sure of a max_price
+            assert inst.max_price is not None
+            return inst.quote, inst.max_price * req.quantity
         return inst.quote, self._market_buy_cost(req)
 
     def _market_buy_cost(self, req: _Request) -> Decimal:
@@ -527,17 +816,49 @@ class OrderService:
         book = self._engines[req.inst.symbol].book(req.inst.symbol)
         skip_own = self._stp is not SelfTradePrevention.NONE
         left, cost = req.quantity, _ZERO
+        assert left is not None
         for level in book.asks:
             price: Decimal = level.price
             for resting in level:
                 if skip_own and resting.owner == req.user_id:
                     continue
+                # an iceberg's remaining quantity counts its hidden part: the taker reaches it at this price
                 take: Decimal = min(left, resting.remaining_quantity)
                 cost += take * price
                 left -= take
                 if not left:
                     return cost
         return cost
+
+    def _market_sell_quantity(self, req: _Request) -> Decimal:
+        """What a market sell sized by a quote amount would sell sweeping the bids as they stand (an upper bound).
+
+        The engine's rule, level by level: as many whole lots as the budget left
+        pays for at the level's price, stopping at the first level where that is
+        less than the level holds (one more lot would exceed the budget).
+        """
+        inst = req.inst
+        assert req.quote_quantity is not None
+        book = self._engines[inst.symbol].book(inst.symbol)
+        skip_own = self._stp is not SelfTradePrevention.NONE
+        budget = to_units(
+            req.quote_quantity, inst.tick_size * inst.lot_size, "quote_quantity", "", InvalidQuantityError
+        )
+        sold = 0
+        for level in book.bids:
+            ticks = inst.price_to_ticks(level.price)
+            held = 0
+            for resting in level:
+                if not (skip_own and resting.owner == req.user_id):
+                    held += inst.quantity_to_lots(resting.remaining_quantity)
+            if not held:
+                continue
+            take = min(held, budget // ticks)
+            sold += take
+            budget -= take * ticks
+            if take < held:
+                break
+        return _ZERO if not sold else inst.lots_to_quantity(sold)
 
     async def _undo_pending(self, order_id: int, symbol: str, *, release: bool, strict: bool = False) -> bool:
         """Take back a pending order: delete its row and, when a reservation may exist, release it.
@@ -578,31 +899,62 @@ class OrderService:
     async def _execute(self, pending: OrderRecord) -> Placement:
         symbol = pending.symbol
         engine = self._engines[symbol]
-        order = Order(
-            pending.id,
-            pending.side,
-            pending.price,
-            pending.quantity,
-            symbol=symbol,
-            owner=pending.user_id,
-            type=pending.type,
-            time_in_force=pending.time_in_force,
-            post_only=pending.post_only,
-        )
         try:
-            report = engine.submit(order)
+            report = engine.submit(_engine_order(pending))
         except BaseException:  # refused by the engine (say, a level that would overflow): nothing happened
             if await self._undo_pending(pending.id, symbol, release=True):
                 self._give_back_order_id(pending.id)
             raise
         now = self._clock()
+        if report.triggered or self._trailing[symbol] or self._iceberg_seq[symbol] or pending.display_quantity:
+            effects = self._effects(pending, report, now)
+        else:  # the usual command, in fewer steps: no stop triggered, no iceberg or trailing stop to follow
+            effects = self._plain_effects(pending, report, now)
+        try:
+            async with self._transaction() as uow:
+                for record in effects.records:
+                    await uow.update_order(
+                        record.id,
+                        status=record.status,
+                        filled_quantity=record.filled_quantity,
+                        updated_at=now,
+                        sequence=record.sequence if record.id in effects.sequenced else None,
+                        visible_quantity=record.visible_quantity,
+                        stop_price=record.stop_price,
+                    )
+                if effects.trades:
+                    await uow.record_trades(effects.trades)
+                if effects.ops:
+                    await uow.add_wallet_ops(effects.ops)
+        except BaseException as exc:
+            await self._recover_symbol(symbol)
+            await self._undo_pending(pending.id, symbol, release=True)
+            if isinstance(exc, (TradebookError, OSError)):
+                raise PersistenceError(f"order {pending.id} was not stored and is undone: {exc}") from exc
+            raise
+        for record in effects.records:
+            self._remember(record)
+        icebergs = self._iceberg_seq[symbol]
+        for order_id, sequence in effects.iceberg_seq.items():
+            if order_id in self._active:
+                icebergs[order_id] = sequence
+        self._outbox[symbol].extend(effects.ops)
+        await self._drain_outbox(symbol)
+        return effects.placement
+
+    def _plain_effects(self, pending: OrderRecord, report: Any, now: datetime) -> _Effects:
+        """:meth:`_effects` of a command with no stop triggered, no iceberg and no trailing stop to follow."""
+        symbol = pending.symbol
         sequence = self._next_sequence
         self._next_sequence += 1
+        order = report.order
         taker = pending.replace(
-            status=report.order.status,
-            filled_quantity=report.order.filled_quantity,
+            status=order.status,
+            filled_quantity=order.filled_quantity,
             updated_at=now,
             sequence=sequence,
+            # a trailing stop accepted with no trade yet has no stop price; the others keep theirs
+            stop_price=order.stop_price if pending.type is _TRAILING else pending.stop_price,
         )
         inst = self._instruments[symbol]
         trades: list[TradeRecord] = []
@@ -612,55 +964,160 @@ class OrderService:
             maker = makers.get(trade.maker_order_id) or self._active[trade.maker_order_id]
             filled = maker.filled_quantity + trade.quantity
             makers[maker.id] = maker.replace(
-                filled_quantity=filled,
-                status=OrderStatus.FILLED if filled == maker.quantity else OrderStatus.PARTIALLY_FILLED,
-                updated_at=now,
+                filled_quantity=filled, status=_FILLED if filled == maker.quantity else _PARTIAL, updated_at=now
             )
             record = self._trade_record(trade, taker, maker, now)
             trades.append(record)
             ops.append(self._op(symbol, self._settlement(inst, record, taker.side)))
         for cancelled in report.cancelled:
             maker = makers.get(cancelled.id) or self._active[cancelled.id]
-            makers[maker.id] = maker.replace(status=OrderStatus.CANCELLED, updated_at=now)
+            makers[maker.id] = maker.replace(status=_CANCELLED, updated_at=now)
             ops.append(self._op(symbol, Release(_ref(maker.id))))
-        keep = _needed(taker)
+        keep = _needed(taker, inst)
         if keep == 0 or (taker.side is Side.BUY and trades):
             ops.append(self._op(symbol, Release(_ref(taker.id), keep)))
-        try:
-            async with self._transaction() as uow:
-                await uow.update_order(
-                    taker.id,
-                    status=taker.status,
-                    filled_quantity=taker.filled_quantity,
-                    updated_at=now,
-                    sequence=sequence,
+        placement = Placement(taker, tuple(trades))
+        return _Effects([taker, *makers.values()], {taker.id}, trades, ops, placement, {})
+
+    def _effects(self, pending: OrderRecord, report: Any, now: datetime) -> _Effects:
+        """Every record, trade and wallet operation a placement's report implies.
+
+        The report holds the order's own run and, in ``report.triggered``, the
+        run of each stop its trades triggered (a cascade), in order. Each run's
+        trades are settled as they came (a maker may be the placed order itself,
+        resting, or a stop that ran earlier in the cascade); the releases come
+        last, once every settlement has drawn on its reservation, and bring each
+        order that ran down to what its final state still needs. New sequences
+        go, in the engine's order, to whatever entered a book or the waiting
+        stops in this command (the order, the stops that now rest, icebergs
+        that showed a new slice), so that the stored sequences order each
+        symbol's live orders as its engine does.
+        """
+        symbol = pending.symbol
+        inst = self._instruments[symbol]
+        engine = self._engines[symbol]
+        book = engine.book(symbol)
+        current: dict[int, OrderRecord] = {}
+        trades: list[TradeRecord] = []
+        ops: list[WalletOp] = []
+        released: dict[int, None] = {}  # orders whose reservation may exceed their need, in order
+        paid: set[int] = set()  # buyers that took liquidity: a fill better than their limit leaves money over
+        runs: list[tuple[Any, list[TradeRecord]]] = []
+        for run in (report, *report.triggered):
+            order = run.order
+            taker = current.get(order.id) or (pending if order.id == pending.id else self._active[order.id])
+            own: list[TradeRecord] = []
+            for trade in run.trades:
+                maker = current.get(trade.maker_order_id) or self._active[trade.maker_order_id]
+                filled = maker.filled_quantity + trade.quantity
+                current[maker.id] = maker.replace(
+                    filled_quantity=filled, status=_FILLED if filled == maker.quantity else _PARTIAL, updated_at=now
                 )
-                for maker in makers.values():
-                    await uow.update_order(
-                        maker.id, status=maker.status, filled_quantity=maker.filled_quantity, updated_at=now
-                    )
-                if trades:
-                    await uow.record_trades(trades)
-                if ops:
-                    await uow.add_wallet_ops(ops)
-        except BaseException as exc:
-            await self._recover_symbol(symbol)
-            await self._undo_pending(taker.id, symbol, release=True)
-            if isinstance(exc, (TradebookError, OSError)):
-                raise PersistenceError(f"order {taker.id} was not stored and is undone: {exc}") from exc
-            raise
-        for maker in makers.values():
-            self._remember(maker)
-        self._remember(taker)
-        self._outbox[symbol].extend(ops)
-        await self._drain_outbox(symbol)
-        return Placement(taker, tuple(trades))
+                printed = self._trade_record(trade, taker, maker, now)
+                own.append(printed)
+                ops.append(self._op(symbol, self._settlement(inst, printed, taker.side)))
+                taker = taker.replace(filled_quantity=taker.filled_quantity + trade.quantity)
+            if own and taker.side is Side.BUY:
+                paid.add(taker.id)
+            current[taker.id] = taker.replace(updated_at=now)
+            for cancelled in run.cancelled:
+                maker = current.get(cancelled.id) or self._active[cancelled.id]
+                current[maker.id] = maker.replace(status=_CANCELLED, updated_at=now)
+                released[maker.id] = None
+            released[taker.id] = None
+            trades.extend(own)
+            runs.append((run, own))
+        # final states: an order that ran reads its status from the engine (it may have rested and then
+        # traded again as a maker, or been cancelled by self-trade prevention later in the cascade)
+        entered: list[tuple[int, int]] = []
+        for run, _ in runs:
+            order = run.order
+            record = current[order.id]
+            changes: dict[str, Any] = {"status": order.status}
+            if record.type is _TRAILING:
+                changes["stop_price"] = order.stop_price
+            current[order.id] = record.replace(**changes)
+            if order.status in ACTIVE_STATUSES:
+                entered.append((order.sequence, order.id))
+        if pending.id not in {order_id for _, order_id in entered}:
+            current[pending.id] = current[pending.id].replace(sequence=self._take_sequence())
+            sequenced = {pending.id}
+        else:
+            sequenced = set()
+        iceberg_seq: dict[int, int] = {}
+        for order_id, record in list(current.items()):
+            if record.display_quantity is None:
+                continue
+            if record.status in _RESTING:
+                resting = book.get_order(order_id)
+                current[order_id] = record.replace(visible_quantity=resting.visible_quantity)
+                iceberg_seq[order_id] = resting.sequence
+                if resting.sequence != self._iceberg_seq[symbol].get(order_id) and order_id != pending.id:
+                    entered.append((resting.sequence, order_id))  # a new slice: the back of its level
+            else:
+                current[order_id] = record.replace(visible_quantity=_ZERO)
+        for _, order_id in sorted(set(entered)):
+            current[order_id] = current[order_id].replace(sequence=self._take_sequence())
+            sequenced.add(order_id)
+        if trades:
+            self._follow_trailing(symbol, current, trades, now)
+        for order_id in released:
+            record = current[order_id]
+            keep = _needed(record, inst)
+            if keep == 0 or order_id in paid:
+                ops.append(self._op(symbol, Release(_ref(order_id), keep)))
+        triggered = tuple(Placement(current[run.order.id], tuple(own)) for run, own in runs[1:])
+        placement = Placement(current[pending.id], tuple(runs[0][1]), triggered=triggered)
+        records = [current[pending.id], *(r for i, r in current.items() if i != pending.id)]
+        return _Effects(records, sequenced, trades, ops, placement, iceberg_seq)
+
+    def _follow_trailing(
+        self, symbol: str, current: dict[int, OrderRecord], trades: Sequence[TradeRecord], now: datetime
+    ) -> None:
+        """Move the stop price of each trailing stop still waiting after trades at these prices.
+
+        The engine's rule: a SELL's reference is the highest trade price since
+        it was accepted (a BUY's the lowest), and its stop is the reference
+        less (plus) its offset; with no reference yet, the first trade sets it.
+        """
+        if not self._trailing[symbol]:
+            return
+        high = max(t.price for t in trades)
+        low = min(t.price for t in trades)
+        for order_id in self._trailing[symbol]:
+            record = current.get(order_id) or self._active[order_id]
+            if record.status is not _UNTRIGGERED:
+                continue
+            offset = record.trailing_offset
+            assert offset is not None
+            stop = record.stop_price
+            if record.side is Side.SELL:
+                ref = high if stop is None else max(stop + offset, high)
+                moved = ref - offset
+            else:
+                ref = low if stop is None else min(stop - offset, low)
+                moved = ref + offset
+            if moved != stop:
+                current[order_id] = record.replace(stop_price=moved, updated_at=now)
+
+    def _take_sequence(self) -> int:
+        sequence = self._next_sequence
+        self._next_sequence += 1
+        return sequence
 
     def _remember(self, record: OrderRecord) -> None:
-        if record.status in ACTIVE_STATUSES:
+        status = record.status
+        if status in ACTIVE_STATUSES:
             self._active[record.id] = record
+            if record.type is _TRAILING and status is _UNTRIGGERED:
+                self._trailing[record.symbol].add(record.id)
+                return
         else:
             self._active.pop(record.id, None)
+            if record.display_quantity is not None:
+                self._iceberg_seq[record.symbol].pop(record.id, None)
+        if record.type is _TRAILING:
+            self._trailing[record.symbol].discard(record.id)
 
     def _trade_record(self, trade: Any, taker: OrderRecord, maker: OrderRecord, now: datetime) -> TradeRecord:
         trade_id = self._next_trade_id
@@ -706,11 +1163,11 @@ class OrderService:
 
     @in_money_context
     async def cancel_order(self, user_id: str, order_id: int) -> OrderRecord:
-        """Cancel the user's active order and release its funds.
+        """Cancel the user's live order (resting, or a stop waiting for its trigger) and release its funds.
 
         Raises :class:`~tradebook.OrderNotFoundError` for an unknown order or
         another user's, :class:`~tradebook.OrderConflictError` if it is no
-        longer active (filled, cancelled, expired, rejected).
+        longer live (filled, cancelled, expired, rejected).
         """
         self._check_open()
         _check_user(user_id)
@@ -722,6 +1179,8 @@ class OrderService:
         async with self._locks[symbol]:
             self._check_symbol(symbol)
             await self._drain_outbox(symbol)
+            now = self._clock()
+            await self._advance_locked(symbol, now)  # an order past its expire_at is EXPIRED, not cancelled
             current = self._active.get(order_id)
             if current is None:
                 latest = await self.repository.get_order(order_id)
@@ -729,12 +1188,22 @@ class OrderService:
                 raise OrderConflictError(f"order {order_id} is {status} and cannot be cancelled")
             engine = self._engines[symbol]
             engine.cancel(symbol, order_id)
-            now = self._clock()
-            cancelled = current.replace(status=OrderStatus.CANCELLED, updated_at=now)
+            iceberg = current.display_quantity is not None
+            cancelled = current.replace(
+                status=OrderStatus.CANCELLED, updated_at=now, visible_quantity=_ZERO if iceberg else None
+            )
             ops = [self._op(symbol, Release(_ref(order_id)))]
             try:
                 async with self._transaction() as uow:
                     await uow.cancel_order(order_id, updated_at=now)
+                    if iceberg:
+                        await uow.update_order(
+                            order_id,
+                            status=OrderStatus.CANCELLED,
+                            filled_quantity=cancelled.filled_quantity,
+                            updated_at=now,
+                            visible_quantity=_ZERO,
+                        )
                     await uow.add_wallet_ops(ops)
             except BaseException as exc:
                 await self._recover_symbol(symbol)
@@ -839,22 +1308,134 @@ class _Request:
     time_in_force: TimeInForce
     post_only: bool
     client_order_id: str | None
-    quantity: Decimal
+    quantity: Decimal | None
     price: Decimal | None
+    stop_price: Decimal | None = None
+    trailing_offset: Decimal | None = None
+    display_quantity: Decimal | None = None
+    expire_at: int | None = None
+    quote_quantity: Decimal | None = None
+
+
+@dataclass
+class _Effects:
+    """What one placement changes: the records to write (the placed order first), which of them take their
+    new ``sequence``, the trades, the wallet operations, the answer, and each live iceberg's engine sequence."""
+
+    records: list[OrderRecord]
+    sequenced: set[int]
+    trades: list[TradeRecord]
+    ops: list[WalletOp]
+    placement: Placement
+    iceberg_seq: dict[int, int]
 
 
 def _ref(order_id: int) -> str:
     return str(order_id)
 
 
-def _needed(record: OrderRecord) -> Decimal:
-    """What an order's reservation must still hold: its resting remainder's cost."""
-    if record.status not in ACTIVE_STATUSES:
+def _engine_order(record: OrderRecord) -> Any:
+    """The engine's :class:`~tradebook.Order` for a pending record (the new types' fields are None on others)."""
+    quantity: Any = record.quantity  # None for a market order sized by quote_quantity, as the engine takes it
+    return Order(
+        record.id,
+        record.side,
+        record.price,
+        quantity,
+        symbol=record.symbol,
+        owner=record.user_id,
+        type=record.type,
+        time_in_force=record.time_in_force,
+        post_only=record.post_only,
+        stop_price=record.stop_price,
+        trailing_offset=record.trailing_offset,
+        display_quantity=record.display_quantity,
+        expire_at=record.expire_at,
+        quote_quantity=record.quote_quantity,
+    )
+
+
+def _snapshot_row(inst: Instrument, record: OrderRecord) -> dict[str, Any]:
+    """A live order as the engine's snapshot data holds it: a resting order's row, or a waiting stop's.
+
+    Sequences are the stored ones: they order the symbol's live orders as the engine did.
+    """
+    ticks, lots = inst.price_to_ticks, inst.quantity_to_lots
+    assert record.quantity is not None and record.sequence is not None  # a live order has both
+    extras: dict[str, Any] = {}
+    if record.expire_at is not None:
+        extras["expire_at"] = record.expire_at
+    if record.stop_price is not None:
+        extras["stop"] = ticks(record.stop_price)
+    row: dict[str, Any] = {
+        "id": record.id,
+        "side": record.side.value,
+        "type": record.type.value,
+        "time_in_force": record.time_in_force.value,
+        "owner": record.user_id,
+        "client_order_id": None,
+        "self_trade_prevention": None,
+    }
+    if record.status is _UNTRIGGERED:
+        if record.trailing_offset is not None:
+            trail = ticks(record.trailing_offset)
+            extras["trail"] = trail
+            if record.stop_price is not None:  # else no trade has given it a reference yet
+                stop = extras["stop"]
+                extras["ref"] = stop + trail if record.side is Side.SELL else stop - trail
+        extras["accepted"] = record.sequence
+        row["price"] = ticks(record.price) if record.price is not None else 0
+        row["quantity"] = lots(record.quantity)
+        row["extras"] = extras
+        return row
+    total, filled = lots(record.quantity), lots(record.filled_quantity) if record.filled_quantity else 0
+    shown = total
+    if record.display_quantity is not None:
+        assert record.visible_quantity is not None
+        extras["display"] = lots(record.display_quantity)
+        shown = filled + lots(record.visible_quantity)  # what the book has shown so far; the rest is hidden
+        extras["hidden"] = total - shown
+    row.update(
+        price=ticks(record.price),  # type: ignore[arg-type]
+        quantity=shown,
+        filled=filled,
+        sequence=record.sequence,
+        post_only=record.post_only,
+    )
+    if extras:
+        row["extras"] = extras
+    return row
+
+
+def _needed(record: OrderRecord, inst: Instrument) -> Decimal:
+    """What a live order's reservation must still hold (0 once it is not live)."""
+    status = record.status
+    if status is _UNTRIGGERED:
+        quantity = record.quantity
+        assert quantity is not None  # a stop is sized in base quantity
+        if record.side is Side.SELL:
+            return quantity
+        if record.price is not None:  # a STOP_LIMIT: its limit price
+            return record.price * quantity
+        assert inst.max_price is not None  # a STOP or TRAILING_STOP BUY is refused without one
+        return inst.max_price * quantity
+    if status is not _OPEN and status is not _PARTIAL:
         return _ZERO
     if record.side is Side.SELL:
         return record.remaining_quantity
     assert record.price is not None
     return record.price * record.remaining_quantity
+
+
+def _units(value: object, step: Decimal, what: str, step_name: str, error: type[InvalidOrderError]) -> int:
+    """``value`` in whole ``step``\\ s (1 to 2**63-1), or ``error``."""
+    return to_units(to_decimal(value, what, error), step, what, step_name, error)
+
+
+def _quote_amount(inst: Instrument, value: object) -> Decimal:
+    """A ``quote_quantity``: positive, on the grid of tick size times lot size (what one lot costs at one tick)."""
+    step = inst.tick_size * inst.lot_size
+    return from_units(_units(value, step, "quote_quantity", "tick size times lot size", InvalidQuantityError), step)
 
 
 def _rate(value: object, name: str) -> Decimal:

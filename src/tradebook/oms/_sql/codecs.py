@@ -51,7 +51,7 @@ class Codec:
             OrderType(order.type).value,
             TimeInForce(order.time_in_force).value,
             None if order.price is None else number(order.price),
-            number(order.quantity),
+            None if order.quantity is None else number(order.quantity),
             number(order.filled_quantity),
             OrderStatus(order.status).value,
             stamp(order.created_at),
@@ -59,6 +59,12 @@ class Codec:
             order.client_order_id,
             self.flag_out(order.post_only),
             None if order.sequence is None else ident(order.sequence, "sequence"),
+            None if order.stop_price is None else number(order.stop_price),
+            None if order.trailing_offset is None else number(order.trailing_offset),
+            None if order.display_quantity is None else number(order.display_quantity),
+            None if order.visible_quantity is None else number(order.visible_quantity),
+            None if order.expire_at is None else ident(order.expire_at, "expire_at"),
+            None if order.quote_quantity is None else number(order.quote_quantity),
         )
 
     def order(self, row: Sequence[Any]) -> OrderRecord:
@@ -72,7 +78,7 @@ class Codec:
             type=OrderType(row[4]),
             time_in_force=TimeInForce(row[5]),
             price=None if row[6] is None else number(row[6]),
-            quantity=number(row[7]),
+            quantity=None if row[7] is None else number(row[7]),
             filled_quantity=number(row[8]),
             status=OrderStatus(row[9]),
             created_at=stamp(row[10]),
@@ -80,6 +86,12 @@ class Codec:
             client_order_id=row[12],
             post_only=self.flag_in(row[13]),
             sequence=row[14],
+            stop_price=None if row[15] is None else number(row[15]),
+            trailing_offset=None if row[16] is None else number(row[16]),
+            display_quantity=None if row[17] is None else number(row[17]),
+            visible_quantity=None if row[18] is None else number(row[18]),
+            expire_at=row[19],
+            quote_quantity=None if row[20] is None else number(row[20]),
         )
 
     def trade_row(self, trade: TradeRecord) -> tuple[Any, ...]:

@@ -22,7 +22,7 @@ from ...errors import (
     PersistenceError,
 )
 from .._paging import page_of
-from .._sql.columns import OP_COLUMNS, ORDER_COLUMNS, TRADE_COLUMNS
+from .._sql.columns import OP_COLUMNS, ORDER_COLUMN_COUNT, ORDER_COLUMNS, TRADE_COLUMNS
 from .._sql.queries import Queries
 from ..models import OrderQuery, OrderRecord, Page, TradeRecord, WalletOp
 from .connection import _check_sizes, _fetch, _mapped, _open_pool, _Pool
@@ -33,12 +33,12 @@ _Q = Queries("%s")
 # The statements a unit of work runs, as plain text: psycopg caches their conversion
 # and prepares them on the server after a few uses.
 _INSERT_ORDER = (
-    f"INSERT INTO orders ({ORDER_COLUMNS})"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({', '.join(['%s'] * ORDER_COLUMN_COUNT)}) ON CONFLICT DO NOTHING"
 )
 _UPDATE_ORDER = (
-    "UPDATE orders SET status = %s, filled_quantity = %s, updated_at = %s,"
-    " sequence = coalesce(%s::bigint, sequence) WHERE id = %s"
+    "UPDATE orders SET status = %s, filled_quantity = %s, updated_at = %s, sequence = coalesce(%s::bigint, sequence),"
+    " visible_quantity = coalesce(%s::numeric, visible_quantity), stop_price = coalesce(%s::numeric, stop_price)"
+    " WHERE id = %s"
 )
 # Whole batches in one statement each. ON CONFLICT DO NOTHING also skips a repeat
 # of an id within the batch; RETURNING tells which rows went in. A batch of up to
@@ -183,12 +183,21 @@ class PostgresUnitOfWork:
         filled_quantity: Decimal,
         updated_at: datetime,
         sequence: int | None = None,
+        visible_quantity: Decimal | None = None,
+        stop_price: Decimal | None = None,
     ) -> None:
-        """Set an order's status and filled quantity (and ``sequence`` when given)."""
+        """Set an order's status and filled quantity (and the optional fields that are given)."""
+        params = (
+            OrderStatus(status).value,
+            filled_quantity,
+            updated_at,
+            sequence,
+            visible_quantity,
+            stop_price,
+            order_id,
+        )
         with _mapped(PersistenceError, f"could not update order {order_id}"):
-            cur = await self._execute(
-                _UPDATE_ORDER, (OrderStatus(status).value, filled_quantity, updated_at, sequence, order_id)
-            )
+            cur = await self._execute(_UPDATE_ORDER, params)
         if cur.rowcount == 0:
             raise OrderNotFoundError(f"no order with id {order_id}")
 
@@ -354,7 +363,7 @@ class PostgresOrderRepository:
         return page_of([CODEC.order(row) for row in await self._fetch(statement, params)], query.limit)
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
-        """The symbol's ``OPEN`` and ``PARTIALLY_FILLED`` orders in priority (``sequence``) order."""
+        """The symbol's live orders (``OPEN``, ``PARTIALLY_FILLED``, ``UNTRIGGERED``) in ``sequence`` order."""
         return [CODEC.order(row) for row in await self._fetch(_Q.active_orders, (symbol,))]
 
     async def pending_orders(self) -> list[OrderRecord]:

@@ -21,7 +21,7 @@ from ...errors import (
     PersistenceError,
 )
 from .._paging import page_of
-from .._sql.columns import OP_COLUMNS, ORDER_COLUMNS, TRADE_COLUMNS
+from .._sql.columns import OP_COLUMNS, ORDER_COLUMN_COUNT, ORDER_COLUMNS, TRADE_COLUMNS
 from .._sql.queries import Queries
 from ..models import OrderQuery, OrderRecord, Page, TradeRecord, WalletOp
 from .connection import (
@@ -37,7 +37,11 @@ from .connection import (
 from .schema import CODEC, T, _checked_id, _storable_id, _text, _timestamp
 
 _Q = Queries("?")
-_INSERT_ORDER = f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+_INSERT_ORDER = f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({', '.join('?' * ORDER_COLUMN_COUNT)})"
+_UPDATE_ORDER = (
+    "UPDATE orders SET status = ?, filled_quantity = ?, updated_at = ?, sequence = COALESCE(?, sequence),"
+    " visible_quantity = COALESCE(?, visible_quantity), stop_price = COALESCE(?, stop_price) WHERE id = ?"
+)
 _INSERT_TRADE = f"INSERT INTO trades ({TRADE_COLUMNS}) VALUES ({', '.join('?' * 10)})"
 _INSERT_OP = f"INSERT INTO wallet_ops ({OP_COLUMNS}) VALUES (?, ?, ?, ?)"
 
@@ -114,23 +118,23 @@ class SQLiteUnitOfWork:
         filled_quantity: Decimal,
         updated_at: datetime,
         sequence: int | None = None,
+        visible_quantity: Decimal | None = None,
+        stop_price: Decimal | None = None,
     ) -> None:
-        """Set an order's status and filled quantity (and its ``sequence`` when given)."""
+        """Set an order's status and filled quantity (and the optional fields that are given)."""
         values = (
             OrderStatus(status).value,
             _text(filled_quantity),
             _timestamp(updated_at),
             None if sequence is None else _checked_id(sequence, "sequence"),
+            None if visible_quantity is None else _text(visible_quantity),
+            None if stop_price is None else _text(stop_price),
         )
 
         def job(conn: sqlite3.Connection) -> None:
             cursor = None
             if _storable_id(order_id):
-                cursor = conn.execute(
-                    "UPDATE orders SET status = ?, filled_quantity = ?, updated_at = ?,"
-                    " sequence = COALESCE(?, sequence) WHERE id = ?",
-                    (*values, order_id),
-                )
+                cursor = conn.execute(_UPDATE_ORDER, (*values, order_id))
             if cursor is None or cursor.rowcount == 0:
                 raise OrderNotFoundError(f"no order with id {order_id}")
 
@@ -312,7 +316,7 @@ class SQLiteOrderRepository:
         return page_of(await self._read(job), query.limit)
 
     async def active_orders(self, symbol: str) -> list[OrderRecord]:
-        """The symbol's ``OPEN`` and ``PARTIALLY_FILLED`` orders in priority (``sequence``) order."""
+        """The symbol's live orders (``OPEN``, ``PARTIALLY_FILLED``, ``UNTRIGGERED``) in ``sequence`` order."""
 
         def job(conn: sqlite3.Connection) -> list[OrderRecord]:
             return [CODEC.order(row) for row in conn.execute(_Q.active_orders, (symbol,))]
