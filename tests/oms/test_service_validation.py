@@ -7,6 +7,7 @@ notice.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -226,3 +227,120 @@ async def test_amounts_beyond_28_significant_digits_are_exact_or_refused():
             assert await env.balance("bob", "USD") == (D("6788930199025307192.1255404172090899"), 0)
             assert await env.balance("alice", "USD") == (D("29799559155955378769.0283352853530793"), 0)
         await env.check()
+
+
+# -- the order types beyond limit and market ----------------------------------------------------
+
+NAIVE = datetime(2030, 1, 1)
+LATER = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "args", "kwargs"),
+    [
+        # stops
+        (InvalidOrderError, "invalid_order", ("SELL", "1"), {"type": "STOP"}),  # no stop_price
+        (InvalidOrderError, "invalid_order", ("SELL", "1", "100"), {"stop_price": "90"}),  # a stop price on a LIMIT
+        (InvalidOrderError, "invalid_order", ("SELL", "1"), {"type": "MARKET", "stop_price": "90"}),
+        (InvalidPriceError, "invalid_price", ("SELL", "1", "100"), {"type": "STOP", "stop_price": "90"}),  # a price
+        (InvalidPriceError, "invalid_price", ("SELL", "1"), {"type": "STOP_LIMIT", "stop_price": "90"}),  # none
+        (InvalidPriceError, "invalid_price", ("SELL", "1"), {"type": "STOP", "stop_price": "90.001"}),
+        (InvalidPriceError, "invalid_price", ("SELL", "1"), {"type": "STOP", "stop_price": "0"}),
+        (InvalidPriceError, "invalid_price", ("SELL", "1"), {"type": "STOP", "stop_price": "-5"}),
+        (InvalidPriceError, "invalid_price", ("SELL", "1"), {"type": "STOP", "stop_price": "NaN"}),
+        (InvalidPriceError, "invalid_price", ("SELL", "1"), {"type": "STOP", "stop_price": True}),
+        (InvalidPriceError, "invalid_price", ("SELL", "1"), {"type": "STOP", "stop_price": "1e30"}),
+        (InvalidOrderError, "invalid_order", ("SELL", "1"), {"type": "STOP", "stop_price": "90", "post_only": True}),
+        # a market stop buy on an instrument without a max_price: nothing bounds what it would pay
+        (InvalidOrderError, "invalid_order", ("BUY", "1"), {"type": "STOP", "stop_price": "110"}),
+        (InvalidOrderError, "invalid_order", ("BUY", "1"), {"type": "TRAILING_STOP", "trailing_offset": "1"}),
+        # trailing stops
+        (InvalidOrderError, "invalid_order", ("SELL", "1"), {"type": "TRAILING_STOP"}),
+        (InvalidOrderError, "invalid_order", ("SELL", "1", "100"), {"trailing_offset": "1"}),
+        (
+            InvalidOrderError,
+            "invalid_order",
+            ("SELL", "1"),
+            {"type": "TRAILING_STOP", "trailing_offset": "1", "stop_price": "90"},
+        ),
+        (InvalidPriceError, "invalid_price", ("SELL", "1"), {"type": "TRAILING_STOP", "trailing_offset": "0.005"}),
+        (InvalidPriceError, "invalid_price", ("SELL", "1"), {"type": "TRAILING_STOP", "trailing_offset": "0"}),
+        # icebergs
+        (InvalidOrderError, "invalid_order", ("SELL", "1"), {"type": "MARKET", "display_quantity": "0.1"}),
+        (InvalidOrderError, "invalid_order", ("SELL", "1", "100"), {"time_in_force": "IOC", "display_quantity": "0.1"}),
+        (
+            InvalidOrderError,
+            "invalid_order",
+            ("SELL", "1", "100"),
+            {"type": "STOP_LIMIT", "stop_price": "90", "display_quantity": "0.1"},
+        ),
+        (InvalidQuantityError, "invalid_quantity", ("SELL", "1", "100"), {"display_quantity": "1"}),
+        (InvalidQuantityError, "invalid_quantity", ("SELL", "1", "100"), {"display_quantity": "2"}),
+        (InvalidQuantityError, "invalid_quantity", ("SELL", "1", "100"), {"display_quantity": "0.0005"}),
+        (InvalidQuantityError, "invalid_quantity", ("SELL", "1", "100"), {"display_quantity": "0"}),
+        (InvalidQuantityError, "invalid_quantity", ("SELL", "1", "100"), {"display_quantity": [1]}),
+        # GTD
+        (InvalidOrderError, "invalid_order", ("SELL", "1", "100"), {"time_in_force": "GTD"}),
+        (InvalidOrderError, "invalid_order", ("SELL", "1", "100"), {"expire_at": 1}),
+        (
+            InvalidOrderError,
+            "invalid_order",
+            ("SELL", "1"),
+            {"type": "MARKET", "time_in_force": "GTD", "expire_at": LATER},
+        ),
+        *[
+            (InvalidOrderError, "invalid_order", ("SELL", "1", "100"), {"time_in_force": "GTD", "expire_at": bad})
+            for bad in ("1893456000000", 1.5e12, True, NAIVE, -1, 253402300800000, 2**64, Decimal(5))
+        ],
+        # quote-sized market orders
+        (InvalidOrderError, "invalid_order", ("BUY", "1"), {"type": "MARKET", "quote_quantity": "100"}),
+        (InvalidOrderError, "invalid_order", ("BUY", None, "100"), {"quote_quantity": "100"}),
+        (
+            InvalidOrderError,
+            "invalid_order",
+            ("SELL", None),
+            {"type": "STOP", "stop_price": "90", "quote_quantity": "100"},
+        ),
+        (
+            InvalidOrderError,
+            "invalid_order",
+            ("BUY", None),
+            {"type": "MARKET", "time_in_force": "FOK", "quote_quantity": "100"},
+        ),
+        *[
+            (InvalidQuantityError, "invalid_quantity", ("BUY", None), {"type": "MARKET", "quote_quantity": bad})
+            for bad in ("100.000001", "0", "-1", "NaN", "Infinity", "abc", True, "1e40", 0.1)
+        ],
+    ],
+)
+async def test_bad_combinations_of_the_new_order_types(env, error, code, args, kwargs):
+    await refused(env, error, code, "bob", S, *args, **kwargs)
+
+
+async def test_a_stop_price_outside_the_instruments_band_is_refused(env):
+    await refused(env, InvalidPriceError, "invalid_price", "bob", "LIM/USDT", "SELL", "1", type="STOP", stop_price="5")
+    await refused(
+        env, InvalidPriceError, "invalid_price", "bob", "LIM/USDT", "BUY", "1", type="STOP", stop_price="1000.5"
+    )
+
+
+async def test_the_new_order_types_at_their_bounds_are_accepted(env):
+    svc = env.service
+    stop = await svc.place_order("bob", "LIM/USDT", "BUY", "1", type="STOP", stop_price="1000")  # max_price
+    assert (stop.status, await env.balance("bob", "USDT")) == (OrderStatus.UNTRIGGERED, (D(99000), D(1000)))
+    await svc.cancel_order("bob", stop.id)
+    ice = await svc.place_order("bob", S, "SELL", "1", "200", display_quantity="0.999")
+    assert ice.visible_quantity == D("0.999")
+    await svc.cancel_order("bob", ice.id)
+    gtd = await svc.place_order("bob", S, "SELL", "1", "200", time_in_force="GTD", expire_at=253402300799999)
+    assert gtd.expire_at == 253402300799999
+    await svc.cancel_order("bob", gtd.id)
+    quote = await svc.place("bob", S, "BUY", None, type="MARKET", quote_quantity="0.00001")  # one tick x one lot
+    assert quote.order.quote_quantity == D("0.00001") and quote.trades == ()
+
+
+async def test_expire_at_may_be_a_datetime_rounded_up_to_the_millisecond(env):
+    moment = datetime(2030, 6, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=2)))
+    order = await env.service.place_order("bob", S, "SELL", "1", "200", time_in_force="GTD", expire_at=moment)
+    assert order.expire_at == (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1) + 1
+    await env.service.cancel_order("bob", order.id)
