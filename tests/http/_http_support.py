@@ -75,7 +75,12 @@ class Api:
 
 
 async def open_api(
-    kind: str, tmp_path: Path, *, wrap_wallet: Callable[[Any], Any] | None = None, **app_options: Any
+    kind: str,
+    tmp_path: Path,
+    *,
+    wrap_wallet: Callable[[Any], Any] | None = None,
+    instruments: tuple[Instrument, ...] = INSTRUMENTS,
+    **app_options: Any,
 ) -> tuple[Api, dict[str, Any]]:
     """Open a store of ``kind``, fund the users, start a service and put an app in front of it.
 
@@ -88,7 +93,7 @@ async def open_api(
         for asset, amount in DEPOSITS.items():
             await store.wallet.deposit(user, asset, amount)
     wallet = store.wallet if wrap_wallet is None else wrap_wallet(store.wallet)
-    service = OrderService(store.repository, wallet, INSTRUMENTS)
+    service = OrderService(store.repository, wallet, instruments)
     await service.start()
     auth = TokenAuthenticator(SECRET)
     metrics = PrometheusMetrics()

@@ -84,8 +84,19 @@ async def test_malformed_json_is_400_invalid_json(memory_api: Api) -> None:
         ({**VALID, "price": "١٢"}, "price"),  # Arabic-Indic digits are digits to Python, not to us
         ({**VALID, "side": "buy"}, "side"),
         ({**VALID, "side": None}, "side"),
-        ({**VALID, "type": "STOP"}, "type"),
+        ({**VALID, "type": "ICEBERG"}, "type"),
         ({**VALID, "time_in_force": "DAY"}, "time_in_force"),
+        ({**VALID, "type": "STOP", "stop_price": 99}, "stop_price"),
+        ({**VALID, "type": "TRAILING_STOP", "trailing_offset": "-1"}, "trailing_offset"),
+        ({**VALID, "display_quantity": 0.5}, "display_quantity"),
+        ({**VALID, "quote_quantity": 100}, "quote_quantity"),
+        ({**VALID, "expire_at": 1.5e12}, "expire_at"),
+        ({**VALID, "expire_at": True}, "expire_at"),
+        ({**VALID, "expire_at": "tomorrow"}, "expire_at"),
+        ({**VALID, "expire_at": "1893456000000"}, "expire_at"),  # epoch milliseconds are a JSON integer
+        ({**VALID, "expire_at": "2030-01-01T00:00:00"}, "expire_at"),  # no offset
+        ({**VALID, "expire_at": "2030-02-30T00:00:00Z"}, "expire_at"),
+        ({**VALID, "expire_at": "9999-12-31T23:59:59.9999999Z"}, "expire_at"),  # past the last datetime
         ({**VALID, "post_only": "true"}, "post_only"),
         ({**VALID, "post_only": 1}, "post_only"),
         ({**VALID, "symbol": 42}, "symbol"),
@@ -95,7 +106,6 @@ async def test_malformed_json_is_400_invalid_json(memory_api: Api) -> None:
         ({**VALID, "client_order_id": "é"}, "client_order_id"),
         ({**VALID, "leverage": "100"}, "leverage"),  # unknown fields are refused
         ({k: v for k, v in VALID.items() if k != "side"}, "side"),
-        ({k: v for k, v in VALID.items() if k != "quantity"}, "quantity"),
     ],
 )
 async def test_wrong_shapes_and_types_are_400_naming_the_field(memory_api: Api, body: Any, field: str | None) -> None:
@@ -291,8 +301,20 @@ async def test_the_openapi_document(memory_api: Api) -> None:
     }
     order_in = schemas["OrderIn"]
     assert order_in["additionalProperties"] is False
-    assert order_in["properties"]["quantity"]["type"] == "string"
-    assert "pattern" in order_in["properties"]["quantity"]
+    (quantity,) = [t for t in order_in["properties"]["quantity"]["anyOf"] if t["type"] == "string"]
+    assert "pattern" in quantity  # a decimal string, or null for a market order sized by quote_quantity
+    assert {"STOP", "STOP_LIMIT", "TRAILING_STOP"} <= set(order_in["properties"]["type"]["enum"])
+    assert [t["type"] for t in order_in["properties"]["expire_at"]["anyOf"]] == ["integer", "string", "null"]
+    order_out = schemas["OrderOut"]["properties"]
+    assert "UNTRIGGERED" in order_out["status"]["enum"]
+    assert {
+        "stop_price",
+        "trailing_offset",
+        "display_quantity",
+        "visible_quantity",
+        "expire_at",
+        "quote_quantity",
+    } <= set(order_out)
     place = doc["paths"]["/api/v1/orders"]["post"]
     assert place["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OrderIn"}
     assert {"200", "201", "400", "401", "413", "422", "503"} <= set(place["responses"])

@@ -20,6 +20,12 @@ ORDER_FIELDS = {
     "quantity",
     "filled_quantity",
     "remaining_quantity",
+    "stop_price",
+    "trailing_offset",
+    "display_quantity",
+    "visible_quantity",
+    "expire_at",
+    "quote_quantity",
     "created_at",
     "updated_at",
 }

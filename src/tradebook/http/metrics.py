@@ -163,10 +163,11 @@ class PrometheusMetrics(Metrics):
         symbol = order.symbol
         self._child(self._placed, symbol, order.side.value, order.type.value).inc()
         self._child(self._matching, "place", symbol).observe(seconds)
-        if placement.trades:
-            volume = sum(t.quantity for t in placement.trades)
-            notional = sum(t.price * t.quantity for t in placement.trades)
-            self._trades.labels(symbol).inc(len(placement.trades))
+        trades = placement.all_trades if placement.triggered else placement.trades  # the stops' trades count too
+        if trades:
+            volume = sum(t.quantity for t in trades)
+            notional = sum(t.price * t.quantity for t in trades)
+            self._trades.labels(symbol).inc(len(trades))
             self._volume.labels(symbol).inc(float(volume))
             self._notional.labels(symbol).inc(float(notional))
 

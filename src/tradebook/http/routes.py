@@ -128,6 +128,8 @@ async def place_order(request: Request) -> JSONResponse:
         if time_in_force == "GTC":
             raise InvalidOrderError("a MARKET order never rests: its time_in_force is IOC (the default) or FOK")
         time_in_force = time_in_force or "IOC"
+    elif time_in_force is None:
+        time_in_force = "GTC" if order.expire_at is None else "GTD"
     state = _state(request)
     start = time.perf_counter()
     placement = await state.service.place(
@@ -137,9 +139,14 @@ async def place_order(request: Request) -> JSONResponse:
         order.quantity,
         order.price,
         type=order.type,
-        time_in_force=time_in_force or "GTC",
+        time_in_force=time_in_force,
         post_only=order.post_only,
         client_order_id=order.client_order_id,
+        stop_price=order.stop_price,
+        trailing_offset=order.trailing_offset,
+        display_quantity=order.display_quantity,
+        expire_at=order.expire_at,
+        quote_quantity=order.quote_quantity,
     )
     content = order_json(placement.order)
     if placement.replayed:

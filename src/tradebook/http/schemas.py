@@ -12,21 +12,25 @@ validating models on the way out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from decimal import Context, Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from starlette.responses import Response
 
 from .._common import Depth
 from ..enums import OrderType, TimeInForce
 from ..instrument import Instrument
+from ..oms._time import from_epoch_ms
 from ..oms.models import Balance, OrderRecord, TradeRecord
 
 __all__ = [
     "DECIMAL_PATTERN",
+    "RFC3339_PATTERN",
     "BalanceOut",
     "BalancesOut",
     "DepthLevelOut",
@@ -62,9 +66,61 @@ DecimalString = Annotated[
 ]
 DecimalOut = Annotated[str, Field(description='A decimal as a string, such as "60000.00".', examples=["60000.00"])]
 SideName = Literal["BUY", "SELL"]
-TypeName = Literal["LIMIT", "MARKET"]
-TimeInForceName = Literal["GTC", "IOC", "FOK"]
-StatusName = Literal["OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"]
+TypeName = Literal["LIMIT", "MARKET", "STOP", "STOP_LIMIT", "TRAILING_STOP"]
+TimeInForceName = Literal["GTC", "IOC", "FOK", "GTD"]
+StatusName = Literal["OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED", "UNTRIGGERED"]
+
+#: An RFC 3339 timestamp with its offset (``Z`` or ``+HH:MM``), such as ``2030-01-01T12:00:00.250Z``.
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,30})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+_RFC3339 = re.compile(RFC3339_PATTERN)
+_FRACTION = re.compile(r"\.([0-9]+)")
+
+
+def _expire_at(value: object) -> int | datetime:
+    """``expire_at`` as the JSON gives it: an integer (epoch milliseconds) as it is, an RFC 3339 string parsed.
+
+    The service checks the range (:func:`tradebook.oms._time.expire_at_ms`).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or len(value) > 64 or _RFC3339.fullmatch(value) is None:
+        raise ValueError("expire_at is epoch milliseconds (a JSON integer) or an RFC 3339 timestamp with its offset")
+    return _instant(value)
+
+
+def _instant(text: str) -> datetime:
+    """An RFC 3339 timestamp as an aware datetime; digits past the microsecond round it up by one microsecond.
+
+    So that rounding up to the millisecond (what ``expire_at`` does) stays exact: ``.123000001`` is after
+    ``.123``, and counts as ``.124``.
+    """
+    text = text.upper()
+    bump = False
+    fraction = _FRACTION.search(text)
+    if fraction is not None and len(fraction[1]) > 6:
+        bump = fraction[1][6:].strip("0") != ""
+        text = text[: fraction.start()] + "." + fraction[1][:6] + text[fraction.end() :]
+    try:
+        moment = datetime.fromisoformat(text)
+        return moment + timedelta(microseconds=1) if bump else moment
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"not a valid RFC 3339 timestamp: {exc}") from None
+
+
+ExpireAt = Annotated[
+    int | datetime,
+    PlainValidator(_expire_at),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "description": "epoch milliseconds"},
+                {"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN, "maxLength": 64},
+            ]
+        }
+    ),
+]
 Symbol = Annotated[str, Field(min_length=1, max_length=64, description="BASE/QUOTE", examples=["BTC/USDT"])]
 
 
@@ -75,12 +131,21 @@ class OrderIn(BaseModel):
 
     symbol: Symbol
     side: SideName
-    type: TypeName = "LIMIT"
-    quantity: DecimalString
-    price: DecimalString | None = Field(default=None, description="Required for LIMIT, absent (or null) for MARKET.")
+    type: TypeName = Field(
+        default="LIMIT",
+        description="STOP is a market order once triggered, STOP_LIMIT a limit order at price, TRAILING_STOP a market "
+        "order whose stop price trails the market by trailing_offset.",
+    )
+    quantity: DecimalString | None = Field(
+        default=None, description="Required, except for a MARKET order sized by quote_quantity (then absent or null)."
+    )
+    price: DecimalString | None = Field(
+        default=None, description="Required for LIMIT and STOP_LIMIT, absent (or null) for the other types."
+    )
     time_in_force: TimeInForceName | None = Field(
         default=None,
-        description="GTC when absent for LIMIT; IOC when absent for MARKET, which never rests (GTC is refused).",
+        description="When absent: GTD if expire_at is given, IOC for MARKET (which never rests: GTC is refused), "
+        "GTC otherwise. A stop's applies once it is triggered (GTD also while it waits).",
     )
     post_only: bool = Field(default=False, description="Refuse the order rather than let it take liquidity.")
     client_order_id: str | None = Field(
@@ -89,6 +154,26 @@ class OrderIn(BaseModel):
         max_length=64,
         pattern=r"^[ -~]+$",
         description="Your id for the order (printable ASCII); a repeat returns the original order with 200.",
+    )
+    stop_price: DecimalString | None = Field(
+        default=None, description="STOP and STOP_LIMIT: a BUY triggers on a trade at or above it, a SELL at or below."
+    )
+    trailing_offset: DecimalString | None = Field(
+        default=None, description="TRAILING_STOP: the stop's distance from the best trade price since it was placed."
+    )
+    display_quantity: DecimalString | None = Field(
+        default=None, description="An iceberg (LIMIT GTC or GTD): the book shows at most this much of it at a time."
+    )
+    expire_at: ExpireAt | None = Field(
+        default=None,
+        description="GTD: when the order expires, as epoch milliseconds (the service's engine clock) or an RFC 3339 "
+        "timestamp (rounded up to the millisecond).",
+        examples=[1893456000000, "2030-01-01T00:00:00Z"],
+    )
+    quote_quantity: DecimalString | None = Field(
+        default=None,
+        description="MARKET (GTC/IOC, not FOK): the quote amount to spend (BUY) or receive (SELL), on the grid of "
+        "tick size times lot size, instead of quantity.",
     )
 
 
@@ -104,9 +189,17 @@ class OrderOut(BaseModel):
     post_only: bool
     status: StatusName
     price: DecimalOut | None
-    quantity: DecimalOut
+    quantity: DecimalOut | None = Field(description="null for a MARKET order sized by quote_quantity")
     filled_quantity: DecimalOut
-    remaining_quantity: DecimalOut
+    remaining_quantity: DecimalOut | None = Field(description="null for a MARKET order sized by quote_quantity")
+    stop_price: DecimalOut | None = Field(
+        description="A stop's trigger price (a TRAILING_STOP's current one: null before the first trade)"
+    )
+    trailing_offset: DecimalOut | None
+    display_quantity: DecimalOut | None
+    visible_quantity: DecimalOut | None = Field(description="An iceberg's slice in the book now (0 once it left)")
+    expire_at: str | None = Field(description="GTD: RFC 3339 UTC timestamp, to the millisecond")
+    quote_quantity: DecimalOut | None
     created_at: str = Field(description="RFC 3339 UTC timestamp")
     updated_at: str = Field(description="RFC 3339 UTC timestamp")
 
@@ -213,10 +306,16 @@ def _time(value: Any) -> str:
     return text
 
 
+def _decimal_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
 def order_json(order: OrderRecord) -> dict[str, Any]:
     """The API form of an order (see :class:`OrderOut`)."""
     price = order.price
     tif = order.time_in_force
+    quantity = order.quantity
+    expire_at = order.expire_at
     return {
         "id": order.id,
         "client_order_id": order.client_order_id,
@@ -228,9 +327,15 @@ def order_json(order: OrderRecord) -> dict[str, Any]:
         "post_only": order.post_only,
         "status": order.status.value,
         "price": None if price is None else format(price, "f"),
-        "quantity": format(order.quantity, "f"),
+        "quantity": None if quantity is None else format(quantity, "f"),
         "filled_quantity": format(order.filled_quantity, "f"),
-        "remaining_quantity": format(order.quantity - order.filled_quantity, "f"),
+        "remaining_quantity": None if quantity is None else format(quantity - order.filled_quantity, "f"),
+        "stop_price": _decimal_or_none(order.stop_price),
+        "trailing_offset": _decimal_or_none(order.trailing_offset),
+        "display_quantity": _decimal_or_none(order.display_quantity),
+        "visible_quantity": _decimal_or_none(order.visible_quantity),
+        "expire_at": None if expire_at is None else from_epoch_ms(expire_at).isoformat(timespec="milliseconds"),
+        "quote_quantity": _decimal_or_none(order.quote_quantity),
         "created_at": _time(order.created_at),
         "updated_at": _time(order.updated_at),
     }
