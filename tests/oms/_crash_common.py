@@ -6,6 +6,10 @@ from decimal import Decimal
 
 from tradebook import Instrument
 
-INSTRUMENTS = [Instrument("BTC/USDT", "1", "0.1"), Instrument("ETH/USDT", "1", "0.1")]
+# a max_price, so that stop and trailing-stop buys can reserve against it
+INSTRUMENTS = [
+    Instrument("BTC/USDT", "1", "0.1", max_price="1000"),
+    Instrument("ETH/USDT", "1", "0.1", max_price="1000"),
+]
 USERS = ["u1", "u2", "u3", "u4"]
 DEPOSITS = {"USDT": Decimal(20_000), "BTC": Decimal(100), "ETH": Decimal(100)}

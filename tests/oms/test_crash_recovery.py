@@ -1,16 +1,21 @@
 """Kill -9 during a burst of orders, restart, and check that nothing accepted was lost or doubled.
 
 A real subprocess (``_crash_driver.py``) runs an OrderService on SQLite or
-PostgreSQL with four users trading two symbols; the test kills it with SIGKILL
-after a random number of accepted commands, opens the store again, starts a new
-service (recovery) and checks:
+PostgreSQL with four users trading two symbols with orders of every type
+(limit, market, quote-sized market, stop, stop-limit, trailing stop, iceberg,
+GTD); the test kills it with SIGKILL after a random number of accepted
+commands, opens the store again, starts a new service (recovery) and checks:
 
 - every order the driver reported as accepted exists with a final or resting
-  state at least as far along as reported, and every trade it reported exists;
+  state at least as far along as reported, and every trade it reported exists
+  (those of the stops it triggered too);
 - trades are unique and consistent with the orders' filled quantities;
-- the rebuilt books hold exactly the repository's active orders;
+- the rebuilt books hold exactly the repository's resting orders (icebergs
+  showing their slice), and the waiting stops exactly its untriggered ones;
+- no GTD order past its time is live: those due while the process was dead
+  expired at start;
 - each asset's total over all users equals what was deposited (funds
-  conserved), and every reservation equals what its user's active orders need;
+  conserved), and every reservation equals what its live order's rule needs;
 - the recovered service goes on trading.
 """
 
@@ -23,15 +28,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from _crash_common import DEPOSITS, INSTRUMENTS, USERS
+from _service_support import check_store
 from _stores import drop_schema, open_store, store_location
 
-from tradebook import OrderStatus, Side
+from tradebook import OrderStatus
 from tradebook.oms import OrderService
 
 DRIVER = Path(__file__).with_name("_crash_driver.py")
@@ -79,9 +84,10 @@ def run_and_kill(kind: str, location: dict, seed_value: int, kill_after: int) ->
 async def check_recovered(kind: str, location: dict, accepted: list[str]) -> None:
     store = await open_store(kind, **location)
     repo, wallet = store.repository, store.wallet
-    service = OrderService(repo, wallet, INSTRUMENTS)
+    service = OrderService(repo, wallet, INSTRUMENTS, expiry_interval=None)
     try:
         report = await service.start()
+        started = time.time_ns() // 1_000_000
         assert report.wallet_ops_outstanding == 0
 
         # accepted commands are all there
@@ -100,7 +106,7 @@ async def check_recovered(kind: str, location: dict, accepted: list[str]) -> Non
                     assert order.status.value == status
                 reported_trades.update(int(t) for t in trade_ids)
 
-        # trades: unique, consistent with the orders' fills
+        # trades: unique, and every accepted one kept
         trades = []
         cursor = None
         while True:
@@ -112,51 +118,26 @@ async def check_recovered(kind: str, location: dict, accepted: list[str]) -> Non
         ids = [t.id for t in trades]
         assert len(ids) == len(set(ids))
         assert reported_trades <= set(ids), "an accepted trade was lost"
-        filled_by_trades: dict[int, Decimal] = defaultdict(Decimal)
-        for t in trades:
-            filled_by_trades[t.buy_order_id] += t.quantity
-            filled_by_trades[t.sell_order_id] += t.quantity
 
-        needed: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        # no live GTD order is past its time once the service has started (those due while it was down
+        # expired at start, their funds released)
         for inst in INSTRUMENTS:
-            active = await repo.active_orders(inst.symbol)
-            levels: dict[tuple[Side, Decimal], Decimal] = defaultdict(Decimal)
-            for order in active:
-                levels[(order.side, order.price)] += order.remaining_quantity
-                if order.side is Side.BUY:
-                    needed[(order.user_id, inst.quote)] += order.price * order.remaining_quantity
-                else:
-                    needed[(order.user_id, inst.base)] += order.remaining_quantity
+            for order in await repo.active_orders(inst.symbol):
+                assert order.expire_at is None or order.expire_at > started - 5_000, order
+                if order.expire_at is not None:
+                    assert order.expire_at > service._engines[inst.symbol].time, order
+        for order_id in report.expired:
+            assert (await repo.get_order(order_id)).status is OrderStatus.EXPIRED
+
+        # every order's fills equal its trades; the books and the waiting stops are exactly the repository's
+        # live orders (icebergs showing their slice); funds conserved in total and reserved exactly what each
+        # live order's rule needs; a second rebuild from the repository gives the same engines
+        totals = {asset: amount * len(USERS) for asset, amount in DEPOSITS.items()}
+        await check_store(service, USERS, totals)
+        for inst in INSTRUMENTS:
             depth = service.depth(inst.symbol, 1000)
-            book = {(Side.BUY, lv.price): lv.quantity for lv in depth.bids}
-            book.update({(Side.SELL, lv.price): lv.quantity for lv in depth.asks})
-            assert book == dict(levels), f"{inst.symbol}: the rebuilt book differs from the repository"
             if depth.bids and depth.asks:
                 assert depth.bids[0].price < depth.asks[0].price
-
-        for user in USERS:
-            page = await service.list_orders(user)
-            cursor = page.next_cursor
-            orders = list(page.items)
-            while cursor is not None:
-                from tradebook.oms import OrderQuery
-
-                page = await service.list_orders(user, OrderQuery(cursor=cursor, limit=1000))
-                orders.extend(page.items)
-                cursor = page.next_cursor
-            for order in orders:
-                assert order.filled_quantity == filled_by_trades.get(order.id, Decimal(0)), order
-                assert order.filled_quantity <= order.quantity
-
-        # funds: conserved in total, and reserved exactly for the active orders
-        totals = await wallet.totals()
-        for asset, amount in DEPOSITS.items():
-            assert totals[asset] == amount * len(USERS), f"{asset} total changed: {totals[asset]}"
-        for user in USERS:
-            balances = await wallet.balances(user)
-            for asset in DEPOSITS:
-                reserved = balances[asset].reserved if asset in balances else Decimal(0)
-                assert reserved == needed[(user, asset)], (user, asset, reserved, needed[(user, asset)])
 
         # and the service goes on trading
         placed = await service.place("u1", "BTC/USDT", "BUY", "0.1", "1")
