@@ -59,8 +59,19 @@ OPS: dict[str, tuple[str, int, int]] = {
     "array_add": (f"execute_array, per command: resting limits, {BATCH} a call", 1_000, 4_000),
     "array_cancel": (f"execute_array, per command: cancels of random resting orders, {BATCH} a call", 1_000, 4_000),
     "array_submit": (f"execute_array, per command: marketable IOC limits, {BATCH} a call", 1_000, 4_000),
+    # the new order types, each against its plain twin (the difference is the cost of the feature):
+    # a ladder of asks, 2 lots a level, one level used up per operation
+    "stop_trigger": (
+        "a 1-lot IOC buy at the touch that triggers one waiting BUY stop, which buys the level's other lot",
+        1_000,
+        3_000,
+    ),
+    "stop_trigger_base": ("stop_trigger's plain twin: a 2-lot IOC buy at the touch, no stop", 1_000, 3_000),
+    "iceberg_refresh": ("a 1-lot IOC buy that uses up an iceberg's 1-lot slice, which refreshes", 1_000, 3_000),
+    "iceberg_refresh_base": ("iceberg_refresh's plain twin: a 1-lot IOC buy that fills a 1-lot order", 1_000, 3_000),
 }
 ARRAY_OPS = ("array_add", "array_cancel", "array_submit")
+TYPED_OPS = ("stop_trigger", "stop_trigger_base", "iceberg_refresh", "iceberg_refresh_base")
 
 
 def available_ops() -> list[str]:
@@ -70,7 +81,8 @@ def available_ops() -> list[str]:
     from tradebook import MatchingEngine
 
     has_arrays = hasattr(MatchingEngine, "execute_array") and importlib.util.find_spec("numpy") is not None
-    return [op for op in OPS if has_arrays or op not in ARRAY_OPS]
+    has_types = hasattr(MatchingEngine, "submit_raw_typed")
+    return [op for op in OPS if (has_arrays or op not in ARRAY_OPS) and (has_types or op not in TYPED_OPS)]
 
 
 def prepare_data(book_orders: int = BOOK_ORDERS, total: int | None = None) -> dict[str, Any]:
@@ -230,9 +242,53 @@ def _prepare(op: str, total: int, data: dict[str, Any]) -> tuple[Callable[[list[
             for rows in items:
                 execute(rows)
 
+    elif op in TYPED_OPS:
+        engine, run, items = _typed_op(op, total, inst)
+
     else:
         raise SystemExit(f"unknown op {op!r}; known: {', '.join(OPS)}")
     return run, items, engine
+
+
+def _typed_op(
+    op: str, total: int, inst: Any, engine_cls: Any = None, order_cls: Any = None
+) -> tuple[Any, Callable[[list[Any]], None], list[Any]]:
+    """A fresh engine for an op of the new order types and its plain twin; the loop and its items.
+
+    ``engine_cls`` / ``order_cls`` pick a backend (default: the package's); ``test_order_types.py`` times the same.
+    """
+    from tradebook import MatchingEngine, Order, Side, TimeInForce
+
+    engine_cls = engine_cls or MatchingEngine
+    Order = order_cls or Order  # noqa: N806
+    engine = engine_cls([inst])
+    base = 1_000_000
+    for i in range(200):  # some bids, so that the book is not one-sided
+        engine.submit_raw(900_000_000 + i, Side.BUY, base - 1 - i, 5)
+    ioc = TimeInForce.IOC
+    if op.startswith("stop_trigger"):
+        for k in range(total):  # a ladder of asks: 2 lots a level
+            engine.submit_raw(800_000_000 + k, Side.SELL, base + k, 2)
+        if op == "stop_trigger":
+            for k in range(total):  # one BUY stop at each level, waiting
+                engine.submit_raw_typed(700_000_000 + k, Side.BUY, None, 1, stop_price=base + k)
+        lots = 1 if op == "stop_trigger" else 2
+        items = [(k, base + k, lots) for k in range(total)]
+    else:
+        if op == "iceberg_refresh":
+            engine.submit(Order(800_000_000, "SELL", inst.ticks_to_price(base), inst.lots_to_quantity(total + 1),
+                                display_quantity=inst.lots_to_quantity(1)))  # fmt: skip
+        else:
+            for k in range(total + 1):
+                engine.submit_raw(800_000_000 + k, Side.SELL, base, 1)
+        items = [(k, base, 1) for k in range(total)]
+
+    def run(items: list[Any]) -> None:
+        submit, buy = engine.submit_raw, Side.BUY
+        for k, ticks, lots in items:
+            submit(k, buy, ticks, lots, time_in_force=ioc)
+
+    return engine, run, items
 
 
 def child(op: str, warm: int, count: int, measured: bool, data_path: str) -> None:

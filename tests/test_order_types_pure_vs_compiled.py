@@ -275,7 +275,7 @@ def _apply(backend: Any, engine: Any, command: str, args: tuple) -> Any:
         api, symbol, oid, side, otype, ticks, lots, tif, owner, stp, post_only = args[:11]
         stop, trail, display, expire_at, quote, half = args[11:]
         if api == "raw":
-            report = engine.submit_raw(
+            report = engine.submit_raw_typed(
                 oid,
                 side,
                 ticks,
@@ -283,7 +283,7 @@ def _apply(backend: Any, engine: Any, command: str, args: tuple) -> Any:
                 symbol=symbol,
                 time_in_force=tif,
                 owner=owner,
-                type=otype,
+                order_type=otype,
                 stop_price=stop,
                 trailing_offset=trail,
                 display=display,

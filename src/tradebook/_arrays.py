@@ -223,20 +223,20 @@ def via_single(engine: Any, commands: Any, symbol: Any) -> ArrayResult:
                 statuses[i] = ERROR_INVALID
                 continue
             elif op <= 3:
-                report = engine.submit_raw(
+                report = engine.submit_raw_typed(
                     order_id, side, None if op == 3 else price, quantity, symbol=symbol,
                     time_in_force=_TIF[op], display=display or None,
                 )  # fmt: skip
             elif op == 6:
-                report = engine.submit_raw(order_id, side, None, quantity, symbol=symbol, stop_price=price)
+                report = engine.submit_raw_typed(order_id, side, None, quantity, symbol=symbol, stop_price=price)
             elif op == 7:
-                report = engine.submit_raw(order_id, side, None, quantity, symbol=symbol, trailing_offset=price)
+                report = engine.submit_raw_typed(order_id, side, None, quantity, symbol=symbol, trailing_offset=price)
             elif op == 8:
-                report = engine.submit_raw(order_id, side, None, None, symbol=symbol, quote=quantity)
+                report = engine.submit_raw_typed(order_id, side, None, None, symbol=symbol, quote=quantity)
             elif op == 9:
-                report = engine.submit_raw(order_id, side, price, quantity, symbol=symbol, stop_price=stop)
+                report = engine.submit_raw_typed(order_id, side, price, quantity, symbol=symbol, stop_price=stop)
             else:
-                report = engine.submit_raw(
+                report = engine.submit_raw_typed(
                     order_id, side, price, quantity, symbol=symbol, time_in_force="GTD",
                     expire_at=expire_at, display=display or None,
                 )  # fmt: skip

@@ -120,13 +120,13 @@ cdef class OrderBook:
     cdef object _ask_view
     cdef object __weakref__
 
-    cdef int _acquire(self) except -1
-    cdef void _release(self) noexcept
-    cdef int _enter(self) except -1
-    cdef void _exit(self) noexcept
+    cdef inline int _acquire(self) except -1
+    cdef inline void _release(self) noexcept
+    cdef inline int _enter(self) except -1
+    cdef inline void _exit(self) noexcept
     cdef int _reserve(self) except -1
-    cdef int32_t _new_rec(self) noexcept
-    cdef void _free_rec(self, int32_t r) noexcept
+    cdef inline int32_t _new_rec(self) noexcept
+    cdef inline void _free_rec(self, int32_t r) noexcept
     cdef void _link(self, int32_t r, int32_t lv) noexcept
     cdef void _unlink(self, int32_t r) noexcept
     cdef void _forget(self, int32_t r) except *
@@ -136,7 +136,7 @@ cdef class OrderBook:
     cdef void _sync(self, Order o, Rec* rec, int status) noexcept
     cdef object _release_order(self, int32_t r, int status)
     cdef int32_t _room(self, int sell, int64_t price, int64_t extra) except -2
-    cdef int _check_seq(self) except -1
+    cdef inline int _check_seq(self) except -1
     cdef int32_t _insert(self, object order_id, bint intid, int64_t key, int sell, int64_t ticks, int64_t lots,
                          int64_t filled, int64_t seq, Order obj, int32_t lv) except -2
     cdef object _fill(self, int32_t r, int64_t lots, bint want_order)
@@ -157,6 +157,7 @@ cdef object _stp_of(object value)
 cdef void _touch(Level* level) noexcept
 cdef Order _new_order(object order_id, bint sell, object inst)
 cdef object _check_id(object order_id)
+cdef int64_t hidden_lots(Order o) noexcept
 
 
 cdef inline int64_t cancel_rec(OrderBook book, int32_t r) except -1:
@@ -171,7 +172,7 @@ cdef inline int64_t cancel_rec(OrderBook book, int32_t r) except -1:
     book._unlink(r)
     if rec.obj != NULL:
         if (<Order>rec.obj)._ext is not None:
-            remaining += (<Order>rec.obj)._ext.hidden     # an iceberg's hidden lots leave with it
+            remaining += hidden_lots(<Order>rec.obj)      # an iceberg's hidden lots leave with it
         book._release_order(r, ST_CANCELLED)
     book._free_rec(r)
     return remaining

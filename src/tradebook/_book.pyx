@@ -270,6 +270,18 @@ cdef object _row(Level* level):
 
 # -- Order ----------------------------------------------------------------------------
 
+cdef int64_t hidden_lots(Order o) noexcept:
+    """An iceberg's hidden lots (0 for any other order). Out of line, so that the hot paths that
+    test for it (the match, cancel_rec) stay small enough for the C compiler to inline them."""
+    ext = o._ext
+    if ext is None:
+        return 0
+    try:
+        return ext.hidden
+    except Exception:       # not reached: ``hidden`` is an int the engine keeps in range
+        return 0
+
+
 cdef object _as_decimal(object value):
     return value if type(value) is _DecimalType else Decimal(value)
 
@@ -561,8 +573,13 @@ cdef class Order:
 
     @property
     def is_filled(self):
-        """True once the whole quantity is filled."""
-        return self._inst is not None and self._filled >= self._lots
+        """True once the whole quantity is filled (a quote-sized order: once it spent its whole budget)."""
+        ext = self._ext
+        if ext is None:
+            return self._inst is not None and self._filled >= self._lots
+        if ext.quote is not None:
+            return self._status == ST_FILLED
+        return self._inst is not None and self._filled >= self._lots + ext.hidden
 
     @property
     def price_ticks(self):
@@ -571,8 +588,13 @@ cdef class Order:
 
     @property
     def quantity_lots(self):
-        """The total quantity in integer lots once the order is in a book, else None."""
-        return self._lots if self._inst is not None else None
+        """The total quantity in integer lots once the order is in a book, else None (and for a quote-sized order)."""
+        if self._inst is None:
+            return None
+        ext = self._ext
+        if ext is None:
+            return self._lots
+        return None if ext.quote is not None else self._lots + ext.hidden
 
     @property
     def filled_lots(self):
@@ -850,7 +872,7 @@ cdef class OrderBook:
 
     # -- locking: reentrant per book; waits without holding the GIL ----------------
 
-    cdef int _acquire(self) except -1:
+    cdef inline int _acquire(self) except -1:
         # Under the GIL this check-and-set is atomic: no other thread runs
         # between them. A thread only finds the book busy when its holder let
         # the GIL go mid-operation (running Python code such as a user's
@@ -868,10 +890,10 @@ cdef class OrderBook:
         self._lock_depth = 1
         return 0
 
-    cdef void _release(self) noexcept:
+    cdef inline void _release(self) noexcept:
         self._lock_depth -= 1
 
-    cdef int _enter(self) except -1:
+    cdef inline int _enter(self) except -1:
         """Take the lock to change the book; refuse a call back into a book that is changing.
 
         A change holds raw record and level pointers while it may run Python
@@ -889,7 +911,7 @@ cdef class OrderBook:
         self._busy = 1
         return 0
 
-    cdef void _exit(self) noexcept:
+    cdef inline void _exit(self) noexcept:
         self._busy = 0
         self._release()
 
@@ -939,12 +961,12 @@ cdef class OrderBook:
         map_reserve(&self._prices[1])
         return 0
 
-    cdef int32_t _new_rec(self) noexcept:
+    cdef inline int32_t _new_rec(self) noexcept:
         cdef int32_t r = self._rec_free
         self._rec_free = self._recs[r].next
         return r
 
-    cdef void _free_rec(self, int32_t r) noexcept:
+    cdef inline void _free_rec(self, int32_t r) noexcept:
         self._recs[r].flags = 0
         self._recs[r].obj = NULL
         self._recs[r].next = self._rec_free
@@ -1070,7 +1092,7 @@ cdef class OrderBook:
             raise InvalidQuantityError("the level's total quantity would exceed 2**63-1 lots")
         return lv
 
-    cdef int _check_seq(self) except -1:
+    cdef inline int _check_seq(self) except -1:
         """Refuse to hand out a sequence number once ``next_sequence`` has reached 2**63-1.
 
         The counter is an int64 and ``next_sequence`` must stay one, so the last

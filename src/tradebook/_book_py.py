@@ -414,8 +414,13 @@ class Order:
 
     @property
     def is_filled(self) -> bool:
-        """True once the whole quantity is filled."""
-        return self._inst is not None and self._filled_lots >= self._lots
+        """True once the whole quantity is filled (a quote-sized order: once it spent its whole budget)."""
+        ext = self._ext
+        if ext is None:
+            return self._inst is not None and self._filled_lots >= self._lots
+        if ext.quote is not None:
+            return self._status is FILLED_ST
+        return self._inst is not None and self._filled_lots >= self._lots + ext.hidden
 
     # raw (integer) views, valid once the order has joined a book
     @property
@@ -425,8 +430,13 @@ class Order:
 
     @property
     def quantity_lots(self) -> int | None:
-        """The total quantity in integer lots once the order is in a book, else None."""
-        return self._lots if self._inst is not None else None
+        """The total quantity in integer lots once the order is in a book, else None (and for a quote-sized order)."""
+        if self._inst is None:
+            return None
+        ext = self._ext
+        if ext is None:
+            return self._lots
+        return None if ext.quote is not None else self._lots + ext.hidden
 
     @property
     def filled_lots(self) -> int:

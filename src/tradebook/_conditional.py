@@ -147,6 +147,14 @@ class _Trailing:
             out.append((stop, accepted, order))
 
 
+def _by_stop(entry: tuple[int, int, Any]) -> tuple[int, int]:
+    return entry[0], entry[1]
+
+
+def _by_stop_descending(entry: tuple[int, int, Any]) -> tuple[int, int]:
+    return -entry[0], entry[1]
+
+
 class Triggers:
     """A symbol's waiting stops, and its last trade price."""
 
@@ -193,13 +201,22 @@ class Triggers:
                 key, accepted, order = heapq.heappop(sell)
                 if order.status is _UNTRIGGERED:
                     sells.append((-key, accepted, order))
-            self.trail_buy.trade(p, buys)
-            self.trail_sell.trade(p, sells)
-        buys.sort(key=lambda e: (e[0], e[1]))
-        sells.sort(key=lambda e: (-e[0], e[1]))
+            trail = self.trail_buy
+            if trail.groups or trail.unset:
+                trail.trade(p, buys)
+            trail = self.trail_sell
+            if trail.groups or trail.unset:
+                trail.trade(p, sells)
+        if not buys and not sells:
+            return []
+        if len(buys) > 1:
+            buys.sort(key=_by_stop)
+        if len(sells) > 1:
+            sells.sort(key=_by_stop_descending)
         out = []
+        waiting = self.waiting
         for stop, _, order in buys + sells:
-            if self.waiting.pop(order.id, None) is order:
+            if waiting.pop(order.id, None) is order:
                 order._ext.stop = stop
                 out.append(order)
         return out

@@ -107,5 +107,5 @@ cdef class MatchingEngine:
     cdef ExecutionReport _amend_iceberg(self, OrderBook book, int32_t r, Order o, object lots, object ticks)
     cdef list _cascade_after(self, OrderBook book, list trades)
     cdef object _batch_rows(self, object commands, object symbol, const int64_t* cmd, Py_ssize_t n)
-    cdef int _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out,
-                       TradeSink* sink) except -1
+    cdef Py_ssize_t _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out,
+                              TradeSink* sink) except -1

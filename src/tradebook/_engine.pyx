@@ -44,6 +44,7 @@ from tradebook._book cimport (
     ST_REJECTED,
     _check_id,
     cancel_rec,
+    hidden_lots,
     _int_key,
     _new_order,
     _side_code,
@@ -382,15 +383,6 @@ cdef inline int _rest(OrderBook book, int64_t key, int side, int64_t price, int6
     return ST_OPEN
 
 
-cdef bint _extended_ops(const int64_t* cmd, Py_ssize_t n) noexcept:
-    """Does a batch hold an op of the new order types (STOP, TRAILING_STOP, MARKET_QUOTE, ...)?"""
-    cdef Py_ssize_t i
-    for i in range(n):
-        if 6 <= cmd[5 * i] <= 10:
-            return True
-    return False
-
-
 cdef bint _int64_rows(object commands, Py_buffer* buf) except -1:
     """Take a C-contiguous buffer of int64s, five per command, without a Python call; False: not at once."""
     cdef const char* fmt
@@ -632,24 +624,13 @@ cdef class MatchingEngine:
         self._lock_and_run(book, &tk, o, o._tif, report, touched)
         return report
 
-    def submit_raw(self, order_id, side, price, quantity, *, symbol=None, time_in_force=_GTC, owner=None,
-                   order_type=None, stop_price=None, trailing_offset=None, display=None, expire_at=None,
-                   quote=None):
+    def submit_raw(self, order_id, side, price, quantity, *, symbol=None, time_in_force=_GTC, owner=None):
         """``submit`` with the price in ticks (None: a market order) and the quantity in lots.
 
-        The new order types take their fields in the same units: ``stop_price``
-        and ``trailing_offset`` in ticks, ``display`` in lots, ``quote`` (with
-        ``quantity=None``) in units of one tick times one lot, ``expire_at`` in the
-        engine's time unit; ``order_type`` defaults to what the fields imply (LIMIT,
-        MARKET, STOP, STOP_LIMIT or TRAILING_STOP).
-
         The returned report makes its ``order`` only when asked; read
-        ``report.status`` and ``report.filled_lots`` in hot loops.
+        ``report.status`` and ``report.filled_lots`` in hot loops. The new order
+        types' raw form is :meth:`submit_raw_typed`.
         """
-        if (order_type is not None or stop_price is not None or trailing_offset is not None
-                or display is not None or expire_at is not None or quote is not None):
-            return self._submit_raw_ext(order_id, side, price, quantity, symbol, time_in_force, owner,
-                                        order_type, stop_price, trailing_offset, display, expire_at, quote)
         cdef OrderBook book = self._book_for(symbol)
         cdef Taker tk
         tk.sell = _side_code(side)
@@ -672,6 +653,20 @@ cdef class MatchingEngine:
         report._tif = tif
         report._tk = tk
         return report
+
+    def submit_raw_typed(self, order_id, side, price, quantity, *, order_type=None, stop_price=None,
+                         trailing_offset=None, display=None, expire_at=None, quote=None, symbol=None,
+                         time_in_force=_GTC, owner=None):
+        """``submit_raw`` for every order type: the new fields in integer units.
+
+        ``stop_price`` and ``trailing_offset`` in ticks, ``display`` in lots,
+        ``quote`` (with ``quantity=None``) in units of one tick times one lot,
+        ``expire_at`` in the engine's time unit; ``order_type`` defaults to what
+        the fields imply (LIMIT, MARKET, STOP, STOP_LIMIT or TRAILING_STOP). The
+        engine keeps an ``Order`` for such an order, as for a Decimal submit.
+        """
+        return self._submit_raw_ext(order_id, side, price, quantity, symbol, time_in_force, owner,
+                                    order_type, stop_price, trailing_offset, display, expire_at, quote)
 
     cdef int _prepare(self, Taker* tk, object order_id, object owner, object tif, object stp) except -1:
         """Fill in the taker's identity, time in force and effective self-trade mode."""
@@ -1001,12 +996,13 @@ cdef class MatchingEngine:
         cdef ExecutionReport collector = self._spare
         cdef ExecutionReport amended
         cdef object order_id, tif     # owned here: the taker borrows them while it matches
+        cdef Py_ssize_t switch = -1
         if collector is None:
             collector = ExecutionReport.__new__(ExecutionReport)
         else:
             self._spare = None      # taken: a batch run meanwhile (another thread, another book) makes its own
         book._enter()       # a batch from code the book runs while changing is refused up front, whatever it holds
-        if self._listeners or (book._trig is not None and book._trig.waiting) or _extended_ops(cmd, n):
+        if self._listeners or (book._trig is not None and book._trig.waiting):
             # subscribers get one update per command, and stops trigger between commands (as do the new
             # order types' ops): take the single-call path
             book._exit()
@@ -1078,6 +1074,11 @@ cdef class MatchingEngine:
                         if collector._trades is None:
                             collector._trades = []
                         collector._trades.extend(amended._trades)
+                elif 6 <= op <= 10:
+                    # a new order type: it and everything after it take the single-call path, where
+                    # stops trigger between commands
+                    switch = i
+                    break
                 else:
                     st[i] = _E_INVALID
         finally:
@@ -1086,12 +1087,14 @@ cdef class MatchingEngine:
         collector._trades = None
         collector._cancelled = None
         self._spare = collector     # one object fewer to make per batch: small batches are mostly fixed cost
+        if switch >= 0:
+            trades.extend(self._batch_one_by_one(as_commands(commands), symbol, statuses, lots, switch).trades)
         return _named3(BatchResult, statuses, lots, trades)
 
-    def _batch_one_by_one(self, view, symbol, statuses, lots):
+    def _batch_one_by_one(self, view, symbol, statuses, lots, start=0):
         trades = []
         values = view.tolist()
-        for i in range(len(values) // 5):
+        for i in range(start, len(values) // 5):
             op = values[5 * i]
             order_id = values[5 * i + 1]
             side = values[5 * i + 2]
@@ -1106,14 +1109,14 @@ cdef class MatchingEngine:
                     report = self.amend_raw(symbol, order_id, quantity=quantity or None, price=price or None)
                 elif 6 <= op <= 8 and side in (0, 1):
                     if op == 6:
-                        report = self.submit_raw(order_id, _SELL if side else _BUY, None, quantity, symbol=symbol,
-                                                 stop_price=price)
+                        report = self.submit_raw_typed(order_id, _SELL if side else _BUY, None, quantity,
+                                                       symbol=symbol, stop_price=price)
                     elif op == 7:
-                        report = self.submit_raw(order_id, _SELL if side else _BUY, None, quantity, symbol=symbol,
-                                                 trailing_offset=price)
+                        report = self.submit_raw_typed(order_id, _SELL if side else _BUY, None, quantity,
+                                                       symbol=symbol, trailing_offset=price)
                     else:
-                        report = self.submit_raw(order_id, _SELL if side else _BUY, None, None, symbol=symbol,
-                                                 quote=quantity)
+                        report = self.submit_raw_typed(order_id, _SELL if side else _BUY, None, None,
+                                                       symbol=symbol, quote=quantity)
                 elif 0 <= op <= 3 and side in (0, 1):
                     report = self.submit_raw(
                         order_id, _SELL if side else _BUY, None if op == 3 else price, quantity,
@@ -1167,6 +1170,7 @@ cdef class MatchingEngine:
         statuses = np.zeros(n, np.int8)
         lots = np.zeros(n, np.int64)
         cdef Py_buffer cbuf, sbuf, lbuf, tbuf
+        cdef Py_ssize_t done = n
         cdef TradeSink sink
         sink.rows = NULL
         sink.n = sink.cap = 0
@@ -1175,7 +1179,7 @@ cdef class MatchingEngine:
         try:
             if book._obj_ids:
                 raise _arrays.refuse_book_ids(book._symbol)
-            if (book._trig is not None and book._trig.waiting) or _arrays.has_extended_rows(commands):
+            if book._trig is not None and book._trig.waiting:
                 book._exit()    # stops trigger between commands: take the single-call path
                 try:
                     return _arrays.via_single(self, commands, symbol)
@@ -1193,7 +1197,8 @@ cdef class MatchingEngine:
                 try:
                     PyObject_GetBuffer(lots, &lbuf, PyBUF_SIMPLE | PyBUF_WRITABLE)
                     try:
-                        self._run_rows(book, <const CmdRow*>cbuf.buf, n, <int8_t*>sbuf.buf, <int64_t*>lbuf.buf, &sink)
+                        done = self._run_rows(book, <const CmdRow*>cbuf.buf, n, <int8_t*>sbuf.buf,
+                                              <int64_t*>lbuf.buf, &sink)
                     finally:
                         PyBuffer_Release(&lbuf)
                 finally:
@@ -1208,11 +1213,21 @@ cdef class MatchingEngine:
         finally:
             PyMem_Free(sink.rows)
             book._exit()
+        if done < n:
+            # a row of a new order type: it and the rows after it go through the single-command calls
+            rest = _arrays.via_single(self, commands[done:], symbol)
+            statuses[done:] = rest.statuses
+            lots[done:] = rest.lots
+            trades = np.concatenate((trades, rest.trades))
         return _arrays.ArrayResult(statuses, lots, trades)
 
-    cdef int _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out,
-                       TradeSink* sink) except -1:
-        """The ``execute_array`` loop: the caller holds the book for a change; trades go to ``sink``."""
+    cdef Py_ssize_t _run_rows(self, OrderBook book, const CmdRow* rows, Py_ssize_t n, int8_t* st, int64_t* out,
+                              TradeSink* sink) except -1:
+        """The ``execute_array`` loop: the caller holds the book for a change; trades go to ``sink``.
+
+        Returns ``n``, or the index of the first row of a new order type (an op from STOP on, or an
+        iceberg's ``display``): the caller runs the rows from there through the single-command calls.
+        """
         cdef Py_ssize_t i
         cdef const CmdRow* c
         cdef int64_t op, key, side, price, qty, new_lots, new_ticks
@@ -1246,6 +1261,8 @@ cdef class MatchingEngine:
             qty = c.quantity
             sink.taker_key = key
             if 0 <= op <= 3:
+                if c.display != 0:
+                    return i
                 if (side != 0 and side != 1) or qty <= 0 or (op != 3 and price <= 0):
                     st[i] = _E_INVALID
                     continue
@@ -1321,9 +1338,11 @@ cdef class MatchingEngine:
                 rec = &book._recs[r]       # _amend may have moved the records
                 st[i] = ST_PARTIAL if rec.filled else ST_OPEN
                 out[i] = rec.filled
+            elif op > 5:
+                return i
             else:
                 st[i] = _E_INVALID
-        return 0
+        return n
 
     # -- matching -------------------------------------------------------------------------
 
@@ -1521,7 +1540,7 @@ cdef class MatchingEngine:
             book._last = price
             refresh = False
             if rec.qty - rec.filled == qty and rec.obj != NULL and (<Order>rec.obj)._ext is not None:
-                refresh = (<Order>rec.obj)._ext.hidden > 0     # an iceberg with more to show stays in the book
+                refresh = hidden_lots(<Order>rec.obj) > 0     # an iceberg with more to show stays in the book
             if tk.sink != NULL:
                 # execute_array: a C row, taken before anything changes (growing it may fail); every
                 # resting id is an int64 there (checked up front), so rec.key is the maker's id

@@ -542,36 +542,13 @@ class MatchingEngine(OrderTypesMixin):
         symbol: str | None = None,
         time_in_force: TimeInForce | str = TimeInForce.GTC,
         owner: Hashable | None = None,
-        order_type: OrderType | str | None = None,
-        stop_price: int | None = None,
-        trailing_offset: int | None = None,
-        display: int | None = None,
-        expire_at: int | None = None,
-        quote: int | None = None,
     ) -> ExecutionReport:
         """``submit`` with the price in ticks (None: a market order) and the quantity in lots.
 
-        The new order types take their fields in the same units: ``stop_price``
-        and ``trailing_offset`` in ticks, ``display`` in lots, ``quote`` (with
-        ``quantity=None``) in units of one tick times one lot, ``expire_at`` in the
-        engine's time unit; ``order_type`` defaults to what the fields imply (LIMIT,
-        MARKET, STOP, STOP_LIMIT or TRAILING_STOP).
-
         The returned report makes its ``order`` only when asked; read
-        ``report.status`` and ``report.filled_lots`` in hot loops.
+        ``report.status`` and ``report.filled_lots`` in hot loops. The new order
+        types' raw form is :meth:`submit_raw_typed`.
         """
-        if (
-            order_type is not None
-            or stop_price is not None
-            or trailing_offset is not None
-            or display is not None
-            or expire_at is not None
-            or quote is not None
-        ):
-            return self._submit_raw_ext(
-                order_id, side, price, quantity, symbol, time_in_force, owner,
-                order_type, stop_price, trailing_offset, display, expire_at, quote,
-            )  # fmt: skip
         book = self.book(symbol)
         sell = side is SELL or side is SELL_STR or (side is not BUY and side is not BUY_STR and to_side(side) is SELL)
         tif = (
@@ -600,6 +577,36 @@ class MatchingEngine(OrderTypesMixin):
         report = ExecutionReport(None, run.trades, run.cancelled, book._inst, tk)
         report._triggered = run.triggered
         return report
+
+    def submit_raw_typed(
+        self,
+        order_id: Hashable,
+        side: Side | str,
+        price: int | None,
+        quantity: int | None,
+        *,
+        order_type: OrderType | str | None = None,
+        stop_price: int | None = None,
+        trailing_offset: int | None = None,
+        display: int | None = None,
+        expire_at: int | None = None,
+        quote: int | None = None,
+        symbol: str | None = None,
+        time_in_force: TimeInForce | str = TimeInForce.GTC,
+        owner: Hashable | None = None,
+    ) -> ExecutionReport:
+        """``submit_raw`` for every order type: the new fields in integer units.
+
+        ``stop_price`` and ``trailing_offset`` in ticks, ``display`` in lots,
+        ``quote`` (with ``quantity=None``) in units of one tick times one lot,
+        ``expire_at`` in the engine's time unit; ``order_type`` defaults to what
+        the fields imply (LIMIT, MARKET, STOP, STOP_LIMIT or TRAILING_STOP). The
+        engine keeps an ``Order`` for such an order, as for a Decimal submit.
+        """
+        return self._submit_raw_ext(  # type: ignore[no-any-return]
+            order_id, side, price, quantity, symbol, time_in_force, owner,
+            order_type, stop_price, trailing_offset, display, expire_at, quote,
+        )  # fmt: skip
 
     def _lock_and_run(self, book: OrderBook, tk: _Taker, order: Order | None, run: _Run) -> None:
         """Check the id is free, match and publish, under the book's lock."""
@@ -885,7 +892,7 @@ class MatchingEngine(OrderTypesMixin):
                 if op == BatchOp.AMEND:
                     report = self.amend_raw(symbol, order_id, quantity=quantity or None, price=price or None)
                 elif op in _BATCH_EXT and side in (0, 1):
-                    report = self.submit_raw(
+                    report = self.submit_raw_typed(
                         order_id, SELL if side else BUY, None, None if op == BatchOp.MARKET_QUOTE else quantity,
                         symbol=symbol, **{_BATCH_EXT[op]: quantity if op == BatchOp.MARKET_QUOTE else price},
                     )  # fmt: skip

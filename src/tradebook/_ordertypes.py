@@ -239,6 +239,8 @@ class OrderTypesMixin:
             quote_quantity=None if quote is None else check_units(quote, "quote", InvalidQuantityError) * tick * lot,
             symbol=book.symbol,
         )
+        if order._ext is None:  # a plain order after all
+            return self.submit(order)  # type: ignore[attr-defined]
         return self._submit_ext(order)
 
     # -- the cascade ------------------------------------------------------------------------
@@ -386,6 +388,7 @@ class OrderTypesMixin:
                 book._trig.add(order, ext.ref)
                 if order.time_in_force is _GTD:
                     gtd.append((ext.expire_at, ext.accepted, symbol, order))  # type: ignore[arg-type]
+        for symbol, book in self._books.items():
             for order in book._x_resting_gtd():
                 gtd.append((order.expire_at, order.sequence, symbol, order))
         gtd.sort(key=lambda e: (e[0], e[1], e[2]))
