@@ -260,7 +260,7 @@ def _typed_op(
     from tradebook import MatchingEngine, Order, Side, TimeInForce
 
     engine_cls = engine_cls or MatchingEngine
-    Order = order_cls or Order  # noqa: N806
+    Order = order_cls or Order
     engine = engine_cls([inst])
     base = 1_000_000
     for i in range(200):  # some bids, so that the book is not one-sided
