@@ -207,3 +207,57 @@ async def test_stops_waiting_at_one_price_trigger_in_the_order_they_were_accepte
         ]
         assert len(repo_of(env.repo)._trades) == 3
         await env.check()
+
+
+async def test_a_bug_in_the_adapter_during_an_expiry_is_raised_as_it_is():
+    repo, clock = FailingRepository(), ManualClock()
+    async with service_env(repo=repo, clock=clock) as env:
+        await env.service.place_order("alice", S, "BUY", "1", "90", time_in_force="GTD", expire_at=clock.ms(seconds=1))
+        clock.advance(seconds=1)
+        repo.fail_on, repo.error = "update_order", RuntimeError("a bug in the adapter")
+        with pytest.raises(RuntimeError, match="a bug"):
+            await env.service.advance_time()
+        assert len(await env.service.advance_time()) == 1
+        await env.check()
+
+
+async def test_a_gtd_iceberg_expires_with_nothing_shown():
+    clock = ManualClock()
+    async with service_env(clock=clock) as env:
+        ice = await env.service.place_order(
+            "alice", S, "SELL", "2", "100", display_quantity="0.5", time_in_force="GTD", expire_at=clock.ms(seconds=1)
+        )
+        await env.service.place_order("bob", S, "BUY", "0.2", "100")
+        clock.advance(seconds=1)
+        (expired,) = await env.service.advance_time()
+        assert (expired.id, expired.visible_quantity, expired.filled_quantity) == (ice.id, D(0), D("0.2"))
+        assert await env.repo.get_order(ice.id) == expired
+        await env.check()
+
+
+async def test_self_trade_prevention_cancels_resting_makers_in_a_cascade():
+    """CANCEL_MAKER: a triggered stop that meets its owner's resting order removes it and goes on."""
+    async with service_env(instruments=(STOPS,), self_trade_prevention="CANCEL_MAKER") as env:
+        svc = env.service
+        await svc.place_order("carol", S, "BUY", "1", "99")
+        own = await svc.place_order("alice", S, "BUY", "1", "98")
+        await svc.place_order("carol", S, "BUY", "1", "97")
+        stop = await svc.place_order("alice", S, "SELL", "1", type="STOP", stop_price="99")
+        placed = await svc.place("bob", S, "SELL", "1", "99")
+        (run,) = placed.triggered
+        assert [(t.price, t.buy_order_id) for t in run.trades] == [(D(97), own.id + 1)]
+        assert (run.order.id, run.order.status) == (stop.id, OrderStatus.FILLED)
+        assert (await env.repo.get_order(own.id)).status is OrderStatus.CANCELLED
+        assert await env.balance("alice", "USDT") == (USDT0 + 97, 0)
+        await env.check()
+
+
+async def test_a_quote_sized_sell_skips_a_level_of_the_sellers_own_bids():
+    async with service_env(self_trade_prevention="CANCEL_MAKER") as env:
+        svc = env.service
+        await svc.place_order("alice", S, "BUY", "1", "100")  # alice's own: cancelled, not sold to
+        await svc.place_order("carol", S, "BUY", "2", "99")
+        placed = await svc.place("alice", S, "SELL", None, type="MARKET", quote_quantity="99")
+        assert [(t.price, t.quantity) for t in placed.trades] == [(D(99), D(1))]
+        assert placed.order.status is OrderStatus.FILLED
+        await env.check()
