@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal
 from typing import Annotated, Any, Literal
 
@@ -74,8 +74,10 @@ StatusName = Literal["OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTE
 RFC3339_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,30})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
-_RFC3339 = re.compile(RFC3339_PATTERN)
-_FRACTION = re.compile(r"\.([0-9]+)")
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,30}))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
 
 
 def _expire_at(value: object) -> int | datetime:
@@ -85,26 +87,32 @@ def _expire_at(value: object) -> int | datetime:
     """
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if not isinstance(value, str) or len(value) > 64 or _RFC3339.fullmatch(value) is None:
+    if not isinstance(value, str) or len(value) > 64 or (match := _RFC3339.fullmatch(value)) is None:
         raise ValueError("expire_at is epoch milliseconds (a JSON integer) or an RFC 3339 timestamp with its offset")
-    return _instant(value)
+    return _instant(match)
 
 
-def _instant(text: str) -> datetime:
-    """An RFC 3339 timestamp as an aware datetime; digits past the microsecond round it up by one microsecond.
+def _instant(match: re.Match[str]) -> datetime:
+    """A matched RFC 3339 timestamp as an aware datetime.
 
-    So that rounding up to the millisecond (what ``expire_at`` does) stays exact: ``.123000001`` is after
-    ``.123``, and counts as ``.124``.
+    Digits past the microsecond round it up by one microsecond, so that rounding
+    up to the millisecond (what ``expire_at`` does) stays exact: ``.123000001``
+    is after ``.123`` and counts as ``.124``.
     """
-    text = text.upper()
-    bump = False
-    fraction = _FRACTION.search(text)
-    if fraction is not None and len(fraction[1]) > 6:
-        bump = fraction[1][6:].strip("0") != ""
-        text = text[: fraction.start()] + "." + fraction[1][:6] + text[fraction.end() :]
+    year, month, day, hour, minute, second, fraction, utc, sign, off_hours, off_minutes = match.groups()
+    digits = (fraction or "").ljust(6, "0")
     try:
-        moment = datetime.fromisoformat(text)
-        return moment + timedelta(microseconds=1) if bump else moment
+        if utc:
+            zone = timezone.utc
+        else:
+            if int(off_minutes) > 59:
+                raise ValueError(f"offset minutes {off_minutes} are past 59")
+            offset = timedelta(hours=int(off_hours), minutes=int(off_minutes))
+            zone = timezone(-offset if sign == "-" else offset)
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), int(digits[:6]), tzinfo=zone
+        )
+        return moment + timedelta(microseconds=1) if digits[6:].strip("0") else moment
     except (ValueError, OverflowError) as exc:
         raise ValueError(f"not a valid RFC 3339 timestamp: {exc}") from None
 
