@@ -368,7 +368,8 @@ class Lane:
 ORDER_FIELDS = (
     "id", "side", "price", "quantity", "filled_quantity", "remaining_quantity", "type", "time_in_force",
     "post_only", "owner", "client_order_id", "symbol", "self_trade_prevention", "status", "sequence",
-    "is_filled", "price_ticks", "quantity_lots", "filled_lots",
+    "is_filled", "price_ticks", "quantity_lots", "filled_lots", "stop_price", "trailing_offset",
+    "display_quantity", "expire_at", "quote_quantity", "visible_quantity",
 )  # fmt: skip
 TRADE_FIELDS = (
     "id", "symbol", "price", "quantity", "price_ticks", "quantity_lots", "maker_order_id", "taker_order_id",
@@ -421,6 +422,7 @@ def norm(x: Any) -> Any:
             norm(x.order),
             norm(list(x.trades)),
             norm(list(x.cancelled)),
+            norm(list(x.triggered)),
         )
     if name == "PriceLevel":
         return ("Level", _fields(x, ("side", "price", "quantity", "order_count", "price_ticks", "quantity_lots")))
@@ -460,11 +462,17 @@ BATCH_FORMS = (
     "numpy_f8", "short", "tuples4", "memoryview", "str", "none", "numpy_i4", "bytearray",
 )  # fmt: skip
 
+# the order types beyond limit and market: their types, times in force and field values
+NEW_TYPES = ("STOP", "STOP_LIMIT", "TRAILING_STOP", "LIMIT", "MARKET", "LIMIT")
+NEW_TIFS = ("GTC", "GTD", "GTD", "IOC", "FOK")
+EXPIRES = (0, 1, 2, 3, 5, 8, 100, -1, INT64_MAX, 2**63, 1.5, "5")
+
 OPS = (
     "submit", "submit", "submit", "submit_raw", "submit_raw", "submit_raw", "submit_raw", "cancel", "cancel_raw",
     "amend", "amend_raw", "batch", "batch", "snap_engine", "snap_engine_bad", "snap_book", "snap_book_bad",
     "subscribe", "unsubscribe", "queries", "add_order", "add_raw", "add_raw", "remove", "remove_raw",
     "fill", "fill_raw", "amend_order", "amend_book_raw", "book_queries", "resubmit",
+    "submit_typed", "submit_typed", "submit_typed", "submit_typed_raw", "submit_typed_raw", "advance_time",
 )  # fmt: skip
 
 
@@ -615,6 +623,31 @@ class Program:
         price = None if otype == "MARKET" and r.below(8) else self.price(symbol)
         return (self.oid(), r.pick(SIDES), price, self.quantity(symbol), kwargs)
 
+    def typed_spec(self, symbol: Any) -> tuple:
+        """An Order of the new types: (id, side, price, quantity, kwargs) with stop, trailing, iceberg, GTD or quote fields."""
+        r = self.r
+        otype = r.pick(NEW_TYPES)
+        kwargs: dict[str, Any] = {"type": otype, "owner": self.owner()}
+        tif = r.pick(NEW_TIFS)
+        if tif != "GTC":
+            kwargs["time_in_force"] = tif
+        if tif == "GTD" or r.below(12) == 0:
+            kwargs["expire_at"] = r.pick(EXPIRES)
+        if otype in ("STOP", "STOP_LIMIT") or r.below(12) == 0:
+            kwargs["stop_price"] = self.price(symbol)
+        if otype == "TRAILING_STOP" or r.below(12) == 0:
+            kwargs["trailing_offset"] = r.pick(("1", "2", "5", "0", "-1", "0.001", 3))
+        if (otype == "LIMIT" and r.flag()) or r.below(12) == 0:
+            kwargs["display_quantity"] = self.quantity(symbol)
+        quantity = self.quantity(symbol)
+        if otype == "MARKET" and r.flag():
+            kwargs["quote_quantity"] = r.pick(("100", "1000.5", "0.0001", "0", "-5", "1E+30", 250))
+            quantity = None if r.below(6) else quantity
+        if r.below(8) == 0:
+            kwargs["post_only"] = True
+        price = None if otype in ("MARKET", "STOP", "TRAILING_STOP") and r.below(8) else self.price(symbol)
+        return (self.oid(), r.pick(SIDES), price, quantity, kwargs)
+
     def decode_action(self) -> tuple:
         """A command a re-entrant hook or subscriber runs from inside another command."""
         r = self.r
@@ -737,6 +770,20 @@ class Program:
             return (self.oid(), r.pick((*SIDES[:2], "X")), self.price(sym), self.ticks(sym), r.pick((0, 1, 3, -1)))
         if op == "resubmit":
             return (r.below(12), r.flag())
+        if op == "submit_typed":
+            return (self.typed_spec(self.sym()),)
+        if op == "submit_typed_raw":
+            sym = self.sym()
+            field = r.pick(("stop_price", "trailing_offset", "display", "expire_at", "quote", "order_type"))
+            value = r.pick(("STOP", "GTD", None)) if field == "order_type" else (
+                r.pick(EXPIRES) if field == "expire_at" else self.lots() if field in ("display", "quote") else self.ticks(sym)
+            )  # fmt: skip
+            tif = r.pick(NEW_TIFS)
+            price = None if r.below(3) == 0 else self.ticks(sym)
+            qty = None if field == "quote" and r.flag() else self.lots()
+            return (self.oid(), r.pick(SIDES), price, qty, {"symbol": sym, "time_in_force": tif, field: value})
+        if op == "advance_time":
+            return (self.sym(), r.pick((0, 1, 1, 2, 3, 10, -1, INT64_MAX, "x")))
         raise AssertionError(op)
 
     def decode_batch(self) -> tuple:
@@ -849,8 +896,15 @@ class Program:
 
     def apply(self, lane: Lane, op: str, spec: tuple) -> Any:
         e, b, val = lane.engine, lane.book, self.val
-        if op == "submit":
+        if op == "submit" or op == "submit_typed":
             return e.submit(self.make_order(lane, spec[0]))
+        if op == "submit_typed_raw":
+            oid, side, ticks, lots, kw = spec
+            return e.submit_raw_typed(val(lane, oid), side, ticks, lots, **kw)
+        if op == "advance_time":
+            sym, step = spec
+            now = e.time + step if isinstance(step, int) and step < INT64_MAX else step
+            return (e.advance_time(now), e.time, e.last_trade_price(sym))
         if op == "submit_raw":
             oid, side, ticks, lots, kw, owner = spec
             return e.submit_raw(val(lane, oid), side, ticks, lots, owner=val(lane, owner), **kw)
@@ -910,7 +964,10 @@ class Program:
             return None
         if op == "queries":
             sym, levels = spec
-            return (e.top_of_book(sym), e.top_of_book_raw(sym), e.book(sym).depth(levels), e.next_trade_id)
+            return (
+                e.top_of_book(sym), e.top_of_book_raw(sym), e.book(sym).depth(levels), e.next_trade_id,
+                e.time, e.last_trade_price(sym),
+            )  # fmt: skip
         if op == "add_order":
             return b.add_order(self.make_order(lane, spec[0]))
         if op == "add_raw":
