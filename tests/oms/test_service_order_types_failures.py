@@ -261,3 +261,17 @@ async def test_a_quote_sized_sell_skips_a_level_of_the_sellers_own_bids():
         assert [(t.price, t.quantity) for t in placed.trades] == [(D(99), D(1))]
         assert placed.order.status is OrderStatus.FILLED
         await env.check()
+
+
+async def test_the_pending_record_has_every_field():
+    """The service builds records without the dataclass's __init__ (for speed): none may be missing."""
+    import dataclasses
+
+    from tradebook.oms import OrderRecord
+
+    async with service_env() as env:
+        order = await env.service.place_order("alice", S, "BUY", "1", "90")
+        assert set(vars(order)) == {f.name for f in dataclasses.fields(OrderRecord)}
+        assert OrderRecord(**dataclasses.asdict(order)) == order
+        pending = [args for name, args in env.wallet.calls if name == "reserve"]
+        assert pending and (await env.repo.get_order(order.id)) == order
