@@ -54,7 +54,7 @@ from types import TracebackType
 from typing import Any
 
 from .._common import Depth
-from .._compat import MatchingEngine, Order
+from .._compat import Order
 from .._limits import check_limits
 from .._numeric import from_units, to_decimal, to_units
 from ..enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce, coerce_enum
@@ -74,6 +74,7 @@ from ..errors import (
 )
 from ..instrument import Instrument
 from ._money import in_money_context
+from ._restore import restore_engine
 from ._time import epoch_ms, expire_at_ms
 from .models import (
     ACTIVE_STATUSES,
@@ -314,32 +315,21 @@ class OrderService:
     async def _rebuild(self, symbol: str) -> int:
         """Replace the symbol's engine with one restored from the repository's live orders; returns their count.
 
-        The engine is built from snapshot data rather than by submitting the
-        orders again, so that it comes back exactly as it was: each order's
-        priority (its stored ``sequence``), an iceberg's current slice and
-        hidden rest, each waiting stop's place among the stops, a trailing
-        stop's reference, the symbol's last trade price and the engine's time.
+        See :func:`~tradebook.oms._restore.restore_engine`: it comes back exactly as it was, the time of the
+        engine it replaces (if any) included.
         """
         inst = self._instruments[symbol]
         records = await self.repository.active_orders(symbol)
         latest = await self.repository.list_trades(symbol=symbol, limit=1)
         previous = self._engines.get(symbol)
-        data = MatchingEngine([inst], self_trade_prevention=self._stp).snapshot()
-        book = data["books"][0]
-        rows: list[dict[str, Any]] = []
-        stops: list[dict[str, Any]] = []
-        for record in records:
-            row = _snapshot_row(inst, record)
-            (stops if record.status is _UNTRIGGERED else rows).append(row)
-        book["orders"] = rows
-        book["next_sequence"] = max(self._next_sequence, max((r.sequence or 0 for r in records), default=0) + 1)
-        entry: dict[str, Any] = {}
-        if latest.items:
-            entry["last_trade_price"] = inst.price_to_ticks(latest.items[0].price)
-        if stops:
-            entry["stops"] = stops
-        data["order_types"] = {"time": 0 if previous is None else previous.time, "books": {symbol: entry}}
-        engine = MatchingEngine.from_snapshot(data)
+        engine = restore_engine(
+            inst,
+            records,
+            self_trade_prevention=self._stp,
+            last_trade_price=latest.items[0].price if latest.items else None,
+            time=0 if previous is None else previous.time,
+            next_sequence=self._next_sequence,
+        )
         for order_id in [i for i, o in self._active.items() if o.symbol == symbol]:
             del self._active[order_id]
         self._trailing[symbol] = set()
@@ -1454,58 +1444,6 @@ def _engine_order(record: OrderRecord) -> Any:
         expire_at=record.expire_at,
         quote_quantity=record.quote_quantity,
     )
-
-
-def _snapshot_row(inst: Instrument, record: OrderRecord) -> dict[str, Any]:
-    """A live order as the engine's snapshot data holds it: a resting order's row, or a waiting stop's.
-
-    Sequences are the stored ones: they order the symbol's live orders as the engine did.
-    """
-    ticks, lots = inst.price_to_ticks, inst.quantity_to_lots
-    assert record.quantity is not None and record.sequence is not None  # a live order has both
-    extras: dict[str, Any] = {}
-    if record.expire_at is not None:
-        extras["expire_at"] = record.expire_at
-    if record.stop_price is not None:
-        extras["stop"] = ticks(record.stop_price)
-    row: dict[str, Any] = {
-        "id": record.id,
-        "side": record.side.value,
-        "type": record.type.value,
-        "time_in_force": record.time_in_force.value,
-        "owner": record.user_id,
-        "client_order_id": None,
-        "self_trade_prevention": None,
-    }
-    if record.status is _UNTRIGGERED:
-        if record.trailing_offset is not None:
-            trail = ticks(record.trailing_offset)
-            extras["trail"] = trail
-            if record.stop_price is not None:  # else no trade has given it a reference yet
-                stop = extras["stop"]
-                extras["ref"] = stop + trail if record.side is Side.SELL else stop - trail
-        extras["accepted"] = record.sequence
-        row["price"] = ticks(record.price) if record.price is not None else 0
-        row["quantity"] = lots(record.quantity)
-        row["extras"] = extras
-        return row
-    total, filled = lots(record.quantity), lots(record.filled_quantity) if record.filled_quantity else 0
-    shown = total
-    if record.display_quantity is not None:
-        assert record.visible_quantity is not None
-        extras["display"] = lots(record.display_quantity)
-        shown = filled + lots(record.visible_quantity)  # what the book has shown so far; the rest is hidden
-        extras["hidden"] = total - shown
-    row.update(
-        price=ticks(record.price),  # type: ignore[arg-type]
-        quantity=shown,
-        filled=filled,
-        sequence=record.sequence,
-        post_only=record.post_only,
-    )
-    if extras:
-        row["extras"] = extras
-    return row
 
 
 def _needed(record: OrderRecord, inst: Instrument) -> Decimal:
