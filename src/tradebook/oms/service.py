@@ -405,13 +405,7 @@ class OrderService:
         try:
             async with self._transaction() as uow:
                 for record in records:
-                    await uow.update_order(
-                        record.id,
-                        status=_EXPIRED,
-                        filled_quantity=record.filled_quantity,
-                        updated_at=now,
-                        visible_quantity=record.visible_quantity,
-                    )
+                    await _update(uow, record, now)
                 await uow.add_wallet_ops(ops)
         except BaseException as exc:
             await self._recover_symbol(symbol)  # the orders are live again; the next command expires them
@@ -978,15 +972,7 @@ class OrderService:
         try:
             async with self._transaction() as uow:
                 for record in records:
-                    await uow.update_order(
-                        record.id,
-                        status=record.status,
-                        filled_quantity=record.filled_quantity,
-                        updated_at=now,
-                        sequence=record.sequence if record.id in sequenced else None,
-                        visible_quantity=record.visible_quantity,
-                        stop_price=record.stop_price,
-                    )
+                    await _update(uow, record, now, record.sequence if record.id in sequenced else None)
                 if trades:
                     await uow.record_trades(trades)
                 if ops:
@@ -1267,13 +1253,7 @@ class OrderService:
                 async with self._transaction() as uow:
                     await uow.cancel_order(order_id, updated_at=now)
                     if iceberg:
-                        await uow.update_order(
-                            order_id,
-                            status=OrderStatus.CANCELLED,
-                            filled_quantity=cancelled.filled_quantity,
-                            updated_at=now,
-                            visible_quantity=_ZERO,
-                        )
+                        await _update(uow, cancelled, now)
                     await uow.add_wallet_ops(ops)
             except BaseException as exc:
                 await self._recover_symbol(symbol)
@@ -1395,6 +1375,30 @@ _NO_ICEBERGS: dict[int, int] = {}
 
 def _ref(order_id: int) -> str:
     return str(order_id)
+
+
+async def _update(uow: Any, record: OrderRecord, now: datetime, sequence: int | None = None) -> None:
+    """``uow.update_order`` with the record's state; the new types' fields only for the orders that have them.
+
+    A repository written before the new order types, whose ``update_order``
+    takes no ``visible_quantity`` or ``stop_price``, goes on serving limit and
+    market orders.
+    """
+    visible, stop = record.visible_quantity, record.stop_price
+    if visible is None and stop is None:
+        await uow.update_order(
+            record.id, status=record.status, filled_quantity=record.filled_quantity, updated_at=now, sequence=sequence
+        )
+    else:
+        await uow.update_order(
+            record.id,
+            status=record.status,
+            filled_quantity=record.filled_quantity,
+            updated_at=now,
+            sequence=sequence,
+            visible_quantity=visible,
+            stop_price=stop,
+        )
 
 
 def _record(**fields: Any) -> OrderRecord:
