@@ -275,3 +275,39 @@ async def test_the_pending_record_has_every_field():
         assert OrderRecord(**dataclasses.asdict(order)) == order
         pending = [args for name, args in env.wallet.calls if name == "reserve"]
         assert pending and (await env.repo.get_order(order.id)) == order
+
+
+async def test_a_repository_written_before_the_new_order_types_still_serves_limit_and_market_orders():
+    class OldUnitOfWork:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        async def update_order(self, order_id, *, status, filled_quantity, updated_at, sequence=None):
+            await self.inner.update_order(
+                order_id, status=status, filled_quantity=filled_quantity, updated_at=updated_at, sequence=sequence
+            )
+
+    class OldRepository(FailingRepository):
+        def transaction(self):
+            inner = super().transaction()
+
+            class Wrapped:
+                async def __aenter__(self):
+                    return OldUnitOfWork(await inner.__aenter__())
+
+                async def __aexit__(self, *exc):
+                    return await inner.__aexit__(*exc)
+
+            return Wrapped()
+
+    async with service_env(repo=OldRepository()) as env:
+        await env.service.place_order("alice", S, "SELL", "1", "100")
+        placed = await env.service.place("bob", S, "BUY", "2", "100")
+        assert placed.order.status is OrderStatus.PARTIALLY_FILLED
+        await env.service.cancel_order("bob", placed.order.id)
+        market = await env.service.place("bob", S, "BUY", "1", type="MARKET")
+        assert market.order.status is OrderStatus.EXPIRED
+        await env.check()
