@@ -99,6 +99,9 @@ async def test_an_iceberg_shows_its_slice_only(api: Api) -> None:
     got = await order(api, "alice", ice["id"])
     assert (got["filled_quantity"], got["visible_quantity"], got["remaining_quantity"]) == ("1.500", "0.500", "1.500")
     assert await balance(api, "alice", "BTC") == (DEPOSITS["BTC"] - 3, D("1.5"))
+    cancelled = (await api.delete("alice", f"{ORDERS}/{ice['id']}")).json()
+    assert (cancelled["status"], cancelled["visible_quantity"]) == ("CANCELLED", "0.000")
+    assert await balance(api, "alice", "BTC") == (DEPOSITS["BTC"] - D("1.5"), 0)
 
 
 @pytest.mark.parametrize(

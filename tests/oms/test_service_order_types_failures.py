@@ -311,3 +311,25 @@ async def test_a_repository_written_before_the_new_order_types_still_serves_limi
         market = await env.service.place("bob", S, "BUY", "1", type="MARKET")
         assert market.order.status is OrderStatus.EXPIRED
         await env.check()
+
+
+async def test_a_bug_in_the_background_task_is_logged_and_the_task_goes_on(caplog: pytest.LogCaptureFixture):
+    clock = ManualClock()
+    async with service_env(clock=clock, expiry_interval=0.01) as env:
+        calls = []
+        real = env.service.advance_time
+
+        async def flaky(now=None):
+            calls.append(now)
+            if len(calls) == 1:
+                raise RuntimeError("a bug")
+            return await real(now)
+
+        env.service.advance_time = flaky  # type: ignore[method-assign]
+        with caplog.at_level(logging.ERROR, logger="tradebook.oms"):
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if len(calls) > 2:
+                    break
+        assert len(calls) > 2 and "expiring GTD orders failed" in caplog.text
+        await env.check()

@@ -384,6 +384,8 @@ class OrderService:
                 await self.advance_time()
             except (TradebookError, OSError) as exc:
                 log.warning("could not expire GTD orders (retried in %s s): %s", self._expiry_interval, exc)
+            except Exception:  # a bug: say so loudly, and keep expiring (a dead task would expire nothing again)
+                log.exception("expiring GTD orders failed (retried in %s s)", self._expiry_interval)
 
     async def _advance_locked(self, symbol: str, now: datetime) -> list[OrderRecord]:
         """Expire the symbol's GTD orders due at ``now`` and persist it (the caller holds the symbol's lock)."""
@@ -399,7 +401,7 @@ class OrderService:
             record = self._active[order.id]
             changes: dict[str, Any] = {"status": _EXPIRED, "updated_at": now}
             if record.display_quantity is not None:
-                changes["visible_quantity"] = _ZERO
+                changes["visible_quantity"] = record.display_quantity * 0  # zero at the lot's scale
             records.append(record.replace(**changes))
         ops = [self._op(symbol, Release(_ref(record.id))) for record in records]
         try:
@@ -1104,7 +1106,7 @@ class OrderService:
                 if resting.sequence != self._iceberg_seq[symbol].get(order_id) and order_id != pending.id:
                     entered.append((resting.sequence, order_id))  # a new slice: the back of its level
             else:
-                current[order_id] = record.replace(visible_quantity=_ZERO)
+                current[order_id] = record.replace(visible_quantity=record.display_quantity * 0)
         for _, order_id in sorted(set(entered)):
             current[order_id] = current[order_id].replace(sequence=self._take_sequence())
             sequenced.add(order_id)
@@ -1246,7 +1248,9 @@ class OrderService:
             engine.cancel(symbol, order_id)
             iceberg = current.display_quantity is not None
             cancelled = current.replace(
-                status=OrderStatus.CANCELLED, updated_at=now, visible_quantity=_ZERO if iceberg else None
+                status=OrderStatus.CANCELLED,
+                updated_at=now,
+                visible_quantity=None if current.display_quantity is None else current.display_quantity * 0,
             )
             ops = [self._op(symbol, Release(_ref(order_id)))]
             try:
