@@ -283,12 +283,12 @@ class OrderService:
             report.wallet_ops_outstanding += len(self._outbox[symbol])
         for symbol in self._instruments:
             report.orders_restored[symbol] = await self._rebuild(symbol)
-        await self._flush_applied()
-        self._started = True
         now = self._clock()
         for symbol in self._instruments:
             expired = await self._advance_locked(symbol, now)
             report.expired.extend(record.id for record in expired)
+        await self._flush_applied()
+        self._started = True
         if self._expiry_interval is not None:
             self._expiry_task = asyncio.get_running_loop().create_task(self._expire_periodically())
         return report
