@@ -8,7 +8,7 @@ from typing import Any
 
 from ._arrays import ArrayResult
 from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, STATUS_CODES, BatchOp, BatchResult
-from ._common import Depth, L2Delta, LevelSnapshot, MarketDataUpdate, TopOfBook
+from ._common import Depth, L2Delta, LevelSnapshot, MarketDataUpdate, MarketSnapshot, OrderEvent, TopOfBook
 from ._compat import (
     BACKEND,
     BookSide,
@@ -66,10 +66,12 @@ __all__ = [
     "L2Delta",
     "LevelSnapshot",
     "MarketDataUpdate",
+    "MarketSnapshot",
     "MatchingEngine",
     "Order",
     "OrderBook",
     "OrderConflictError",
+    "OrderEvent",
     "OrderNotFoundError",
     "OrderStatus",
     "OrderType",

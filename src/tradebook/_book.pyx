@@ -31,7 +31,7 @@ import operator
 from decimal import Decimal
 
 from tradebook._common import REENTERED, SNAPSHOT_FORMAT, STATUS_CODES, Depth, LevelSnapshot
-from tradebook._extras import ext_stop_price, make_ext, needs_ext
+from tradebook._extras import ext_stop_price, make_ext
 from tradebook._limits import has_limits
 from tradebook._numeric import EXACT, check_units, to_decimal, to_units
 from tradebook._snapshot import SEQ_EXHAUSTED, order_row, read_snapshot

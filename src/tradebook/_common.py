@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -17,6 +18,8 @@ __all__ = [
     "L2Delta",
     "LevelSnapshot",
     "MarketDataUpdate",
+    "MarketSnapshot",
+    "OrderEvent",
     "TopOfBook",
     "decode_key",
     "encode_key",
@@ -97,12 +100,57 @@ class L2Delta(NamedTuple):
     quantity_lots: int
 
 
+class OrderEvent(NamedTuple):
+    """One L3 (per-order) event: what happened to one resting order's visible part.
+
+    ``kind`` is ``"ADD"`` (the order, or an iceberg's next slice, became visible;
+    ``quantity`` is its visible size), ``"MODIFY"`` (its visible size changed in
+    place, keeping its priority; ``quantity`` is the new visible size),
+    ``"DELETE"`` (it left the book for any reason but a fill: cancel, self-trade
+    prevention, GTD expiry, the old place of an amend that lost priority;
+    ``quantity`` is the visible size it had) or ``"EXECUTE"`` (it traded as a
+    maker; ``quantity`` is the traded quantity, and an order whose visible size
+    reaches 0 has left the book). ``sequence`` is the order's time priority: an
+    ADD goes to the back of its level, and a larger sequence always means later.
+    """
+
+    kind: str
+    order_id: Any
+    side: Any
+    price: Decimal
+    quantity: Decimal
+    sequence: int
+
+
 class MarketDataUpdate(NamedTuple):
-    """What one engine command changed in one book: level deltas and trades, in order."""
+    """What one engine command changed in one book, in order.
+
+    ``deltas``: each level it changed with its new visible total (0: gone);
+    ``trades``: its trades; ``seq``: the book's update number (1 for the first
+    update published, then one more for each, never a gap); ``time``: the
+    engine's time; ``orders``: its L3 events (:class:`OrderEvent`).
+    """
 
     symbol: str
     deltas: list[L2Delta]
     trades: list[Any]
+    seq: int = 0
+    time: int = 0
+    orders: Sequence[OrderEvent] = ()
+
+
+class MarketSnapshot(NamedTuple):
+    """A book's visible state at update ``seq``: the next update is ``seq + 1``.
+
+    ``depth``: every visible level of both sides; ``orders``: every visible
+    resting order as an ``"ADD"`` :class:`OrderEvent`, the bids best price
+    first, then the asks best price first, time priority (FIFO) within a level.
+    """
+
+    seq: int
+    time: int
+    depth: Depth
+    orders: list[OrderEvent]
 
 
 ENGINE_SNAPSHOT_FORMAT = "tradebook.engine/1"

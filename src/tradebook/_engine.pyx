@@ -57,9 +57,10 @@ from array import array as _array
 
 from tradebook import _arrays
 from tradebook._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchResult, as_commands
-from tradebook._common import ENGINE_SNAPSHOT_FORMAT, STATUS_CODES, L2Delta, MarketDataUpdate, TopOfBook
-from tradebook._batch import EXTENDED_OPS
+from tradebook._common import ENGINE_SNAPSHOT_FORMAT, STATUS_CODES, TopOfBook
 from tradebook._limits import check_limits
+from tradebook._marketdata import ADD, DELETE, EXECUTE, MODIFY, MarketDataMixin as _MD, make_update
+from tradebook._marketdata import amended as _l3_amended
 from tradebook._ordertypes import OrderTypesMixin as _OT
 from tradebook._snapshot import TRADE_IDS_EXHAUSTED
 from tradebook._numeric import INT64_MAX as _INT64_MAX
@@ -402,6 +403,42 @@ cdef bint _int64_rows(object commands, Py_buffer* buf) except -1:
     return False
 
 
+cdef enum:
+    # L3 event kinds (``_marketdata``), as C codes for the call sites in the matching code
+    EV_ADD = 0
+    EV_MODIFY = 1
+    EV_DELETE = 2
+    EV_EXECUTE = 3
+
+cdef tuple _EV_KINDS = (ADD, MODIFY, DELETE, EXECUTE)
+
+
+cdef int _ev_rec(list events, int kind, OrderBook book, int32_t r, int64_t lots) except -1:
+    """Note an L3 event of resting record ``r`` (lots < 0: its visible lots) for market data.
+
+    Out of line and only called when someone subscribes: the matching loop stays small enough
+    for the C compiler to treat it as before (the instruction gate)."""
+    cdef Rec* rec = &book._recs[r]
+    if lots < 0:
+        lots = rec.qty - rec.filled
+    events.append((_EV_KINDS[kind], (rec.flags & SELL) != 0, rec.price, book._id_of(r), lots, rec.seq))
+    return 0
+
+
+cdef int _ev_add(list events, bint sell, int64_t ticks, object order_id, int64_t lots, int64_t seq) except -1:
+    """Note that a taker's remainder rests (an L3 ADD); out of line like ``_ev_rec``."""
+    events.append((ADD, sell, ticks, order_id, lots, seq))
+    return 0
+
+
+cdef int _ev_amended(list events, OrderBook book, int32_t r, int64_t ticks, int64_t lots, int64_t seq) except -1:
+    """Note what an amend did to record ``r`` that was at ``ticks`` showing ``lots`` with sequence ``seq``."""
+    cdef Rec* rec = &book._recs[r]
+    _l3_amended(events, (rec.flags & SELL) != 0, book._id_of(r), (ticks, lots, seq),
+                (rec.price, rec.qty - rec.filled, rec.seq))
+    return 0
+
+
 cdef object _leave(OrderBook book, int32_t r, int status):
     """Take a record out of the book; return its Order with the final status."""
     book._forget(r)
@@ -438,6 +475,8 @@ cdef class MatchingEngine:
     _ext_snapshot = _OT._ext_snapshot
     _ext_restore = _OT._ext_restore
     _x_order_type = Order
+    # market data snapshots, shared with the pure backend (``_marketdata``)
+    market_snapshot = _MD.market_snapshot
 
     def __init__(self, instruments=(), *, self_trade_prevention=SelfTradePrevention.CANCEL_TAKER):
         self._stp = coerce_enum(SelfTradePrevention, self_trade_prevention, "self_trade_prevention", InvalidOrderError)
@@ -504,7 +543,12 @@ cdef class MatchingEngine:
         """Call ``callback(update)`` after every command that changed a book; returns an unsubscribe function.
 
         ``update.deltas`` lists each level the command changed with its new total
-        (0: the level is gone); ``update.trades`` the trades. A callback that
+        (0: the level is gone); ``update.trades`` the trades; ``update.orders``
+        the L3 events (:class:`OrderEvent`: ADD, MODIFY, DELETE, EXECUTE);
+        ``update.seq`` numbers the book's updates (1, 2, 3... never a gap: join
+        mid-stream with :meth:`market_snapshot`) and ``update.time`` is the
+        engine's time. A command that changes no book publishes nothing; with no
+        subscriber, commands record no market data at all. A callback that
         raises is logged and does not undo or interrupt anything. Callbacks run
         under the book's (re-entrant) lock, so with several threads each book's
         updates still arrive in command order, each showing the book right after
@@ -523,23 +567,9 @@ cdef class MatchingEngine:
 
     def _publish(self, OrderBook book, list touched, list trades):
         cdef list listeners = self._listeners
-        trades = trades or []
-        if not listeners or not (touched or trades):
+        if not listeners or not touched:       # every change of the visible book is an event
             return
-        inst = book._inst
-        deltas = []
-        seen = set()
-        for key in touched:
-            if key in seen:
-                continue
-            seen.add(key)
-            sell, ticks = key
-            level = book.level_raw(_SELL if sell else _BUY, ticks)
-            lots = 0 if level is None else level[0]
-            deltas.append(
-                L2Delta(_SELL if sell else _BUY, inst.ticks_to_price(ticks), inst.lots_to_quantity(lots), ticks, lots)
-            )
-        update = MarketDataUpdate(book._symbol, deltas, list(trades))
+        update = make_update(self, book, touched, trades or [])
         queue = self._delivering.get(book)
         if queue is not None:
             # a subscriber changed this book from its callback: this update goes out once the one in hand
@@ -559,6 +589,28 @@ cdef class MatchingEngine:
                         log.exception("market data subscriber %r failed", callback)
         finally:
             del self._delivering[book]
+
+    def _x_l3(self, OrderBook book):
+        """The visible resting orders as (sell, ticks, id, visible lots, sequence): bids best first,
+        then asks best first, FIFO within a level (``market_snapshot``). The caller holds the lock."""
+        cdef list out = []
+        cdef int sell
+        cdef int32_t i, r
+        cdef Tree* t
+        cdef Level* level
+        cdef Rec* rec
+        for sell in range(2):
+            t = &book._trees[sell]
+            i = t.head if sell else t.tail
+            while i != NIL:
+                level = &book._levels[t.nodes[i].payload]
+                r = level.head
+                while r != NIL:
+                    rec = &book._recs[r]
+                    out.append((sell == 1, level.price, book._id_of(r), rec.qty - rec.filled, rec.seq))
+                    r = rec.next
+                i = t.nodes[i].next if sell else t.nodes[i].prev
+        return out
 
     def top_of_book(self, symbol=None):
         """Best bid and ask with their sizes, in O(1)."""
@@ -753,7 +805,7 @@ cdef class MatchingEngine:
             if r == NIL or book._recs[r].obj != <PyObject*>order:
                 return None
             if touched is not None:
-                touched.append(((book._recs[r].flags & SELL) != 0, book._recs[r].price))
+                _ev_rec(touched, EV_DELETE, book, r, -1)
             o = _leave(book, r, _STATUS_CODE[status])
             if touched is not None:
                 book._busy = 0
@@ -781,7 +833,7 @@ cdef class MatchingEngine:
                     return o
             r = book._find(order_id)
             if touched is not None:
-                touched.append(((book._recs[r].flags & SELL) != 0, book._recs[r].price))
+                _ev_rec(touched, EV_DELETE, book, r, -1)
             o = _leave(book, r, ST_CANCELLED)
             if touched is not None:
                 book._busy = 0
@@ -835,7 +887,7 @@ cdef class MatchingEngine:
         cdef int32_t r
         cdef Rec* rec
         cdef bint sell
-        cdef int64_t new_lots, new_ticks
+        cdef int64_t new_lots, new_ticks, old_ticks, old_lots, old_seq
         cdef Order o
         cdef Taker tk
         cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
@@ -859,14 +911,17 @@ cdef class MatchingEngine:
             )
         if book._has_limits:
             check_limits(inst, new_ticks, new_lots)
-        if touched is not None:
-            touched.append((sell, rec.price))
+        old_ticks = rec.price        # where it was, for market data
+        old_lots = rec.qty - rec.filled
+        old_seq = rec.seq
         if new_ticks != rec.price and _crosses(book, sell, new_ticks):
             o = book._order_of(r)
             if o._post_only:
                 raise InvalidOrderError(f"post-only order {order_id!r} cannot move to a price that would take")
             book._room(sell, new_ticks, new_lots - rec.filled)
             self._check_counters(book, sell, False, new_ticks)
+            if touched is not None:
+                _ev_rec(touched, EV_DELETE, book, r, -1)
             book._forget(r)
             book._unlink(r)
             book._release_order(r, ST_PENDING)   # detach the Order; the match sets its state
@@ -882,7 +937,7 @@ cdef class MatchingEngine:
         else:
             book._amend(r, lots, ticks)
             if touched is not None:
-                touched.append((sell, book._recs[r].price))
+                _ev_amended(touched, book, r, old_ticks, old_lots, old_seq)
             o = book._order_of(r)
         if touched is not None:
             book._busy = 0      # the change is done: subscribers may change the book
@@ -916,13 +971,14 @@ cdef class MatchingEngine:
             )
         if book._has_limits:
             check_limits(inst, new_ticks, new_total)
-        if touched is not None:
-            touched.append((sell, rec.price))
+        cdef int64_t old_ticks = rec.price, old_lots = rec.qty - rec.filled, old_seq = rec.seq
         if new_ticks != rec.price and _crosses(book, sell, new_ticks):
             if o._post_only:
                 raise InvalidOrderError(f"post-only order {o._id!r} cannot move to a price that would take")
             book._room(sell, new_ticks, new_total - rec.filled)
             self._check_counters(book, sell, False, new_ticks)
+            if touched is not None:
+                _ev_rec(touched, EV_DELETE, book, r, -1)
             book._forget(r)
             book._unlink(r)
             book._release_order(r, ST_PENDING)
@@ -951,7 +1007,7 @@ cdef class MatchingEngine:
             elif new_ticks != rec.price:
                 book._amend(r, None, new_ticks)
             if touched is not None:
-                touched.append((sell, book._recs[r].price))
+                _ev_amended(touched, book, r, old_ticks, old_lots, old_seq)
             book._sync(o, &book._recs[r], ST_PARTIAL if book._recs[r].filled else ST_OPEN)
         if touched is not None:
             book._busy = 0
@@ -1405,7 +1461,7 @@ cdef class MatchingEngine:
                 book._insert(order_id, intid, key, tk.sell, tk.ticks, rest, tk.filled, tk.seq, obj, own_level)
                 tk.status = ST_PARTIAL if tk.filled else ST_OPEN
                 if touched is not None:
-                    touched.append((tk.sell, tk.ticks))
+                    _ev_add(touched, tk.sell, tk.ticks, order_id, rest - tk.filled, tk.seq)
                 if obj is not None:
                     _write_back(obj, tk)
                     obj._lots = rest
@@ -1499,11 +1555,11 @@ cdef class MatchingEngine:
             if mode != STP_NONE and maker_owner is not None and (maker_owner is owner or maker_owner == owner):
                 if mode == STP_CANCEL_TAKER:
                     return True
-                if touched is not None:
-                    touched.append((not sell, price))
                 if mode == STP_DECREMENT:
                     cut = min(tk.lots - tk.filled, rec.qty - rec.filled)
                     if cut == rec.qty - rec.filled:
+                        if touched is not None:
+                            _ev_rec(touched, EV_DELETE, book, r, -1)
                         # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
                         book._forget(r)
                         tk.lots -= cut
@@ -1518,15 +1574,17 @@ cdef class MatchingEngine:
                         level.total -= cut
                         _touch(level)
                         book._sync(<Order>rec.obj, rec, ST_PARTIAL if rec.filled else ST_OPEN)
+                        if touched is not None:
+                            _ev_rec(touched, EV_MODIFY, book, r, -1)
                     if tk.lots == tk.filled:
                         return True
                     continue
+                if touched is not None:
+                    _ev_rec(touched, EV_DELETE, book, r, -1)
                 report.cancelled.append(_leave(book, r, ST_CANCELLED))
                 if mode == STP_CANCEL_BOTH:
                     return True
                 continue
-            if touched is not None:
-                touched.append((not sell, price))
             qty = tk.lots - tk.filled
             if rec.qty - rec.filled < qty:
                 qty = rec.qty - rec.filled
@@ -1537,6 +1595,8 @@ cdef class MatchingEngine:
                 if tk.quote // price < qty:
                     qty = tk.quote // price
                 tk.quote -= qty * price
+            if touched is not None:
+                _ev_rec(touched, EV_EXECUTE, book, r, qty)
             book._last = price
             refresh = False
             if rec.qty - rec.filled == qty and rec.obj != NULL and (<Order>rec.obj)._ext is not None:
@@ -1573,6 +1633,8 @@ cdef class MatchingEngine:
                 rec.filled += qty
                 level.total -= qty
                 book._refresh(r)
+                if touched is not None:
+                    _ev_rec(touched, EV_ADD, book, r, -1)
             elif rec.qty - rec.filled == qty:
                 book._unlink(r)         # takes the level total down by what was left
                 rec.filled = rec.qty

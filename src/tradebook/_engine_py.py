@@ -21,12 +21,13 @@ from . import _arrays
 from ._arrays import ArrayResult
 from ._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchOp, BatchResult, as_commands
 from ._book_py import Order, OrderBook
-from ._common import ENGINE_SNAPSHOT_FORMAT, REENTERED, STATUS_CODES, L2Delta, MarketDataUpdate, TopOfBook
+from ._common import ENGINE_SNAPSHOT_FORMAT, REENTERED, STATUS_CODES, MarketDataUpdate, TopOfBook
 from ._extras import OrderExt
 from ._limits import check_limits, has_limits
+from ._marketdata import ADD, DELETE, EXECUTE, MODIFY, MarketDataMixin, amended, make_update
 from ._numeric import INT64_MAX, check_units, to_units
 from ._ordertypes import OrderTypesMixin
-from ._records_py import FILLED, ID, LOTS, NEXT, OBJ, TICKS, Rec, sync
+from ._records_py import FILLED, ID, LOTS, NEXT, OBJ, SELLS, SEQ, TICKS, Rec, sync
 from ._shared_py import (
     BUY,
     BUY_STR,
@@ -323,7 +324,7 @@ class ExecutionReport:
 
 
 class _Run:
-    """Bookkeeping of one command: trades, STP cancellations, touched levels."""
+    """Bookkeeping of one command: trades, STP cancellations, market data events."""
 
     __slots__ = ("trades", "cancelled", "touched", "triggered")
 
@@ -331,11 +332,11 @@ class _Run:
         self.triggered: list[ExecutionReport] | None = None
         self.trades: list[Trade] = []
         self.cancelled: list[Order] = []
-        # levels touched, kept only when someone listens to market data
-        self.touched: list[tuple[bool, int]] | None = [] if track else None
+        # the raw L3 events of the command (``_marketdata``), kept only when someone listens to market data
+        self.touched: list[tuple[str, bool, int, Hashable, int, int]] | None = [] if track else None
 
 
-class MatchingEngine(OrderTypesMixin):
+class MatchingEngine(OrderTypesMixin, MarketDataMixin):
     """A multi-symbol, price-time-priority matching engine.
 
     >>> engine = MatchingEngine([Instrument("BTC/USDT", "0.01", "0.001")])
@@ -415,7 +416,12 @@ class MatchingEngine(OrderTypesMixin):
         """Call ``callback(update)`` after every command that changed a book; returns an unsubscribe function.
 
         ``update.deltas`` lists each level the command changed with its new total
-        (0: the level is gone); ``update.trades`` the trades. A callback that
+        (0: the level is gone); ``update.trades`` the trades; ``update.orders``
+        the L3 events (:class:`OrderEvent`: ADD, MODIFY, DELETE, EXECUTE);
+        ``update.seq`` numbers the book's updates (1, 2, 3... never a gap: join
+        mid-stream with :meth:`market_snapshot`) and ``update.time`` is the
+        engine's time. A command that changes no book publishes nothing; with no
+        subscriber, commands record no market data at all. A callback that
         raises is logged and does not undo or interrupt anything. Callbacks run
         under the book's (re-entrant) lock, so with several threads each book's
         updates still arrive in command order, each showing the book right after
@@ -434,22 +440,9 @@ class MatchingEngine(OrderTypesMixin):
 
     def _publish(self, book: OrderBook, run: _Run) -> None:
         listeners = self._listeners
-        if not listeners or run.touched is None or not (run.touched or run.trades):
+        if not listeners or not run.touched:  # every change of the visible book is an event
             return
-        inst = book._inst
-        deltas = []
-        seen: set[tuple[bool, int]] = set()
-        for key in run.touched:
-            if key in seen:
-                continue
-            seen.add(key)
-            sell, ticks = key
-            level = book._levels[sell].get(ticks)
-            lots = 0 if level is None else level.total
-            deltas.append(
-                L2Delta(SELL if sell else BUY, inst.ticks_to_price(ticks), inst.lots_to_quantity(lots), ticks, lots)
-            )
-        update = MarketDataUpdate(book._symbol, deltas, list(run.trades))
+        update = make_update(self, book, run.touched, run.trades)
         queue = self._delivering.get(book)
         if queue is not None:
             # a subscriber changed this book from its callback: this update goes out once the one in hand
@@ -469,6 +462,19 @@ class MatchingEngine(OrderTypesMixin):
                         log.exception("market data subscriber %r failed", callback)
         finally:
             del self._delivering[book]
+
+    @staticmethod
+    def _x_l3(book: OrderBook) -> list[tuple[bool, int, Hashable, int, int]]:
+        """The visible resting orders as (sell, ticks, id, visible lots, sequence): bids best first,
+        then asks best first, FIFO within a level (``market_snapshot``). The caller holds the lock."""
+        out = []
+        for sell in (False, True):
+            for ticks, level in book._trees[sell].items(reverse=not sell):
+                rec = level.head
+                while rec is not None:
+                    out.append((sell, ticks, rec[ID], rec[LOTS] - rec[FILLED], rec[SEQ]))
+                    rec = rec[NEXT]
+        return out
 
     def top_of_book(self, symbol: str | None = None) -> TopOfBook:
         """Best bid and ask with their sizes, in O(1)."""
@@ -669,7 +675,7 @@ class MatchingEngine(OrderTypesMixin):
                     return None
                 run = _Run(bool(self._listeners))
                 if run.touched is not None:
-                    run.touched.append((rec[4], rec[TICKS]))
+                    run.touched.append((DELETE, rec[SELLS], rec[TICKS], rec[ID], rec[LOTS] - rec[FILLED], rec[SEQ]))
                 book._leave(rec, status)
             finally:
                 book._busy = False
@@ -693,7 +699,7 @@ class MatchingEngine(OrderTypesMixin):
                 rec = book._find(order_id)
                 run = _Run(bool(self._listeners))
                 if run.touched is not None:
-                    run.touched.append((rec[4], rec[TICKS]))
+                    run.touched.append((DELETE, rec[SELLS], rec[TICKS], rec[ID], rec[LOTS] - rec[FILLED], rec[SEQ]))
                 order = book._leave(rec, CANCELLED)
             finally:
                 book._busy = False
@@ -769,8 +775,9 @@ class MatchingEngine(OrderTypesMixin):
                 if self._limited[book._symbol]:
                     check_limits(inst, new_ticks, new_lots)
                 run = _Run(bool(self._listeners))
-                if run.touched is not None:
-                    run.touched.append((sell, rec[TICKS]))
+                touched = run.touched
+                if touched is not None:
+                    old = (rec[TICKS], rec[LOTS] - rec[FILLED], rec[SEQ])
                 if new_ticks != rec[TICKS] and self._crosses(book, sell, new_ticks):
                     order = book._order_of(rec)
                     if order._post_only:
@@ -779,6 +786,8 @@ class MatchingEngine(OrderTypesMixin):
                     self._check_counters(book, sell, False, new_ticks)
                     del book._orders[rec[ID]]
                     book._unlink(rec)
+                    if touched is not None:
+                        touched.append((DELETE, sell, old[0], rec[ID], old[1], old[2]))
                     rec[OBJ] = None
                     mode = self._stp if order._stp is None else order._stp
                     tif = GTC if order._tif is _GTD else order._tif
@@ -787,8 +796,8 @@ class MatchingEngine(OrderTypesMixin):
                     self._execute(book, tk, order, run)
                 else:
                     book._amend(rec, lots, ticks)
-                    if run.touched is not None:
-                        run.touched.append((sell, rec[TICKS]))
+                    if touched is not None:
+                        amended(touched, sell, rec[ID], old, (rec[TICKS], rec[LOTS] - rec[FILLED], rec[SEQ]))
                     order = book._order_of(rec)
                 report = ExecutionReport(order, run.trades, run.cancelled)
             finally:
@@ -820,8 +829,9 @@ class MatchingEngine(OrderTypesMixin):
         if self._limited[book._symbol]:
             check_limits(inst, new_ticks, new_total)
         run = _Run(bool(self._listeners))
-        if run.touched is not None:
-            run.touched.append((sell, rec[TICKS]))
+        touched = run.touched
+        if touched is not None:
+            old = (rec[TICKS], rec[LOTS] - rec[FILLED], rec[SEQ])
         if new_ticks != rec[TICKS] and self._crosses(book, sell, new_ticks):
             if order._post_only:
                 raise InvalidOrderError(f"post-only order {order._id!r} cannot move to a price that would take")
@@ -830,6 +840,8 @@ class MatchingEngine(OrderTypesMixin):
             filled = rec[FILLED]
             del book._orders[rec[ID]]
             book._unlink(rec)
+            if touched is not None:
+                touched.append((DELETE, sell, old[0], rec[ID], old[1], old[2]))
             rec[OBJ] = None
             ext.hidden = 0
             mode = self._stp if order._stp is None else order._stp
@@ -853,8 +865,8 @@ class MatchingEngine(OrderTypesMixin):
                 ext.hidden += new_total - total
             elif new_ticks != rec[TICKS]:
                 book._amend(rec, None, new_ticks)
-            if run.touched is not None:
-                run.touched.append((sell, rec[TICKS]))
+            if touched is not None:
+                amended(touched, sell, rec[ID], old, (rec[TICKS], rec[LOTS] - rec[FILLED], rec[SEQ]))
             sync(order, rec)
         report = ExecutionReport(order, run.trades, run.cancelled)
         book._busy = False
@@ -1008,14 +1020,14 @@ class MatchingEngine(OrderTypesMixin):
                     rec = book._insert(tk.id, tk.sell, tk.ticks, tk.filled + show, tk.filled, tk.seq, order)
                     tk.status = PARTIAL if tk.filled else OPEN
                     if run.touched is not None:
-                        run.touched.append((tk.sell, tk.ticks))
+                        run.touched.append((ADD, tk.sell, tk.ticks, tk.id, show, tk.seq))
                     _write_back(order, tk)  # type: ignore[arg-type]
                     order._lots = rec[LOTS]  # type: ignore[union-attr]
                     return
                 book._insert(tk.id, tk.sell, tk.ticks, tk.lots, tk.filled, tk.seq, order)
                 tk.status = PARTIAL if tk.filled else OPEN
                 if run.touched is not None:
-                    run.touched.append((tk.sell, tk.ticks))
+                    run.touched.append((ADD, tk.sell, tk.ticks, tk.id, remaining, tk.seq))
         if order is not None:
             _write_back(order, tk)
 
@@ -1096,13 +1108,13 @@ class MatchingEngine(OrderTypesMixin):
                     if mode is _CANCEL_TAKER:
                         stopped = True
                         break
-                    if touched is not None:
-                        touched.append((not sell, level.ticks))
                     if mode is _DECREMENT:
                         cut = min(tk.lots - tk.filled, rec[LOTS] - rec[FILLED])
                         if cut == rec[LOTS] - rec[FILLED]:
                             # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes
                             del book._orders[rec[ID]]
+                            if touched is not None:
+                                touched.append((DELETE, not sell, level.ticks, rec[ID], cut, rec[SEQ]))
                             tk.lots -= cut
                             rec[LOTS] -= cut  # now equal to the filled lots: _unlink takes nothing more off
                             level.total -= cut
@@ -1116,17 +1128,20 @@ class MatchingEngine(OrderTypesMixin):
                             rec[LOTS] -= cut
                             level.total -= cut
                             sync(maker, rec)
+                            if touched is not None:
+                                left = rec[LOTS] - rec[FILLED]
+                                touched.append((MODIFY, not sell, level.ticks, rec[ID], left, rec[SEQ]))
                         if tk.lots == tk.filled:
                             stopped = True
                             break
                         continue
+                    if touched is not None:
+                        touched.append((DELETE, not sell, level.ticks, rec[ID], rec[LOTS] - rec[FILLED], rec[SEQ]))
                     run.cancelled.append(book._leave(rec, CANCELLED))
                     if mode is _CANCEL_BOTH:
                         stopped = True
                         break
                     continue
-                if touched is not None:
-                    touched.append((not sell, level.ticks))
                 qty = min(tk.lots - tk.filled, rec[LOTS] - rec[FILLED])
                 if tk.quote is not None:
                     # sized by a quote amount: only whole lots the budget left pays for, at the maker's price
@@ -1136,6 +1151,8 @@ class MatchingEngine(OrderTypesMixin):
                     if cap < qty:
                         qty = cap
                     tk.quote -= qty * level.ticks
+                if touched is not None:
+                    touched.append((EXECUTE, not sell, level.ticks, rec[ID], qty, rec[SEQ]))
                 full = rec[LOTS] - rec[FILLED] == qty
                 if full and maker is not None and maker._ext is not None and maker._ext.hidden:
                     # an iceberg's slice is used up: its next slice goes to the back of the level at once
@@ -1144,6 +1161,8 @@ class MatchingEngine(OrderTypesMixin):
                     rec[FILLED] += qty
                     level.total -= qty
                     book._refresh(rec, maker)
+                    if touched is not None:
+                        touched.append((ADD, not sell, level.ticks, rec[ID], rec[LOTS] - rec[FILLED], rec[SEQ]))
                     continue
                 if full:
                     # the maker leaves: drop its id first (an id's __hash__ may raise) before anything changes

@@ -62,13 +62,14 @@ _SELL = Side.SELL
 
 
 class _State:
-    """The engine clock and the GTD index."""
+    """The engine clock, the GTD index and each symbol's last market data update number."""
 
-    __slots__ = ("time", "expiry")
+    __slots__ = ("time", "expiry", "md_seq")
 
     def __init__(self) -> None:
         self.time = 0
         self.expiry = Expiry()
+        self.md_seq: dict[str, int] = {}  # symbol -> ``seq`` of its last update published (``_marketdata``)
 
 
 class OrderTypesMixin:
@@ -306,15 +307,19 @@ class OrderTypesMixin:
     # -- snapshots -----------------------------------------------------------------------------
 
     def _ext_snapshot(self) -> dict[str, Any]:
-        """The engine clock, each book's last trade price and waiting stops, as JSON-safe data."""
+        """The engine clock, each book's last trade price, waiting stops and market data update number,
+        as JSON-safe data."""
         from ._common import encode_key
 
         books = {}
+        md_seq = self._ot().md_seq
         for symbol, book in self._books.items():
             entry: dict[str, Any] = {}
             last = book._last_ticks()
             if last is not None:
                 entry["last_trade_price"] = last
+            if md_seq.get(symbol):
+                entry["market_data_seq"] = md_seq[symbol]  # a restored engine goes on from here
             if book._trig is not None and book._trig.waiting:
                 entry["stops"] = [
                     {
@@ -355,6 +360,9 @@ class OrderTypesMixin:
             last = entry.get("last_trade_price")
             if last is not None:
                 book._set_last(check_units(last, "last trade price", InvalidOrderError))
+            md_seq = entry.get("market_data_seq")
+            if md_seq is not None:
+                state.md_seq[symbol] = check_units(md_seq, "market data seq", InvalidOrderError)
             for raw in entry.get("stops", ()):
                 try:
                     ext = OrderExt.from_state(raw["extras"])
