@@ -96,6 +96,8 @@ async def test_malformed_json_is_400_invalid_json(memory_api: Api) -> None:
         ({**VALID, "expire_at": "1893456000000"}, "expire_at"),  # epoch milliseconds are a JSON integer
         ({**VALID, "expire_at": "2030-01-01T00:00:00"}, "expire_at"),  # no offset
         ({**VALID, "expire_at": "2030-02-30T00:00:00Z"}, "expire_at"),
+        ({**VALID, "expire_at": "2030-01-01T00:00:00+05:75"}, "expire_at"),
+        ({**VALID, "expire_at": "2030-01-01T00:00:00+24:00"}, "expire_at"),
         ({**VALID, "expire_at": "9999-12-31T23:59:59.9999999Z"}, "expire_at"),  # past the last datetime
         ({**VALID, "post_only": "true"}, "post_only"),
         ({**VALID, "post_only": 1}, "post_only"),
