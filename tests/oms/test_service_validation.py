@@ -240,6 +240,7 @@ LATER = datetime(2030, 1, 1, tzinfo=timezone.utc)
     [
         # stops
         (InvalidOrderError, "invalid_order", ("SELL", "1"), {"type": "STOP"}),  # no stop_price
+        (InvalidQuantityError, "invalid_quantity", ("SELL", None), {"type": "STOP", "stop_price": "90"}),
         (InvalidOrderError, "invalid_order", ("SELL", "1", "100"), {"stop_price": "90"}),  # a stop price on a LIMIT
         (InvalidOrderError, "invalid_order", ("SELL", "1"), {"type": "MARKET", "stop_price": "90"}),
         (InvalidPriceError, "invalid_price", ("SELL", "1", "100"), {"type": "STOP", "stop_price": "90"}),  # a price

@@ -629,6 +629,8 @@ class OrderService:
             and expire_at is None
             and quote_quantity is None
         ):  # a plain limit or market order: the usual case, in fewer steps
+            if quantity is None:
+                raise InvalidQuantityError("an order needs a quantity (or, for a MARKET order, a quote_quantity)")
             lots = inst.quantity_to_lots(quantity)  # type: ignore[arg-type]
             ticks: int | None
             if type_ is _LIMIT:
@@ -691,6 +693,8 @@ class OrderService:
         quote: Decimal | None = None
         lots: int | None
         if quote_quantity is None:
+            if quantity is None:
+                raise InvalidQuantityError("an order needs a quantity (or, for a MARKET order, a quote_quantity)")
             lots = inst.quantity_to_lots(quantity)  # type: ignore[arg-type]
         else:
             if type_ is not _MARKET:
