@@ -717,6 +717,7 @@ class OrderBook:
     def _refresh(self, rec: Rec, order: Order) -> None:
         """An iceberg's slice is used up: show the next one at the back of its level, with a new sequence."""
         ext = order._ext
+        assert ext is not None and ext.display is not None
         self._unlink(rec)
         show = min(ext.display, ext.hidden)
         ext.hidden -= show
@@ -819,7 +820,7 @@ class OrderBook:
                         "an order with stop, iceberg, GTD or quote fields goes through MatchingEngine.submit"
                     )
                 ticks = to_units(order._price_in, inst.tick_size, "price", "tick size", InvalidPriceError)  # type: ignore[arg-type]
-                lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
+                lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)  # type: ignore[arg-type]
                 if order._id in self._orders:
                     raise DuplicateOrderError(f"an order with id {order._id!r} is already resting")
                 sell = order._side is SELL

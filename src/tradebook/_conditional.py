@@ -62,13 +62,14 @@ class _Trailing:
         self.unset: list[tuple[int, int, Any]] = []  # accepted before any trade: no reference yet
 
     def add(self, ext: OrderExt, order: Any, ref: int | None) -> None:
+        assert ext.trail is not None
         entry = (ext.trail, ext.accepted, order)
         if ref is None:
             self.unset.append(entry)
             ext.ref = None
             return
         group = self._group(ref)
-        heapq.heappush(group.heap, entry)  # type: ignore[arg-type]
+        heapq.heappush(group.heap, entry)
         ext.group = group
         self._push_top(group)
 
@@ -105,11 +106,13 @@ class _Trailing:
             if target is not None:
                 refs.remove(p)
             for ref in moved:
-                group = self.groups.pop(ref)
-                if target is None or len(group.heap) > len(target.heap):
-                    group, target = target, group
-                if group is not None:
-                    for entry in group.heap:
+                moving: _Group | None = self.groups.pop(ref)
+                assert moving is not None
+                if target is None or len(moving.heap) > len(target.heap):
+                    moving, target = target, moving  # the smaller group moves into the larger
+                if moving is not None:
+                    assert target is not None
+                    for entry in moving.heap:
                         heapq.heappush(target.heap, entry)
                         entry[2]._ext.group = target
             assert target is not None
@@ -120,22 +123,22 @@ class _Trailing:
         tops = self.tops
         while tops:
             key, ref = tops[0]
-            group = self.groups.get(ref)
-            heap = None if group is None else group.heap
+            found = self.groups.get(ref)
+            heap = None if found is None else found.heap
             while heap and heap[0][2].status is not _UNTRIGGERED:
                 heapq.heappop(heap)  # cancelled or expired while waiting
             if not heap:
                 heapq.heappop(tops)
-                if group is not None:
+                if found is not None:
                     del self.groups[ref]
                     self.refs.remove(ref)
                 continue
-            assert group is not None
+            assert found is not None
             off = heap[0][0]
             stop = ref - off if self.sell else ref + off
             if key != (-stop if self.sell else stop):
                 heapq.heappop(tops)  # stale: the group moved or its nearest stop left
-                self._push_top(group)
+                self._push_top(found)
                 continue
             if (p > stop) if self.sell else (p < stop):
                 break
@@ -143,7 +146,7 @@ class _Trailing:
             order._ext.group = None
             order._ext.ref = ref
             heapq.heappop(tops)
-            self._push_top(group)
+            self._push_top(found)
             out.append((stop, accepted, order))
 
 
@@ -174,9 +177,11 @@ class Triggers:
         if order.type is _TRAILING:
             (self.trail_sell if sell else self.trail_buy).add(ext, order, last)
         elif sell:
-            heapq.heappush(self.sell, (-ext.stop, ext.accepted, order))  # type: ignore[operator]
+            assert ext.stop is not None
+            heapq.heappush(self.sell, (-ext.stop, ext.accepted, order))
         else:
-            heapq.heappush(self.buy, (ext.stop, ext.accepted, order))  # type: ignore[arg-type]
+            assert ext.stop is not None
+            heapq.heappush(self.buy, (ext.stop, ext.accepted, order))
         self.waiting[order.id] = order
 
     def remove(self, order_id: Hashable) -> Any:

@@ -103,9 +103,10 @@ class OrderExt:
 
     def copy_state(self) -> dict[str, Any]:
         """The integer state, as JSON-safe data for snapshots."""
-        if self.group is not None:  # a waiting trailing stop: its group holds the live reference
-            self.ref = self.group.ref
-            self.stop = self.ref - self.trail if self.group.sell else self.ref + self.trail
+        if self.group is not None and self.trail is not None:  # a waiting trailing stop: its group holds the reference
+            ref: int = self.group.ref
+            self.ref = ref
+            self.stop = ref - self.trail if self.group.sell else ref + self.trail
         out: dict[str, Any] = {}
         for name in ("stop", "trail", "ref", "display", "hidden", "quote", "quote_left", "expire_at", "accepted"):
             value = getattr(self, name)
@@ -143,7 +144,7 @@ def needs_ext(otype: OrderType, tif: TimeInForce, *values: object) -> bool:
     return (otype is not _LIMIT and otype is not _MARKET) or tif is _GTD or any(v is not None for v in values)
 
 
-def _positive(value: Any, what: str, error: type[Exception]) -> Decimal:
+def _positive(value: Any, what: str, error: type[InvalidOrderError]) -> Decimal:
     out = to_decimal(value, what, error)
     if out <= 0:
         raise error(f"{what} must be positive; got {value!r}")
@@ -222,4 +223,5 @@ def ext_stop_price(ext: OrderExt | None, inst: Any) -> Decimal | None:
         stop = ref - ext.trail if ext.group.sell else ref + ext.trail
     if inst is None or stop is None:
         return ext.stop_in
-    return inst.ticks_to_price(stop)
+    price: Decimal = inst.ticks_to_price(stop)
+    return price

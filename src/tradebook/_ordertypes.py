@@ -183,7 +183,13 @@ class OrderTypesMixin:
         ext: OrderExt = order._ext
         last = book._last_ticks()
         sell = order.side is _SELL
-        if order.type is not _TRAILING and last is not None and (last <= ext.stop if sell else last >= ext.stop):  # type: ignore[operator]
+        stop = ext.stop
+        if (
+            order.type is not _TRAILING
+            and last is not None
+            and stop is not None
+            and (last <= stop if sell else last >= stop)
+        ):
             # the trigger condition already holds: the stop would trigger at once
             order._x_state(book, ticks, lots, _REJECTED, None)
             return self._x_report(order)
