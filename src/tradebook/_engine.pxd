@@ -95,6 +95,7 @@ cdef class MatchingEngine:
     cdef object __weakref__
 
     cdef OrderBook _book_for(self, object symbol)
+    cdef int _publish(self, OrderBook book, list touched, list trades) except -1
     cdef int _prepare(self, Taker* tk, object order_id, object owner, object tif, object stp) except -1
     cdef int _lock_and_run(self, OrderBook book, Taker* tk, Order obj, object tif, ExecutionReport report,
                            list touched) except -1

@@ -57,9 +57,9 @@ from array import array as _array
 
 from tradebook import _arrays
 from tradebook._batch import ERROR_DUPLICATE, ERROR_INVALID, ERROR_NOT_FOUND, BatchResult, as_commands
-from tradebook._common import ENGINE_SNAPSHOT_FORMAT, STATUS_CODES, TopOfBook
+from tradebook._common import ENGINE_SNAPSHOT_FORMAT, STATUS_CODES, L2Delta, MarketDataUpdate, OrderEvent, TopOfBook
 from tradebook._limits import check_limits
-from tradebook._marketdata import ADD, DELETE, EXECUTE, MODIFY, MarketDataMixin as _MD, make_update
+from tradebook._marketdata import ADD, DELETE, EXECUTE, MODIFY, MarketDataMixin as _MD
 from tradebook._marketdata import amended as _l3_amended
 from tradebook._ordertypes import OrderTypesMixin as _OT
 from tradebook._snapshot import TRADE_IDS_EXHAUSTED
@@ -352,6 +352,36 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    /* NamedTuple instances of 5 and 6 fields made in C, for market data updates (see tb_named3). */
+    static PyObject* tb_named5(PyObject* cls, PyObject* a, PyObject* b, PyObject* c, PyObject* d, PyObject* e) {
+        PyObject* out = ((PyTypeObject*)cls)->tp_alloc((PyTypeObject*)cls, 5);
+        if (out == NULL) return NULL;
+        Py_INCREF(a); PyTuple_SET_ITEM(out, 0, a);
+        Py_INCREF(b); PyTuple_SET_ITEM(out, 1, b);
+        Py_INCREF(c); PyTuple_SET_ITEM(out, 2, c);
+        Py_INCREF(d); PyTuple_SET_ITEM(out, 3, d);
+        Py_INCREF(e); PyTuple_SET_ITEM(out, 4, e);
+        return out;
+    }
+    static PyObject* tb_named6(PyObject* cls, PyObject* a, PyObject* b, PyObject* c, PyObject* d, PyObject* e,
+                               PyObject* f) {
+        PyObject* out = ((PyTypeObject*)cls)->tp_alloc((PyTypeObject*)cls, 6);
+        if (out == NULL) return NULL;
+        Py_INCREF(a); PyTuple_SET_ITEM(out, 0, a);
+        Py_INCREF(b); PyTuple_SET_ITEM(out, 1, b);
+        Py_INCREF(c); PyTuple_SET_ITEM(out, 2, c);
+        Py_INCREF(d); PyTuple_SET_ITEM(out, 3, d);
+        Py_INCREF(e); PyTuple_SET_ITEM(out, 4, e);
+        Py_INCREF(f); PyTuple_SET_ITEM(out, 5, f);
+        return out;
+    }
+    """
+    object _named5 "tb_named5"(object cls, object a, object b, object c, object d, object e)
+    object _named6 "tb_named6"(object cls, object a, object b, object c, object d, object e, object f)
+
+
+cdef extern from *:
+    """
     #define tb_prefetch(p) __builtin_prefetch((const void*)(p))
     """
     void _prefetch "tb_prefetch"(const void* p) noexcept nogil
@@ -437,6 +467,47 @@ cdef int _ev_amended(list events, OrderBook book, int32_t r, int64_t ticks, int6
     _l3_amended(events, (rec.flags & SELL) != 0, book._id_of(r), (ticks, lots, seq),
                 (rec.price, rec.qty - rec.filled, rec.seq))
     return 0
+
+
+cdef object _update_of(MatchingEngine engine, OrderBook book, list events, list trades):
+    """``_marketdata.make_update`` in C, field for field (the pure backend runs that function): one
+    command's update from its raw events and trades, taking the book's next ``seq``. The caller
+    holds the book's lock and publishes what this returns."""
+    cdef list deltas = []
+    cdef list orders = []
+    cdef set seen = None
+    cdef tuple event
+    cdef bint sell
+    cdef int32_t lv
+    cdef int64_t total
+    cdef dict md_seq
+    inst = book._inst
+    price_of = inst.ticks_to_price
+    qty_of = inst.lots_to_quantity
+    for event in events:
+        kind, sell, ticks, order_id, lots, sequence = event
+        side = _SELL if sell else _BUY
+        price = price_of(ticks)
+        if len(events) > 1:     # a level's delta once, where the command first touched it
+            key = (sell, ticks)
+            if seen is None:
+                seen = set()
+            elif key in seen:
+                orders.append(_named6(OrderEvent, kind, order_id, side, price, qty_of(lots), sequence))
+                continue
+            seen.add(key)
+        lv = map_get(&book._prices[1 if sell else 0], <int64_t>ticks)
+        total = 0 if lv == NIL else book._levels[lv].total
+        deltas.append(_named5(L2Delta, side, price, qty_of(total), ticks, total))
+        orders.append(_named6(OrderEvent, kind, order_id, side, price, qty_of(lots), sequence))
+    state = engine._ot_state
+    if state is None:
+        state = engine._ot()
+    md_seq = state.md_seq
+    symbol = book._symbol
+    seq = md_seq.get(symbol, 0) + 1
+    md_seq[symbol] = seq
+    return _named6(MarketDataUpdate, symbol, deltas, list(trades), seq, state.time, orders)
 
 
 cdef object _leave(OrderBook book, int32_t r, int status):
@@ -565,17 +636,17 @@ cdef class MatchingEngine:
 
         return unsubscribe
 
-    def _publish(self, OrderBook book, list touched, list trades):
+    cdef int _publish(self, OrderBook book, list touched, list trades) except -1:
         cdef list listeners = self._listeners
         if not listeners or not touched:       # every change of the visible book is an event
-            return
-        update = make_update(self, book, touched, trades or [])
+            return 0
+        update = _update_of(self, book, touched, trades or [])
         queue = self._delivering.get(book)
         if queue is not None:
             # a subscriber changed this book from its callback: this update goes out once the one in hand
             # has reached every subscriber, so that all of them see the updates in command order
             queue.append((update, listeners))
-            return
+            return 0
         queue = self._delivering[book] = [(update, listeners)]
         try:
             i = 0
@@ -589,6 +660,7 @@ cdef class MatchingEngine:
                         log.exception("market data subscriber %r failed", callback)
         finally:
             del self._delivering[book]
+        return 0
 
     def _x_l3(self, OrderBook book):
         """The visible resting orders as (sell, ticks, id, visible lots, sequence): bids best first,

@@ -9,7 +9,8 @@ of a resting order's visible part, in the order the changes happen::
 ``make_update`` turns a command's events into its :class:`MarketDataUpdate`:
 the L2 deltas (each level an event touched, in order of first touch, with its
 total after the command), the L3 :class:`OrderEvent` list, and the book's next
-update number. ``MarketDataMixin.market_snapshot`` reads a book's visible state
+update number (the compiled engine builds the same update in C, ``_update_of``
+in ``_engine.pyx``: it runs once per command while anyone subscribes). ``MarketDataMixin.market_snapshot`` reads a book's visible state
 at an update number through one backend primitive, ``engine._x_l3(book)``: the
 visible resting orders as ``(sell, ticks, order id, visible lots, sequence)``,
 bids best price first, then asks best price first, FIFO within a level.
@@ -35,6 +36,7 @@ EXECUTE = "EXECUTE"
 
 _BUY = Side.BUY
 _SELL = Side.SELL
+_new = tuple.__new__
 
 # a raw event: (kind, sell, ticks, order id, lots, sequence)
 RawEvent = tuple[str, bool, int, Hashable, int, int]
@@ -58,28 +60,33 @@ def make_update(engine: Any, book: Any, events: list[Any], trades: list[Any]) ->
     """The update of one command from its raw events and trades; takes the book's next ``seq``.
 
     The caller holds the book's lock and publishes what this returns (so ``seq`` has no gap).
+    It runs once per command while someone subscribes: the named tuples are made with
+    ``tuple.__new__`` (their generated ``__new__`` is a Python function, several times slower).
     """
     inst = book.instrument
     price_of = inst.ticks_to_price
     qty_of = inst.lots_to_quantity
+    level_raw = book.level_raw
     deltas = []
     orders = []
-    seen: set[tuple[bool, int]] = set()
+    seen = set()
     for kind, sell, ticks, order_id, lots, sequence in events:
         side = _SELL if sell else _BUY
         price = price_of(ticks)
         key = (sell, ticks)
         if key not in seen:
             seen.add(key)
-            level = book.level_raw(side, ticks)
+            level = level_raw(side, ticks)
             total = 0 if level is None else level[0]
-            deltas.append(L2Delta(side, price, qty_of(total), ticks, total))
-        orders.append(OrderEvent(kind, order_id, side, price, qty_of(lots), sequence))
+            deltas.append(_new(L2Delta, (side, price, qty_of(total), ticks, total)))
+        orders.append(_new(OrderEvent, (kind, order_id, side, price, qty_of(lots), sequence)))
     state = engine._ot()
     symbol = book.symbol
-    seq = state.md_seq.get(symbol, 0) + 1
-    state.md_seq[symbol] = seq
-    return MarketDataUpdate(symbol, deltas, list(trades), seq, state.time, orders)
+    md_seq = state.md_seq
+    seq = md_seq.get(symbol, 0) + 1
+    md_seq[symbol] = seq
+    update: MarketDataUpdate = _new(MarketDataUpdate, (symbol, deltas, list(trades), seq, state.time, orders))
+    return update
 
 
 class MarketDataMixin:
