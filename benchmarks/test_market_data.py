@@ -3,7 +3,7 @@
 The flow is ``test_engine.py``'s mixed one (batches of 10,000 raw commands on
 the 200,000-order book: 60% new limit orders, a third of them marketable, 30%
 cancels, 10% amends), run by ``EngineScenario``. With ``subscribers=1`` a
-subscriber that only keeps each ``MarketDataUpdate`` is attached: every
+subscriber that checks each update's ``seq`` and drops it is attached: every
 command that changes the book then records its L3 events and builds its
 update (deltas with level totals, ``OrderEvent``s with Decimal prices and
 quantities, the next ``seq``). The cost of the feed per command is the
@@ -25,33 +25,37 @@ from scenarios import API_RAW, EngineScenario, run_stream
 ROUNDS = 8  # timed batches per case, after one warm-up batch
 
 
+class Subscriber:
+    """Checks that ``seq`` has no gap and counts the updates; keeps none (a host would send them on)."""
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.count = 0
+
+    def __call__(self, update: Any) -> None:
+        if update.seq != self.last + 1:
+            raise AssertionError(f"update {update.seq} after {self.last}")
+        self.last = update.seq
+        self.count += 1
+
+
 @pytest.mark.parametrize("subscribers", [0, 1])
 def test_market_data_cost(benchmark: Any, backend: SimpleNamespace, subscribers: int) -> None:
-    """10,000 mixed commands a round, with no market data subscriber or with one that keeps the updates."""
+    """10,000 mixed commands a round, with no market data subscriber or with one."""
     stream = wl.mixed_stream(1 if benchmark.disabled else ROUNDS + 1)
     scenario = EngineScenario(backend, API_RAW, stream, settle_gc=not benchmark.disabled)
-    updates: list[Any] = []
+    subscriber = Subscriber()
     if subscribers:
-        scenario.engine.subscribe(updates.append)
-    setup = scenario.pedantic_setup
-
-    def fresh_batch() -> tuple[tuple[Any], dict[str, Any]]:
-        updates.clear()  # untimed: the subscriber's list does not grow across rounds
-        return setup()
-
-    scenario.pedantic_setup = fresh_batch  # type: ignore[method-assign]
+        scenario.engine.subscribe(subscriber)
     benchmark.group = "market-data"
     benchmark.extra_info.update(
         backend=backend.name, subscribers=subscribers, commands_per_round=len(stream.batches[0].commands)
     )
-    run_stream(benchmark, scenario)
+    run_stream(benchmark, scenario)  # checks the book against the reference run of the flow
+    seq = scenario.engine.market_snapshot(wl.SYMBOL).seq
     if subscribers:
-        # the last round's updates: numbered without a gap, one per command that changed the book
-        assert updates, "a subscriber got no update"
-        seqs = [u.seq for u in updates]
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-        assert scenario.engine.market_snapshot(wl.SYMBOL).seq == seqs[-1]
-        benchmark.extra_info["updates_per_round"] = len(updates)
-        benchmark.extra_info["events_per_round"] = sum(len(u.orders) for u in updates)
+        # a subscriber failing raises nothing in the engine (it is logged): check what it saw here
+        assert subscriber.count == seq == subscriber.last > 0
+        benchmark.extra_info["updates_per_round"] = round(subscriber.count / scenario.batches)
     else:
-        assert scenario.engine.market_snapshot(wl.SYMBOL).seq == 0
+        assert seq == 0
