@@ -74,7 +74,11 @@ _CANCEL_MAKER = SelfTradePrevention.CANCEL_MAKER
 _CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
 _DECREMENT = SelfTradePrevention.DECREMENT
 _GTD = TimeInForce.GTD
-_BATCH_EXT = {BatchOp.STOP: "stop_price", BatchOp.TRAILING_STOP: "trailing_offset", BatchOp.MARKET_QUOTE: "quote"}
+_BATCH_EXT: dict[int, str] = {
+    BatchOp.STOP: "stop_price",
+    BatchOp.TRAILING_STOP: "trailing_offset",
+    BatchOp.MARKET_QUOTE: "quote",
+}
 _STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
 
 
@@ -522,10 +526,10 @@ class MatchingEngine(OrderTypesMixin, MarketDataMixin):
         if order._status is not PENDING or order._inst is not None:
             raise InvalidOrderError(f"order {order._id!r} is {order._status.value}; only a new order can be submitted")
         if order._ext is not None:
-            return self._submit_ext(order)
+            return self._submit_ext(order)  # type: ignore[no-any-return]
         market = order._type is _MARKET
         ticks = 0 if market else to_units(order._price_in, inst.tick_size, "price", "tick size", InvalidPriceError)  # type: ignore[arg-type]
-        lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)
+        lots = to_units(order._quantity_in, inst.lot_size, "quantity", "lot size", InvalidQuantityError)  # type: ignore[arg-type]
         if self._limited[book._symbol]:
             check_limits(inst, None if market else ticks, lots)
         mode = self._stp if order._stp is None else order._stp
@@ -680,7 +684,7 @@ class MatchingEngine(OrderTypesMixin, MarketDataMixin):
             finally:
                 book._busy = False
             self._publish(book, run)
-        return order
+        return order  # type: ignore[no-any-return]  # the identity test above narrows it to Any
 
     @staticmethod
     def _x_report(order: Order) -> ExecutionReport:
@@ -764,7 +768,7 @@ class MatchingEngine(OrderTypesMixin, MarketDataMixin):
                 obj = rec[OBJ]
                 ext = None if obj is None else obj._ext
                 if ext is not None and ext.display is not None:
-                    return self._amend_iceberg(book, rec, obj, ext, lots, ticks)  # type: ignore[arg-type]
+                    return self._amend_iceberg(book, rec, obj, ext, lots, ticks)
                 new_lots = rec[LOTS] if lots is None else lots
                 new_ticks = rec[TICKS] if ticks is None else ticks
                 if new_lots <= rec[FILLED]:
@@ -904,9 +908,10 @@ class MatchingEngine(OrderTypesMixin, MarketDataMixin):
                 if op == BatchOp.AMEND:
                     report = self.amend_raw(symbol, order_id, quantity=quantity or None, price=price or None)
                 elif op in _BATCH_EXT and side in (0, 1):
+                    extra: dict[str, Any] = {_BATCH_EXT[op]: quantity if op == BatchOp.MARKET_QUOTE else price}
                     report = self.submit_raw_typed(
                         order_id, SELL if side else BUY, None, None if op == BatchOp.MARKET_QUOTE else quantity,
-                        symbol=symbol, **{_BATCH_EXT[op]: quantity if op == BatchOp.MARKET_QUOTE else price},
+                        symbol=symbol, **extra,
                     )  # fmt: skip
                 elif 0 <= op <= 3 and side in (0, 1):
                     report = self.submit_raw(
