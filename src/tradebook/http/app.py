@@ -39,6 +39,7 @@ from .middleware import AccessLog, Authenticate, BodyLimit, RequestMetrics
 from .routes import FAST_ENDPOINTS, metrics_router, router
 from .schemas import OrderIn
 from .state import API_PREFIX, AppState, ServiceUnavailableError
+from .web import web_routes
 
 __all__ = ["API_PREFIX", "DEFAULT_MAX_BODY_BYTES", "ServiceUnavailableError", "create_app"]
 
@@ -62,6 +63,7 @@ def create_app(
     access_log_enabled: bool = False,
     opentelemetry: bool = False,
     fast_path: bool = True,
+    web_page: bool = True,
     title: str = "tradebook",
 ) -> FastAPI:
     """The HTTP API over ``service`` (started, owned by the caller) or over what ``open_service`` opens.
@@ -78,6 +80,8 @@ def create_app(
     (:mod:`~tradebook.http.fastpath`), calling the same endpoint functions as
     their routes without FastAPI's per-request machinery; the answers are the
     same, and the routes document them in the OpenAPI document.
+
+    ``web_page`` serves the live web page at ``/`` (:mod:`~tradebook.http.web`).
     """
     if (service is None) == (open_service is None):
         raise ValueError("pass either a started service or open_service, not both or neither")
@@ -95,7 +99,7 @@ def create_app(
         options["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
     # The routers' routes go in as they are (not include_router, which newer FastAPI keeps as one nested
     # route): the Allow header, the metrics' route labels and the fast path read this flat table.
-    routes = [*router.routes, *(metrics_router.routes if recorder.enabled else ())]
+    routes = [*router.routes, *(metrics_router.routes if recorder.enabled else ()), *(web_routes() if web_page else ())]
     app = FastAPI(
         **options,
         routes=routes,
