@@ -13,14 +13,15 @@
   const LEVELS = 15; // ladder rows per side
   const TAPE_ROWS = 50;
   const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
-  const SILENCE_MS = 45000; // heartbeats come every 15 s by default: this long without a message is a dead link
+  const PING_MS = 15000;
+  const SILENCE_MS = 45000; // pinged every 15 s: this long without a message (pong, heartbeat, data) is a dead link
   const OPEN_STATUSES = new Set(["OPEN", "PARTIALLY_FILLED", "UNTRIGGERED"]);
 
   const $ = (id) => document.getElementById(id);
   const el = {
     symbol: $("symbol"), status: $("status"), seq: $("seq"), token: $("token"), user: $("user"),
     message: $("message"), ladder: $("ladder"), asks: $("asks"), bids: $("bids"), spread: $("spread"),
-    chart: $("depth-chart"), tape: $("tape"), account: $("account"), form: $("order-form"),
+    chart: $("depth-chart"), tape: $("tape"), account: $("account"), hint: $("account-hint"), form: $("order-form"),
     result: $("order-result"), orders: $("my-orders").tBodies[0], balances: $("balances").tBodies[0],
     type: $("order-type"), priceField: $("price-field"), price: $("order-price"),
   };
@@ -60,6 +61,7 @@
     attempt: 0,
     reconnectTimer: 0,
     silenceTimer: 0,
+    pingTimer: 0,
     book: { bids: new Map(), asks: new Map(), seq: null, time: null, ready: false },
     trades: [],
     seenTrades: new Set(),
@@ -96,6 +98,8 @@
       if (state.token) send({ op: "auth", token: state.token });
       subscribeAll();
       armSilenceTimer();
+      clearInterval(state.pingTimer);
+      state.pingTimer = setInterval(() => send({ op: "ping" }), PING_MS);
     };
     ws.onmessage = (event) => {
       if (ws !== state.ws) return;
@@ -112,6 +116,7 @@
       if (ws !== state.ws) return;
       state.ws = null;
       clearTimeout(state.silenceTimer);
+      clearInterval(state.pingTimer);
       if (event.code === 4001) {
         say("The token was refused: the private channel is off until another is pasted.", "error");
         forgetToken();
@@ -447,6 +452,7 @@
     state.user = tokenUser(token);
     el.user.textContent = state.user ? "signed in as " + state.user : "";
     el.account.hidden = false;
+    el.hint.hidden = true;
     // A fresh connection authenticates first: the private channel then follows this token.
     if (state.ws) state.ws.close(1000, "new token");
     else connect();
@@ -459,6 +465,7 @@
     sessionStorage.removeItem("tradebook.token");
     el.user.textContent = "";
     el.account.hidden = true;
+    el.hint.hidden = false;
   }
 
   async function refreshAccount() {
