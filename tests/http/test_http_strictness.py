@@ -100,9 +100,9 @@ async def test_an_authenticated_large_post_is_still_413(memory_api: Api) -> None
     [
         ("PUT", "/api/v1/orders", "GET, POST"),
         ("DELETE", "/api/v1/orders", "GET, POST"),
-        ("PATCH", "/api/v1/orders/5", "DELETE, GET"),
-        ("POST", "/api/v1/orders/5", "DELETE, GET"),
-        ("PUT", "/api/v1/orders/abc", "DELETE, GET"),
+        ("PUT", "/api/v1/orders/5", "DELETE, GET, PATCH"),
+        ("POST", "/api/v1/orders/5", "DELETE, GET, PATCH"),
+        ("PUT", "/api/v1/orders/abc", "DELETE, GET, PATCH"),
         ("POST", "/api/v1/depth", "GET"),
         ("DELETE", "/api/v1/trades", "GET"),
         ("PUT", "/api/v1/balances", "GET"),

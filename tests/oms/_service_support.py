@@ -84,6 +84,12 @@ class SpyWallet:
             await gate.wait()
         return await self.inner.reserve(user_id, asset, amount, ref)
 
+    async def reserve_more(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Any:
+        if self.interleave:
+            await asyncio.sleep(0)
+        self._enter("reserve_more", user_id, asset, amount, ref)
+        return await self.inner.reserve_more(user_id, asset, amount, ref)
+
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
         if self.interleave:
             await asyncio.sleep(0)

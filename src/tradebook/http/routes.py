@@ -23,6 +23,7 @@ from ..oms.breaker import BreakerState, CircuitBreakerWallet
 from ..oms.models import OrderQuery
 from .errors import ERROR_RESPONSES
 from .schemas import (
+    AmendIn,
     BalancesOut,
     DepthOut,
     ErrorResponse,
@@ -208,6 +209,37 @@ async def cancel_order(order_id: OrderId, request: Request) -> JSONResponse:
     record = await state.service.cancel_order(_user(request), order_id)
     state.metrics.cancelled(record.symbol, time.perf_counter() - start)
     return JSONResponse(order_json(record))
+
+
+@router.patch(
+    ORDERS + "/{order_id}",
+    response_model=OrderOut,
+    summary="Amend one of your resting limit orders (quantity and/or price)",
+    responses=_errors(400, 401, 404, 409, 413, 422, 503),
+    tags=["orders"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AmendIn"}}},
+        }
+    },
+)
+async def amend_order(order_id: OrderId, request: Request) -> JSONResponse:
+    """Change the order by the engine's priority rules; the order as it stands after any trades it made.
+
+    422 ``insufficient_balance`` (nothing changed) when a larger quantity or a higher buy price cannot be
+    funded; 409 when the order is not a resting plain limit order.
+    """
+    body = await request.body()
+    try:
+        amend = AmendIn.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+    json.loads(body, object_pairs_hook=_refuse_duplicate_keys)
+    state = _state(request)
+    placement = await state.service.amend_order(_user(request), order_id, quantity=amend.quantity, price=amend.price)
+    return JSONResponse(order_json(placement.order))
 
 
 @router.get(

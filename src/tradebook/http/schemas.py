@@ -185,6 +185,21 @@ class OrderIn(BaseModel):
     )
 
 
+class AmendIn(BaseModel):
+    """A change to a resting limit order (``PATCH /api/v1/orders/{id}``): at least one of the two fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    quantity: DecimalString | None = Field(
+        default=None,
+        description="The new total quantity (more than what is filled). Lower keeps the order's time priority; "
+        "higher sends it to the back of its level.",
+    )
+    price: DecimalString | None = Field(
+        default=None, description="The new limit price: the back of the new level; a price that crosses trades."
+    )
+
+
 class OrderOut(BaseModel):
     """An order as the API returns it."""
 

@@ -143,6 +143,13 @@ class CircuitBreakerWallet:
         """:meth:`WalletClient.reserve` through the breaker."""
         return await self._call(lambda: self.wallet.reserve(user_id, asset, amount, ref))
 
+    async def reserve_more(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
+        """The wrapped wallet's optional ``reserve_more`` (see :class:`WalletClient`) through the breaker."""
+        more = getattr(self.wallet, "reserve_more", None)
+        if more is None:
+            raise NotImplementedError(f"{type(self.wallet).__name__} cannot grow a reservation")
+        return await self._call(lambda: more(user_id, asset, amount, ref))
+
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
         """:meth:`WalletClient.release` through the breaker."""
         return await self._call(lambda: self.wallet.release(ref, amount))

@@ -85,6 +85,8 @@ class MemoryUnitOfWork:
         sequence: int | None = None,
         visible_quantity: Decimal | None = None,
         stop_price: Decimal | None = None,
+        quantity: Decimal | None = None,
+        price: Decimal | None = None,
     ) -> None:
         """Stage a status and fill change (and the optional fields that are given)."""
         order = self._existing(order_id)
@@ -95,6 +97,10 @@ class MemoryUnitOfWork:
             changes["visible_quantity"] = visible_quantity
         if stop_price is not None:
             changes["stop_price"] = stop_price
+        if quantity is not None:
+            changes["quantity"] = quantity
+        if price is not None:
+            changes["price"] = price
         self._orders[order_id] = order.replace(**changes)
 
     async def cancel_order(self, order_id: int, *, updated_at: datetime) -> None:
@@ -328,6 +334,23 @@ class MemoryWallet:
         account.available -= value
         account.reserved += value
         reservation = self._reservations[ref] = Reservation(ref, user_id, asset, value)
+        return reservation
+
+    @in_money_context
+    async def reserve_more(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
+        """Add ``amount`` to reservation ``ref``; see :meth:`WalletClient.reserve_more`."""
+        value = parse_amount(amount)
+        account = self._accounts.get((user_id, asset))
+        if account is None or account.available < value:
+            held = _ZERO if account is None else account.available
+            raise InsufficientBalanceError(f"user {user_id!r} has {held} {asset} available, needs {value}")
+        existing = self._reservations.get(ref)
+        if existing is not None and (existing.user_id != user_id or existing.asset != asset):
+            raise ValueError(f"reservation {ref!r} holds another user's or asset's funds")
+        account.available -= value
+        account.reserved += value
+        total = value if existing is None else existing.amount + value
+        reservation = self._reservations[ref] = Reservation(ref, user_id, asset, total)
         return reservation
 
     @in_money_context

@@ -45,12 +45,17 @@ class UnitOfWork(Protocol):
         sequence: int | None = None,
         visible_quantity: Decimal | None = None,
         stop_price: Decimal | None = None,
+        quantity: Decimal | None = None,
+        price: Decimal | None = None,
     ) -> None:
-        """Set an order's status and filled quantity, and each of the last three fields that is given.
+        """Set an order's status and filled quantity, and each of the optional fields that is given.
 
-        ``None`` leaves ``sequence``, ``visible_quantity`` (an iceberg's slice)
-        and ``stop_price`` (a trailing stop's, as its reference moves) as they
-        are. Raises :class:`~tradebook.OrderNotFoundError` for an unknown id.
+        ``None`` leaves ``sequence``, ``visible_quantity`` (an iceberg's slice),
+        ``stop_price`` (a trailing stop's, as its reference moves), ``quantity``
+        and ``price`` (both changed by an amend only) as they are. Raises
+        :class:`~tradebook.OrderNotFoundError` for an unknown id. A repository
+        whose ``update_order`` takes no ``quantity`` and ``price`` serves every
+        command but an amend.
         """
 
     async def cancel_order(self, order_id: int, *, updated_at: datetime) -> None:
@@ -124,6 +129,12 @@ class WalletClient(Protocol):
     Failures to reach the wallet raise :class:`~tradebook.WalletUnavailableError`;
     a reservation the user cannot afford raises
     :class:`~tradebook.InsufficientBalanceError` and reserves nothing.
+
+    Optional, outside the protocol: ``async reserve_more(user_id, asset,
+    amount, ref) -> Reservation`` moves ``amount`` more from available into
+    reservation ``ref`` (or raises ``InsufficientBalanceError``, changing
+    nothing). An amend that needs more funds calls it; on a wallet without it
+    such an amend is refused. The shipped wallets have it.
     """
 
     async def reserve(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:

@@ -1273,6 +1273,143 @@ class OrderService:
             await self._drain_outbox(symbol)
             return cancelled
 
+    # -- amending ---------------------------------------------------------------
+
+    @in_money_context
+    async def amend_order(
+        self,
+        user_id: str,
+        order_id: int,
+        *,
+        quantity: Decimal | int | str | None = None,
+        price: Decimal | int | str | None = None,
+    ) -> Placement:
+        """Change a resting limit order's total ``quantity`` and/or ``price``, by the engine's rules.
+
+        Lowering the quantity keeps the order's time priority; raising it or
+        changing the price sends it to the back of its (new) level; a price
+        that crosses trades at once like a new taker (its trades, and the
+        stops they trigger, are in the returned :class:`Placement`). The new
+        quantity must exceed what is already filled. The reservation follows
+        exactly: it grows first (a sell by the added quantity, a buy by the
+        added cost at its limit) and is refused with
+        :class:`~tradebook.InsufficientBalanceError` when the user cannot fund
+        it, changing nothing; what is no longer needed is released.
+
+        Raises :class:`~tradebook.OrderNotFoundError` for an unknown order or
+        another user's, :class:`~tradebook.OrderConflictError` for an order
+        that is not resting (filled, cancelled, a stop waiting for its
+        trigger) or not a plain limit order (icebergs are not amended), and
+        the validation errors of a placement for a bad quantity or price.
+        """
+        self._check_open()
+        _check_user(user_id)
+        order_id = _check_order_id(order_id)
+        if quantity is None and price is None:
+            raise InvalidRequestError("an amend needs a quantity, a price or both")
+        record = self._active.get(order_id) or await self.repository.get_order(order_id)
+        if record is None or record.user_id != user_id or record.status is OrderStatus.PENDING:
+            raise OrderNotFoundError(f"no order {order_id} for this user")
+        symbol = record.symbol
+        inst = self._instruments[symbol]
+        lots = None if quantity is None else inst.quantity_to_lots(quantity)
+        ticks = None if price is None else inst.price_to_ticks(price)
+        async with self._locks[symbol]:
+            self._check_symbol(symbol)
+            await self._drain_outbox(symbol)
+            now = self._clock()
+            if self._gtd[symbol]:
+                await self._advance_locked(symbol, now)
+            current = self._active.get(order_id)
+            if current is None or current.status not in _RESTING:
+                latest = current or await self.repository.get_order(order_id) or record
+                raise OrderConflictError(f"order {order_id} is {latest.status.value} and cannot be amended")
+            if current.type is not _LIMIT or current.display_quantity is not None:
+                raise OrderConflictError(f"order {order_id} is not a plain LIMIT order and cannot be amended")
+            new_quantity = current.quantity if lots is None else inst.lots_to_quantity(lots)
+            new_price = current.price if ticks is None else inst.ticks_to_price(ticks)
+            assert new_quantity is not None and new_price is not None
+            if new_quantity <= current.filled_quantity:
+                raise InvalidQuantityError(
+                    f"quantity {new_quantity} must exceed what is already filled ({current.filled_quantity})"
+                )
+            check_limits(inst, inst.price_to_ticks(new_price), inst.quantity_to_lots(new_quantity))
+            if new_quantity == current.quantity and new_price == current.price:
+                return Placement(current)  # the same order: nothing to do
+            amended = current.replace(quantity=new_quantity, price=new_price)
+            asset = inst.base if current.side is Side.SELL else inst.quote
+            growth = _needed(amended, inst) - _needed(current, inst)
+            if growth > 0:
+                more = getattr(self.wallet, "reserve_more", None)
+                if more is None:
+                    raise OrderConflictError("the wallet cannot grow a reservation, so this amend cannot be funded")
+                await more(user_id, asset, growth, _ref(order_id))  # refused: nothing changed
+            return await self._amend_locked(current, amended, now, growth)
+
+    async def _amend_locked(
+        self, current: OrderRecord, amended: OrderRecord, now: datetime, growth: Decimal
+    ) -> Placement:
+        symbol = current.symbol
+        inst = self._instruments[symbol]
+        engine = self._engines[symbol]
+        order_id = current.id
+        keeps_priority = amended.price == current.price and amended.quantity < current.quantity  # type: ignore[operator]
+        try:
+            report = engine.amend(
+                symbol,
+                order_id,
+                quantity=None if amended.quantity == current.quantity else amended.quantity,
+                price=None if amended.price == current.price else amended.price,
+            )
+        except BaseException:  # refused by the engine: give the growth back
+            if growth > 0:
+                self._outbox[symbol].append(self._op(symbol, Release(_ref(order_id), _needed(current, inst))))
+                await self._drain_outbox(symbol)
+            raise
+        if keeps_priority:
+            records: list[OrderRecord] = [amended.replace(updated_at=now)]
+            sequenced: set[int] = set()
+            trades: list[TradeRecord] = []
+            ops: list[WalletOp] = []
+            placement = Placement(records[0])
+            iceberg_seq = _NO_ICEBERGS
+        else:
+            records, sequenced, trades, ops, placement, iceberg_seq = self._effects(amended, report, now)
+        final = records[0]
+        ops.append(self._op(symbol, Release(_ref(order_id), _needed(final, inst))))
+        try:
+            async with self._transaction() as uow:
+                await uow.update_order(
+                    order_id,
+                    status=final.status,
+                    filled_quantity=final.filled_quantity,
+                    updated_at=now,
+                    sequence=final.sequence if order_id in sequenced else None,
+                    quantity=final.quantity,
+                    price=final.price,
+                )
+                for record in records[1:]:
+                    await _update(uow, record, now, record.sequence if record.id in sequenced else None)
+                if trades:
+                    await uow.record_trades(trades)
+                await uow.add_wallet_ops(ops)
+        except BaseException as exc:
+            # the book is rebuilt as stored (the order as it was); the growth goes back
+            await self._recover_symbol(symbol)
+            self._outbox[symbol].append(self._op(symbol, Release(_ref(order_id), _needed(current, inst))))
+            await self._drain_outbox(symbol)
+            if isinstance(exc, (TradebookError, OSError)):
+                raise PersistenceError(f"the amend of order {order_id} was not stored: {exc}") from exc
+            raise
+        for record in records:
+            self._remember(record)
+        for changed_id, sequence in iceberg_seq.items():
+            if changed_id in self._active:
+                self._iceberg_seq[symbol][changed_id] = sequence
+        self._outbox[symbol].extend(ops)
+        await self._drain_outbox(symbol)
+        return placement
+
     # -- the wallet outbox ------------------------------------------------------
 
     def _transaction(self) -> _Transaction:

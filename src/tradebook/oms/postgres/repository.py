@@ -40,6 +40,9 @@ _UPDATE_ORDER = (
     " visible_quantity = coalesce(%s::numeric, visible_quantity), stop_price = coalesce(%s::numeric, stop_price)"
     " WHERE id = %s"
 )
+_AMEND_ORDER = (
+    "UPDATE orders SET quantity = coalesce(%s::numeric, quantity), price = coalesce(%s::numeric, price) WHERE id = %s"
+)
 # Whole batches in one statement each. ON CONFLICT DO NOTHING also skips a repeat
 # of an id within the batch; RETURNING tells which rows went in. A batch of up to
 # _MAX_VALUES_ROWS rows is a multi-row VALUES (one prepared statement per size; its
@@ -185,6 +188,8 @@ class PostgresUnitOfWork:
         sequence: int | None = None,
         visible_quantity: Decimal | None = None,
         stop_price: Decimal | None = None,
+        quantity: Decimal | None = None,
+        price: Decimal | None = None,
     ) -> None:
         """Set an order's status and filled quantity (and the optional fields that are given)."""
         params = (
@@ -198,6 +203,8 @@ class PostgresUnitOfWork:
         )
         with _mapped(PersistenceError, f"could not update order {order_id}"):
             cur = await self._execute(_UPDATE_ORDER, params)
+            if cur.rowcount and (quantity is not None or price is not None):  # an amend
+                await self._execute(_AMEND_ORDER, (quantity, price, order_id))
         if cur.rowcount == 0:
             raise OrderNotFoundError(f"no order with id {order_id}")
 

@@ -28,6 +28,16 @@ _DEPOSIT = (
 )
 # The functions of migration 0003: each operation is one autocommit statement.
 _RESERVE = "SELECT ok, held_user_id, held_asset, amount FROM tb_reserve(%s, %s, %s::numeric, %s)"
+# One statement (one transaction): the balance gives up the amount only if it holds it, and only then does
+# the reservation grow (or appear); no row comes back when the user lacks the amount.
+_RESERVE_MORE = (
+    "WITH b AS (UPDATE wallet_balances SET available = available - %s, reserved = reserved + %s"
+    " WHERE user_id = %s AND asset = %s AND available >= %s RETURNING user_id)"
+    " INSERT INTO wallet_reservations (ref, user_id, asset, amount) SELECT %s, %s, %s, %s::numeric FROM b"
+    " ON CONFLICT (ref) DO UPDATE SET amount = wallet_reservations.amount + excluded.amount"
+    " WHERE wallet_reservations.user_id = excluded.user_id AND wallet_reservations.asset = excluded.asset"
+    " RETURNING amount"
+)
 _RELEASE = "SELECT tb_release(%s, %s::numeric)"
 _SETTLE = "SELECT tb_settle(%s::bigint, %s, %s, %s, %s, %s, %s, %s::numeric, %s::numeric, %s::numeric, %s::numeric, %s)"
 _RESERVED = "SELECT amount FROM wallet_reservations WHERE ref = %s"
@@ -91,6 +101,16 @@ class PostgresWallet:
         ((ok, held_user_id, held_asset, held),) = await self._fetch(_RESERVE, (user_id, asset, value, ref))
         if ok:
             return Reservation(ref, held_user_id, held_asset, held)
+        raise InsufficientBalanceError(f"user {user_id!r} has {held} {asset} available, needs {value}")
+
+    async def reserve_more(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
+        """Move ``amount`` more of ``asset`` into reservation ``ref`` (created if absent), or refuse changing nothing."""
+        value = parse_amount(amount)
+        rows = await self._fetch(_RESERVE_MORE, (value, value, user_id, asset, value, ref, user_id, asset, value))
+        if rows:
+            return Reservation(ref, user_id, asset, Decimal(rows[0][0]))
+        balances = await self.balances(user_id)
+        held = balances[asset].available if asset in balances else _ZERO
         raise InsufficientBalanceError(f"user {user_id!r} has {held} {asset} available, needs {value}")
 
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:

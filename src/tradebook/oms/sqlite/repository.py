@@ -42,6 +42,7 @@ _UPDATE_ORDER = (
     "UPDATE orders SET status = ?, filled_quantity = ?, updated_at = ?, sequence = COALESCE(?, sequence),"
     " visible_quantity = COALESCE(?, visible_quantity), stop_price = COALESCE(?, stop_price) WHERE id = ?"
 )
+_AMEND_ORDER = "UPDATE orders SET quantity = COALESCE(?, quantity), price = COALESCE(?, price) WHERE id = ?"
 _INSERT_TRADE = f"INSERT INTO trades ({TRADE_COLUMNS}) VALUES ({', '.join('?' * 10)})"
 _INSERT_OP = f"INSERT INTO wallet_ops ({OP_COLUMNS}) VALUES (?, ?, ?, ?)"
 
@@ -120,8 +121,17 @@ class SQLiteUnitOfWork:
         sequence: int | None = None,
         visible_quantity: Decimal | None = None,
         stop_price: Decimal | None = None,
+        quantity: Decimal | None = None,
+        price: Decimal | None = None,
     ) -> None:
         """Set an order's status and filled quantity (and the optional fields that are given)."""
+        amended = None
+        if quantity is not None or price is not None:  # an amend: the only command that changes them
+            amended = (
+                None if quantity is None else _text(quantity),
+                None if price is None else _text(price),
+                order_id,
+            )
         values = (
             OrderStatus(status).value,
             _text(filled_quantity),
@@ -137,6 +147,8 @@ class SQLiteUnitOfWork:
                 cursor = conn.execute(_UPDATE_ORDER, (*values, order_id))
             if cursor is None or cursor.rowcount == 0:
                 raise OrderNotFoundError(f"no order with id {order_id}")
+            if amended is not None:
+                conn.execute(_AMEND_ORDER, amended)
 
         await self._run(job)
 

@@ -167,6 +167,28 @@ class SQLiteWallet:
 
         return await self._write(job)
 
+    async def reserve_more(self, user_id: str, asset: str, amount: Decimal, ref: str) -> Reservation:
+        """Move ``amount`` more of ``asset`` into reservation ``ref`` (created if absent), or refuse changing nothing."""
+        value = parse_amount(amount)
+
+        def job(conn: sqlite3.Connection) -> Reservation:
+            available, reserved = _get_balance(conn, user_id, asset) or (_ZERO, _ZERO)
+            if available < value:
+                raise InsufficientBalanceError(f"user {user_id!r} has {available} {asset} available, needs {value}")
+            existing = _get_reservation(conn, ref)
+            if existing is not None and (existing.user_id != user_id or existing.asset != asset):
+                raise ValueError(f"reservation {ref!r} holds another user's or asset's funds")
+            total = value if existing is None else existing.amount + value
+            conn.execute(
+                "INSERT INTO wallet_reservations (ref, user_id, asset, amount) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (ref) DO UPDATE SET amount = excluded.amount",
+                (ref, user_id, asset, str(total)),
+            )
+            conn.execute(_UPSERT_BALANCE, (user_id, asset, str(available - value), str(reserved + value)))
+            return Reservation(ref, user_id, asset, total)
+
+        return await self._write(job)
+
     async def release(self, ref: str, amount: Decimal | None = None) -> Decimal:
         """Return ``amount`` (all when ``None``) of reservation ``ref`` to available; what was released."""
 
