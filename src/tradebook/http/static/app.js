@@ -62,9 +62,9 @@
     reconnectTimer: 0,
     silenceTimer: 0,
     pingTimer: 0,
+    reconnected: false,
     book: { bids: new Map(), asks: new Map(), seq: null, time: null, ready: false },
     trades: [],
-    seenTrades: new Set(),
     orders: new Map(),
   };
 
@@ -95,7 +95,12 @@
     }
     state.ws = ws;
     ws.onopen = () => {
-      if (state.token) send({ op: "auth", token: state.token });
+      if (state.token) {
+        send({ op: "auth", token: state.token });
+        // What changed while the page was away reached no channel: read it again.
+        if (state.reconnected) refreshAccount().catch(() => {});
+      }
+      state.reconnected = true;
       subscribeAll();
       armSilenceTimer();
       clearInterval(state.pingTimer);
@@ -371,17 +376,15 @@
   }
 
   // -- the trade tape --------------------------------------------------------------------------------------------
-  /** Live trades (execution order) go on top, newest first; ``older`` ones (the REST page, newest first) below. */
-  function addTrades(trades, time, older = false) {
-    const fresh = trades.filter((t) => !state.seenTrades.has(String(t.id)));
-    if (!fresh.length) return;
-    const rows = fresh.map((trade) => {
-      state.seenTrades.add(String(trade.id));
-      return { ...trade, time: trade.created_at ? Date.parse(trade.created_at) : time };
-    });
-    if (older) state.trades.push(...rows);
+  /**
+   * Live trades (execution order) go on top, newest first. A REST page (newest first) replaces the tape: it is
+   * the stored history, and its ids need not be the feed's, so the two are never merged row by row.
+   */
+  function addTrades(trades, time, replace = false) {
+    const rows = trades.map((trade) => ({ ...trade, time: trade.created_at ? Date.parse(trade.created_at) : time }));
+    if (replace) state.trades = rows;
     else state.trades.unshift(...rows.reverse());
-    for (const old of state.trades.splice(TAPE_ROWS)) state.seenTrades.delete(String(old.id));
+    state.trades.splice(TAPE_ROWS);
     renderTape();
   }
 
@@ -535,7 +538,7 @@
           cell(String(order.id), "id", "td"), cell(order.side, "side " + order.side.toLowerCase(), "td"),
           cell(order.type, "type", "td"), cell(order.price ?? "market", "price", "td"),
           cell(order.quantity ?? "", "quantity", "td"), cell(order.filled_quantity, "filled", "td"),
-          cell(order.status, "status", "td"), actions,
+          cell(order.status, "order-status", "td"), actions,
         );
         return row;
       }),
@@ -596,7 +599,6 @@
     document.title = symbol + " · tradebook";
     state.book = { bids: new Map(), asks: new Map(), seq: null, time: null, ready: false };
     state.trades = [];
-    state.seenTrades.clear();
     renderBook();
     renderTape();
     for (const channel of ["depth", "trades"]) send({ op: "subscribe", channel, symbol });
