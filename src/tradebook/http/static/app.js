@@ -143,9 +143,18 @@
 
   function armSilenceTimer() {
     clearTimeout(state.silenceTimer);
-    state.silenceTimer = setTimeout(() => {
-      if (state.ws) state.ws.close(4000, "silent");
-    }, SILENCE_MS);
+    state.silenceTimer = setTimeout(() => drop("silent"), SILENCE_MS);
+  }
+
+  /** Give up on the current connection now (a dead link's close handshake may never finish) and reconnect. */
+  function drop(reason) {
+    const ws = state.ws;
+    if (!ws) return;
+    state.ws = null;
+    clearTimeout(state.silenceTimer);
+    clearInterval(state.pingTimer);
+    ws.close(4000, reason);
+    scheduleReconnect();
   }
 
   function send(message) {
@@ -457,8 +466,8 @@
     el.account.hidden = false;
     el.hint.hidden = true;
     // A fresh connection authenticates first: the private channel then follows this token.
-    if (state.ws) state.ws.close(1000, "new token");
-    else connect();
+    if (state.ws) drop("new token");
+    else if (!state.reconnectTimer) connect();
   }
 
   function forgetToken() {
