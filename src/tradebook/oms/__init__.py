@@ -10,6 +10,7 @@ only) and PostgreSQL (:mod:`tradebook.oms.postgres`, the ``postgres`` extra).
 from __future__ import annotations
 
 from .breaker import BreakerState, CircuitBreakerWallet
+from .feeds import MarketFeed, UserFeed, UserFeedResync
 from .memory import MemoryOrderRepository, MemoryUnitOfWork, MemoryWallet
 from .models import (
     ACTIVE_STATUSES,
@@ -33,6 +34,7 @@ __all__ = [
     "Balance",
     "BreakerState",
     "CircuitBreakerWallet",
+    "MarketFeed",
     "MemoryOrderRepository",
     "MemoryUnitOfWork",
     "MemoryWallet",
@@ -48,6 +50,8 @@ __all__ = [
     "Settlement",
     "TradeRecord",
     "UnitOfWork",
+    "UserFeed",
+    "UserFeedResync",
     "WalletClient",
     "WalletOp",
 ]

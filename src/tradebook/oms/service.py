@@ -76,6 +76,7 @@ from ..instrument import Instrument
 from ._money import in_money_context
 from ._restore import restore_engine
 from ._time import epoch_ms, expire_at_ms
+from .feeds import MarketFeed, UserFeed
 from .models import (
     ACTIVE_STATUSES,
     Balance,
@@ -241,6 +242,10 @@ class OrderService:
         self._next_order_id = self._next_trade_id = self._next_sequence = self._next_op_id = 1
         self._free_order_ids: set[int] = set()  # given back below _next_order_id, handed out first
         self._broken: set[str] = set()
+        # live feeds: each symbol with a market feed has one engine subscription that fills them all
+        self._market_feeds: dict[str, set[MarketFeed]] = {}
+        self._md_unsubscribe: dict[str, Callable[[], None]] = {}
+        self._user_feeds: dict[str, set[UserFeed]] = {}
         self._started = False
         self._closed = False
 
@@ -303,6 +308,12 @@ class OrderService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for market_feeds in list(self._market_feeds.values()):
+            for market_feed in list(market_feeds):
+                market_feed.close()
+        for user_feeds in list(self._user_feeds.values()):
+            for user_feed in list(user_feeds):
+                user_feed.close()
         if self._started:
             await self._flush_applied()
 
@@ -340,6 +351,11 @@ class OrderService:
             if record.display_quantity is not None and record.status is not _UNTRIGGERED:
                 icebergs[record.id] = record.sequence  # type: ignore[assignment]
         self._engines[symbol] = engine
+        if symbol in self._md_unsubscribe:  # the feeds follow the new book from a fresh snapshot
+            self._md_unsubscribe.pop(symbol)()
+            self._md_unsubscribe[symbol] = engine.subscribe(self._dispatch_market)
+            for feed in self._market_feeds[symbol]:
+                feed.resync()
         return len(records)
 
     async def _recover_symbol(self, symbol: str) -> None:
@@ -417,6 +433,8 @@ class OrderService:
         for record in records:
             self._remember(record)
             log.info("order %s expired (GTD, expire_at %s)", record.id, record.expire_at)
+        if self._user_feeds:
+            self._publish_user(records, ())
         self._outbox[symbol].extend(ops)
         await self._drain_outbox(symbol)
         return records
@@ -991,6 +1009,8 @@ class OrderService:
             raise
         for record in records:
             self._remember(record)
+        if self._user_feeds:
+            self._publish_user(records, trades)
         if iceberg_seq:
             icebergs = self._iceberg_seq[symbol]
             for order_id, sequence in iceberg_seq.items():
@@ -1269,6 +1289,8 @@ class OrderService:
                     raise PersistenceError(f"the cancel of order {order_id} was not stored: {exc}") from exc
                 raise
             self._remember(cancelled)
+            if self._user_feeds:
+                self._publish_user((cancelled,), ())
             self._outbox[symbol].extend(ops)
             await self._drain_outbox(symbol)
             return cancelled
@@ -1403,12 +1425,86 @@ class OrderService:
             raise
         for record in records:
             self._remember(record)
+        if self._user_feeds:
+            self._publish_user(records, trades)
         for changed_id, sequence in iceberg_seq.items():
             if changed_id in self._active:
                 self._iceberg_seq[symbol][changed_id] = sequence
         self._outbox[symbol].extend(ops)
         await self._drain_outbox(symbol)
         return placement
+
+    # -- live feeds ---------------------------------------------------------------
+
+    def market_feed(self, symbol: str, *, max_queue: int = 1000) -> MarketFeed:
+        """The symbol's market data as an async iterator (and async context manager); see :class:`MarketFeed`.
+
+        The first item is the :class:`~tradebook.MarketSnapshot` of the book,
+        then every :class:`~tradebook.MarketDataUpdate` from ``seq`` one more,
+        in order, without a gap. The engine's subscriber callback only appends
+        to the feed's buffer (at most ``max_queue`` updates): it never waits
+        for a consumer. A consumer that lets the buffer fill gets a fresh
+        snapshot instead of what it missed (``feed.drops`` counts those). Close
+        it (``async with``, or ``feed.close()``) when done; closing the service
+        ends every feed.
+        """
+        self._check_open()
+        self._instrument(symbol)
+        feed = MarketFeed(
+            symbol, lambda: self._engines[symbol].market_snapshot(symbol), max_queue, self._market_feed_closed
+        )
+        feeds = self._market_feeds.setdefault(symbol, set())
+        feeds.add(feed)
+        if symbol not in self._md_unsubscribe:
+            self._md_unsubscribe[symbol] = self._engines[symbol].subscribe(self._dispatch_market)
+        return feed
+
+    def _dispatch_market(self, update: Any) -> None:
+        """The engine's subscriber callback: buffer the update in each of the symbol's feeds, never waiting."""
+        for feed in self._market_feeds.get(update.symbol, ()):
+            feed._push(update)
+
+    def _market_feed_closed(self, feed: MarketFeed) -> None:
+        feeds = self._market_feeds.get(feed.symbol)
+        if feeds is None:
+            return
+        feeds.discard(feed)
+        if not feeds:  # nobody listens: the engine goes back to recording no market data
+            del self._market_feeds[feed.symbol]
+            self._md_unsubscribe.pop(feed.symbol)()
+
+    def user_feed(self, user_id: str, *, max_queue: int = 1000) -> UserFeed:
+        """The user's own order updates and trades as an async iterator; see :class:`UserFeed`.
+
+        Each command, once stored, adds the state of every order of the user it
+        changed (placed, filled, cancelled, triggered, expired, amended) as an
+        :class:`OrderRecord`, then the user's trades of the command as
+        :class:`TradeRecord`\\ s; never another user's. At most ``max_queue``
+        items wait; an overflow yields :class:`~tradebook.oms.feeds.UserFeedResync`.
+        """
+        self._check_open()
+        _check_user(user_id)
+        feed = UserFeed(user_id, max_queue, self._user_feed_closed)
+        self._user_feeds.setdefault(user_id, set()).add(feed)
+        return feed
+
+    def _user_feed_closed(self, feed: UserFeed) -> None:
+        feeds = self._user_feeds.get(feed.user_id)
+        if feeds is not None:
+            feeds.discard(feed)
+            if not feeds:
+                del self._user_feeds[feed.user_id]
+
+    def _publish_user(self, records: Iterable[OrderRecord], trades: Iterable[TradeRecord]) -> None:
+        """Buffer a stored command's order states and trades in the feeds of the users they belong to."""
+        feeds = self._user_feeds
+        for record in records:
+            for feed in feeds.get(record.user_id, ()):
+                feed._push(record)
+        for trade in trades:
+            for user in {trade.buyer_id, trade.seller_id}:
+                for feed in feeds.get(user, ()):
+                    feed._push(trade)
 
     # -- the wallet outbox ------------------------------------------------------
 
