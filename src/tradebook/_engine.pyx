@@ -849,6 +849,7 @@ cdef class MatchingEngine:
         tif = o._tif
         self._prepare(&tk, o._id, o._owner, _GTC if tif is _GTD else tif, o._stp)
         tk.quote = -1 if quote is None else quote
+        tk.seq = o._seq         # a stop keeps its acceptance sequence unless its run gets a new one
         cdef ExecutionReport report = ExecutionReport.__new__(ExecutionReport)
         report._order = o
         cdef list touched = [] if self._listeners else None

@@ -652,6 +652,7 @@ class MatchingEngine(OrderTypesMixin, MarketDataMixin):
         )  # fmt: skip
         tk.ext = ext
         tk.quote = quote
+        tk.seq = order._sequence  # a stop keeps its acceptance sequence unless its run gets a new one
         run = _Run(bool(self._listeners))
         order._inst = book._inst
         order._symbol = book._symbol
