@@ -40,6 +40,7 @@ from .routes import FAST_ENDPOINTS, metrics_router, router
 from .schemas import OrderIn
 from .state import API_PREFIX, AppState, ServiceUnavailableError
 from .web import web_routes
+from .websocket import websocket_routes
 
 __all__ = ["API_PREFIX", "DEFAULT_MAX_BODY_BYTES", "ServiceUnavailableError", "create_app"]
 
@@ -64,6 +65,8 @@ def create_app(
     opentelemetry: bool = False,
     fast_path: bool = True,
     web_page: bool = True,
+    websocket_heartbeat: float = 15.0,
+    websocket_queue: int = 1000,
     title: str = "tradebook",
 ) -> FastAPI:
     """The HTTP API over ``service`` (started, owned by the caller) or over what ``open_service`` opens.
@@ -82,6 +85,9 @@ def create_app(
     same, and the routes document them in the OpenAPI document.
 
     ``web_page`` serves the live web page at ``/`` (:mod:`~tradebook.http.web`).
+
+    The live feed is the WebSocket ``/api/v1/ws`` (:mod:`~tradebook.http.websocket`): a heartbeat every
+    ``websocket_heartbeat`` seconds, at most ``websocket_queue`` messages waiting per connection.
     """
     if (service is None) == (open_service is None):
         raise ValueError("pass either a started service or open_service, not both or neither")
@@ -99,7 +105,12 @@ def create_app(
         options["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
     # The routers' routes go in as they are (not include_router, which newer FastAPI keeps as one nested
     # route): the Allow header, the metrics' route labels and the fast path read this flat table.
-    routes = [*router.routes, *(metrics_router.routes if recorder.enabled else ()), *(web_routes() if web_page else ())]
+    routes = [
+        *router.routes,
+        *(metrics_router.routes if recorder.enabled else ()),
+        *websocket_routes(heartbeat=websocket_heartbeat, max_queue=websocket_queue),
+        *(web_routes() if web_page else ()),
+    ]
     app = FastAPI(
         **options,
         routes=routes,

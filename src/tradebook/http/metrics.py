@@ -80,6 +80,18 @@ class Metrics:
     def cancelled(self, symbol: str, seconds: float) -> None:
         """One order cancelled."""
 
+    def ws_connection(self, change: int) -> None:
+        """A WebSocket connection opened (+1) or closed (-1)."""
+
+    def ws_sent(self) -> None:
+        """One WebSocket message sent."""
+
+    def ws_drop(self) -> None:
+        """One WebSocket connection's queue overflowed (a resync)."""
+
+    def ws_closed_slow(self) -> None:
+        """One WebSocket connection closed as a slow consumer (4008)."""
+
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
         raise RuntimeError("metrics are disabled")
@@ -127,6 +139,14 @@ class PrometheusMetrics(Metrics):
         )
         self._transitions = Counter(
             "tradebook_wallet_breaker_transitions", "Wallet circuit breaker state changes", ["state"], registry=reg
+        )
+        self._ws_connections = Gauge("tradebook_ws_connections", "Open WebSocket connections", registry=reg)
+        self._ws_sent = Counter("tradebook_ws_messages_sent", "WebSocket messages sent", registry=reg)
+        self._ws_drops = Counter(
+            "tradebook_ws_drops", "WebSocket queue overflows (each one a resync from snapshots)", registry=reg
+        )
+        self._ws_closed_slow = Counter(
+            "tradebook_ws_closed_slow", "WebSocket connections closed as slow consumers (4008)", registry=reg
         )
         info = Gauge("tradebook_info", "The serving tradebook", ["version", "backend"], registry=reg)
         info.labels(__version__, BACKEND).set(1)
@@ -179,6 +199,18 @@ class PrometheusMetrics(Metrics):
         """Count one cancel and observe its latency."""
         self._child(self._cancelled, symbol).inc()
         self._child(self._matching, "cancel", symbol).observe(seconds)
+
+    def ws_connection(self, change: int) -> None:
+        self._ws_connections.inc(change)
+
+    def ws_sent(self) -> None:
+        self._ws_sent.inc()
+
+    def ws_drop(self) -> None:
+        self._ws_drops.inc()
+
+    def ws_closed_slow(self) -> None:
+        self._ws_closed_slow.inc()
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of everything."""

@@ -159,6 +159,7 @@ def build_app(config: ServerConfig, authenticator: Authenticator | None = None) 
         metrics=create_metrics(config.metrics),
         max_body_bytes=config.max_body_bytes,
         access_log_enabled=config.access_log,
+        websocket_heartbeat=config.heartbeat,
     )
 
 

@@ -106,7 +106,7 @@ class ServerConfig:
     closed; at most ``max_connections`` connections are served at once, and
     one beyond them gets one answer (``/health``, or 503) and is closed.
     Tokens that expire more than ``max_token_lifetime`` seconds from now are
-    refused.
+    refused. The WebSocket feed sends a heartbeat every ``heartbeat`` seconds.
     """
 
     host: str = "127.0.0.1"
@@ -133,6 +133,7 @@ class ServerConfig:
     header_timeout: float = 10.0
     max_connections: int = 1000
     max_token_lifetime: float = 30 * 86_400.0
+    heartbeat: float = 15.0
 
     def __post_init__(self) -> None:
         _check_range("port", self.port, 0, 65535)
@@ -142,7 +143,7 @@ class ServerConfig:
         lifetime = self.max_token_lifetime
         if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not 0 < lifetime <= _TEN_YEARS:
             raise ConfigError(f"max_token_lifetime must be a number of seconds in (0, ten years], not {lifetime!r}")
-        for name in ("shutdown_timeout", "breaker_reset", "wallet_timeout", "header_timeout"):
+        for name in ("shutdown_timeout", "breaker_reset", "wallet_timeout", "header_timeout", "heartbeat"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
                 raise ConfigError(f"{name} must be a number of seconds in (0, 3600], not {value!r}")
@@ -275,6 +276,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "shutdown_timeout": "shutdown_timeout",
         "header_timeout": "header_timeout",
         "max_connections": "max_connections",
+        "heartbeat": "heartbeat",
     },
     "auth": {
         "mode": "auth_mode",

@@ -1459,6 +1459,12 @@ class OrderService:
             self._md_unsubscribe[symbol] = self._engines[symbol].subscribe(self._dispatch_market)
         return feed
 
+    def market_snapshot(self, symbol: str) -> Any:
+        """The symbol's :class:`~tradebook.MarketSnapshot` now (the visible book, consistent with update ``seq``)."""
+        self._check_open()
+        self._instrument(symbol)
+        return self._engines[symbol].market_snapshot(symbol)
+
     def _dispatch_market(self, update: Any) -> None:
         """The engine's subscriber callback: buffer the update in each of the symbol's feeds, never waiting."""
         for feed in self._market_feeds.get(update.symbol, ()):
