@@ -101,9 +101,13 @@ async def test_snapshot_then_gap_free_updates_privacy_and_a_slow_consumer(server
     url = f"ws://{server}/api/v1/ws"
     async with httpx.AsyncClient(base_url=f"http://{server}", timeout=30) as http:
         # a book before anyone listens: it is in the snapshot
-        for i in range(5):
-            body = {"symbol": S, "side": "SELL", "quantity": "0.010", "price": f"{200 + i}.00"}
+        # (300 asks far from the flow's prices: the L3 snapshot the slow consumer keeps asking for is large)
+        async def seed(i: int) -> None:
+            body = {"symbol": S, "side": "SELL", "quantity": "0.010", "price": f"{1000 + i}.00"}
             assert (await http.post("/api/v1/orders", json=body, headers=bearer("carol"))).status_code == 201
+
+        for chunk in range(0, 300, 20):
+            await asyncio.gather(*(seed(i) for i in range(chunk, chunk + 20)))
 
         # the slow consumer: a tiny receive buffer, and it reads nothing until the end
         raw = socket.socket()
@@ -118,7 +122,7 @@ async def test_snapshot_then_gap_free_updates_privacy_and_a_slow_consumer(server
             websockets.connect(url, sock=raw, max_queue=1) as slow,
         ):
             snapshot = await subscribe_depth(watcher)
-            assert len(snapshot["asks"]) == 5
+            assert len(snapshot["asks"]) == 300
             for ws, user in ((alice, "alice"), (bob, "bob")):
                 assert await recv(ws) == {"type": "authenticated", "user": user}
                 await ws.send(json.dumps({"op": "subscribe", "channel": "private"}))
@@ -150,8 +154,8 @@ async def test_snapshot_then_gap_free_updates_privacy_and_a_slow_consumer(server
                 return 0.0 if found is None else float(found.group(1))
 
             async def spam() -> tuple[bool, int | None]:
-                """The slow consumer asks for the L3 snapshot (hundreds of orders once the flow has run a
-                while) again and again without reading: the kernel's megabytes of loopback buffers fill fast."""
+                """The slow consumer asks for the L3 snapshot (hundreds of orders) again and again without
+                reading: the kernel's megabytes of loopback buffers fill fast."""
                 while await drops() < 1:
                     try:
                         for _ in range(50):
