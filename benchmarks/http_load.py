@@ -80,6 +80,7 @@ def start_server(args: argparse.Namespace, workdir: Path, users: list[str], env:
     log_path = workdir / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    log.close()  # the server has its own descriptor
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         match = re.search(rb"running on http://127\.0\.0\.1:(\d+)", log_path.read_bytes())

@@ -9,6 +9,9 @@
 * ``service``: placements through ``OrderService`` per store (``service.py``).
 * ``http``: a real ``tradebook serve`` under concurrent keep-alive clients
   (``http_load.py``).
+* ``ws``: a real ``tradebook serve`` with 200 WebSocket subscribers to one
+  symbol while HTTP placements run: delivery check, latency, and what the feed
+  costs the placement rate (``ws_load.py``).
 * ``compare``: tradebook beside the other Python order books, each in its own
   process, and the scaling run; writes ``docs/performance.md``'s tables and
   plots (``compare.py``).
@@ -38,6 +41,7 @@ COMMANDS = {
     "batch": ("figures", "run_batch"),
     "service": ("service", "run"),
     "http": ("http_load", "run"),
+    "ws": ("ws_load", "run"),
     "compare": ("compare", "run"),
     "instructions": ("instructions", "run"),
 }
@@ -92,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     http.add_argument("--access-log", action="store_true", help="keep the server's per-request log on")
     http.add_argument("--no-metrics", action="store_true", help="run the server without metrics")
     http.add_argument("--seed", type=int, default=7)
+
+    ws = sub.add_parser("ws", help="WebSocket subscribers to one symbol while HTTP placements run")
+    importlib.import_module("ws_load").add_arguments(ws)
 
     compare = sub.add_parser("compare", help="tradebook beside the other Python order books; writes the docs page")
     compare.add_argument("--quick", action="store_true", help="tiny sizes, a few repeats: a smoke test in seconds")
