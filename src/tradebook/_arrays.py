@@ -150,9 +150,18 @@ def _as_int(key: Any) -> int:
 
 def result_from_batch(result: Any) -> ArrayResult:
     """A :class:`BatchResult` (``Trade`` objects) as an :class:`ArrayResult`."""
+    np = _make_dtypes()["np"]
+    return ArrayResult(
+        np.frombuffer(result.statuses, np.int8).copy(),
+        np.frombuffer(result.lots, np.int64).copy(),
+        trade_table(result.trades),
+    )
+
+
+def trade_table(trades: list[Any]) -> Any:
+    """``Trade`` objects as ``TRADE_DTYPE`` rows."""
     d = _make_dtypes()
-    np = d["np"]
-    trades = np.array(
+    return d["np"].array(
         [
             (
                 t.id,
@@ -162,12 +171,9 @@ def result_from_batch(result: Any) -> ArrayResult:
                 t.quantity_lots,
                 0 if t.taker_side.value == "SELL" else 1,
             )
-            for t in result.trades
+            for t in trades
         ],
         dtype=d["TRADE_DTYPE"],
-    )
-    return ArrayResult(
-        np.frombuffer(result.statuses, np.int8).copy(), np.frombuffer(result.lots, np.int64).copy(), trades
     )
 
 
@@ -202,8 +208,7 @@ def via_single(engine: Any, commands: Any, symbol: Any) -> ArrayResult:
     from ._common import STATUS_CODES
     from .errors import DuplicateOrderError, OrderNotFoundError, TradebookError
 
-    d = _make_dtypes()
-    np = d["np"]
+    np = _make_dtypes()["np"]
     n = len(commands)
     statuses = np.zeros(n, np.int8)
     lots = np.zeros(n, np.int64)
@@ -254,18 +259,4 @@ def via_single(engine: Any, commands: Any, symbol: Any) -> ArrayResult:
         trades.extend(report.trades)
         for triggered in report.triggered:
             trades.extend(triggered.trades)
-    rows = np.array(
-        [
-            (
-                t.id,
-                _as_int(t.maker_order_id),
-                _as_int(t.taker_order_id),
-                t.price_ticks,
-                t.quantity_lots,
-                0 if t.taker_side.value == "SELL" else 1,
-            )
-            for t in trades
-        ],
-        dtype=d["TRADE_DTYPE"],
-    )
-    return ArrayResult(statuses, lots, rows)
+    return ArrayResult(statuses, lots, trade_table(trades))

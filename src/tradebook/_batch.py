@@ -23,7 +23,6 @@ __all__ = [
     "ERROR_DUPLICATE",
     "ERROR_INVALID",
     "ERROR_NOT_FOUND",
-    "EXTENDED_OPS",
     "STATUS_CODES",
     "as_commands",
 ]
@@ -44,10 +43,6 @@ class BatchOp(IntEnum):
     # only in execute_array, whose rows have the ``stop``, ``display`` and ``expire_at`` columns:
     STOP_LIMIT = 9  # stop-limit: price is the limit, ``stop`` the stop price
     GTD = 10  # limit good till ``expire_at``; ``display`` > 0 makes it an iceberg
-
-
-#: the op codes the engines run through the general (per command) path
-EXTENDED_OPS = frozenset((6, 7, 8, 9, 10))
 
 
 # ``BatchResult.statuses`` codes 0..7 index STATUS_CODES (from _common); negative codes are errors.

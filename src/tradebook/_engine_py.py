@@ -634,8 +634,13 @@ class MatchingEngine(OrderTypesMixin, MarketDataMixin):
             finally:
                 book._busy = False  # the change is done: subscribers may change the book
             self._publish(book, run)
-            if run.trades and book._trig is not None and book._trig.waiting:
-                run.triggered = self._x_cascade(book, [t._ticks for t in run.trades])
+            run.triggered = self._cascade_after(book, run.trades)
+
+    def _cascade_after(self, book: OrderBook, trades: list[Trade]) -> list[ExecutionReport] | None:
+        """Run the stops ``trades`` trigger (the caller holds the book's lock; its change is done); None if none wait."""
+        if not trades or book._trig is None or not book._trig.waiting:
+            return None
+        return self._x_cascade(book, [t._ticks for t in trades])
 
     # -- primitives for the shared order-type code (``_ordertypes``) ----------------------
 
@@ -664,8 +669,8 @@ class MatchingEngine(OrderTypesMixin, MarketDataMixin):
             finally:
                 book._busy = False
             self._publish(book, run)
-            if order._type not in _STOP_TYPES and run.trades and book._trig is not None and book._trig.waiting:
-                run.triggered = self._x_cascade(book, [t._ticks for t in run.trades])
+            if order._type not in _STOP_TYPES:  # a triggered stop's own trades join the cascade running it
+                run.triggered = self._cascade_after(book, run.trades)
         report = ExecutionReport(order, run.trades, run.cancelled)
         report._triggered = run.triggered
         return report
@@ -808,8 +813,7 @@ class MatchingEngine(OrderTypesMixin, MarketDataMixin):
             finally:
                 book._busy = False  # the change is done: subscribers may change the book
             self._publish(book, run)
-            if run.trades and book._trig is not None and book._trig.waiting:
-                report._triggered = self._x_cascade(book, [t._ticks for t in run.trades])
+            report._triggered = self._cascade_after(book, run.trades)
         return report
 
     def _amend_iceberg(
@@ -876,8 +880,7 @@ class MatchingEngine(OrderTypesMixin, MarketDataMixin):
         report = ExecutionReport(order, run.trades, run.cancelled)
         book._busy = False
         self._publish(book, run)
-        if run.trades and book._trig is not None and book._trig.waiting:
-            report._triggered = self._x_cascade(book, [t._ticks for t in run.trades])
+        report._triggered = self._cascade_after(book, run.trades)
         return report
 
     # -- batches ----------------------------------------------------------------------------
