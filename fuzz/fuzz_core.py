@@ -902,9 +902,9 @@ class Program:
             oid, side, ticks, lots, kw = spec
             return e.submit_raw_typed(val(lane, oid), side, ticks, lots, **kw)
         if op == "advance_time":
-            sym, step = spec
+            _sym, step = spec
             now = e.time + step if isinstance(step, int) and step < INT64_MAX else step
-            return (e.advance_time(now), e.time, e.last_trade_price(sym))
+            return (e.advance_time(now), e.time)  # "queries" reads the last trade price (sym may be unknown)
         if op == "submit_raw":
             oid, side, ticks, lots, kw, owner = spec
             return e.submit_raw(val(lane, oid), side, ticks, lots, owner=val(lane, owner), **kw)
